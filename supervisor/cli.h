@@ -1,0 +1,28 @@
+// Command-line parsing for every baton command, kept pure so it can be tested.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "result.h"
+
+namespace baton {
+
+struct CommandLine {
+  /// "run", "status", "stop", "check", "help" or "version".
+  std::string command;
+  std::string config_file;
+  std::string control_path;
+  std::vector<std::string> listens;
+  /// The app's argv, after "--" (run only).
+  std::vector<std::string> app_command;
+  bool json = false;
+};
+
+/// Parses argv without the program name. Errors are usage errors.
+Result<CommandLine> parse_command_line(const std::vector<std::string>& args);
+
+/// The text of `baton --help`.
+extern const char kUsage[];
+
+}  // namespace baton

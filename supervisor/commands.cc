@@ -1,0 +1,118 @@
+// Client commands: they talk to a running baton over its control socket.
+#include "commands.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "control_server.h"
+#include "duration.h"
+#include "exit_codes.h"
+
+namespace baton {
+namespace {
+
+int report_failure(const Error& e) {
+  std::fprintf(stderr, "baton: %s\n", e.message.c_str());
+  return e.sys_errno != 0 ? kExitSystem : kExitFailed;
+}
+
+std::string ago(const nlohmann::json& ms) {
+  return format_duration(Millis(ms.get<int64_t>()));
+}
+
+/// Finds argv[0] as exec would, for `check`.
+bool command_runnable(const Config& config) {
+  const std::string& cmd = config.command[0];
+  if (cmd.find('/') != std::string::npos) return access(cmd.c_str(), X_OK) == 0;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string candidate = fmt::format("{}/{}", dirs.substr(start, end - start), cmd);
+    struct stat st;
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        access(candidate.c_str(), X_OK) == 0) {
+      return true;
+    }
+    start = end + 1;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string format_status(const nlohmann::json& s) {
+  std::string out =
+      fmt::format("baton {} (pid {}) {}, up {}, control {}\n", s["name"].get<std::string>(),
+                  s["pid"].get<int>(), s["state"].get<std::string>(), ago(s["uptime_ms"]),
+                  s["control"].get<std::string>());
+  out += "sockets:\n";
+  for (const auto& sock : s["sockets"]) {
+    out += fmt::format("  {:<12} {:<28} bound {}\n", sock["name"].get<std::string>(),
+                       sock["url"].get<std::string>(), sock["address"].get<std::string>());
+  }
+  out += fmt::format("generation {} ({} restarts)\n", s["generation"].get<int>(),
+                     s["restarts"].get<int>());
+  if (s["instances"].empty()) out += "  no app process is running\n";
+  for (const auto& i : s["instances"]) {
+    out += fmt::format("  gen {} pid {} {}, up {}", i["generation"].get<int>(), i["pid"].get<int>(),
+                       i["state"].get<std::string>(), ago(i["uptime_ms"]));
+    if (i.contains("ready_after_ms"))
+      out += fmt::format(", ready after {}", ago(i["ready_after_ms"]));
+    if (!i["status"].get<std::string>().empty()) {
+      out += fmt::format(", status \"{}\"", i["status"].get<std::string>());
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+int command_status(const std::string& control_path, bool json) {
+  auto reply = control_request(control_path, {{"command", "status"}}, [](const auto&) {});
+  if (!reply) return report_failure(reply.error());
+  if (!(*reply)["ok"].get<bool>()) {
+    return report_failure(error((*reply).value("error", "status failed")));
+  }
+  const nlohmann::json& status = (*reply)["status"];
+  std::string text = json ? status.dump(2) + "\n" : format_status(status);
+  std::fputs(text.c_str(), stdout);
+  return kExitOk;
+}
+
+int command_stop(const std::string& control_path) {
+  auto reply = control_request(control_path, {{"command", "stop"}}, [](const nlohmann::json& ev) {
+    if (ev.value("event", "") == "stopping") std::puts("baton: stopping (draining the app)");
+    std::fflush(stdout);
+  });
+  if (!reply) return report_failure(reply.error());
+  if (!(*reply)["ok"].get<bool>()) {
+    return report_failure(error((*reply).value("error", "stop failed")));
+  }
+  std::puts("baton: stopped");
+  return kExitOk;
+}
+
+int command_check(const std::string& config_file) {
+  auto config = load_config(config_file);
+  if (!config) {
+    std::fprintf(stderr, "%s\n", config.error().message.c_str());
+    return kExitFailed;
+  }
+  if (!command_runnable(*config)) {
+    std::fprintf(stderr, "%s: command %s is not an executable file (or not found in PATH)\n",
+                 config_file.c_str(), config->command[0].c_str());
+    return kExitFailed;
+  }
+  std::printf("%s: ok (%zu socket%s, command %s)\n", config_file.c_str(), config->sockets.size(),
+              config->sockets.size() == 1 ? "" : "s", config->command[0].c_str());
+  return kExitOk;
+}
+
+}  // namespace baton

@@ -1,0 +1,19 @@
+// The client commands (`status`, `stop`) and `check`: each returns an exit code.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "config.h"
+
+namespace baton {
+
+int command_status(const std::string& control_path, bool json);
+int command_stop(const std::string& control_path);
+int command_check(const std::string& config_file);
+
+/// `baton status` for people: sockets and instances with their states.
+std::string format_status(const nlohmann::json& status);
+
+}  // namespace baton

@@ -1,0 +1,71 @@
+// Config: everything `baton run` needs to supervise one service, read from a
+// TOML file (`baton run -c FILE`) or built from command-line flags. Parsing
+// reports every problem with file:line:column and the key at fault.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "duration.h"
+#include "result.h"
+#include "socket_spec.h"
+
+namespace baton {
+
+/// One service's supervision settings. Paths are absolute or relative to
+/// the directory of the config file (`base_dir`).
+struct Config {
+  /// The config file this came from; empty for a command-line config.
+  std::string file;
+  /// Directory relative paths are resolved against.
+  std::string base_dir;
+  /// Service name, used in logs and the default control socket path.
+  std::string name = "baton";
+  /// The control socket path (unix stream, owner-only).
+  std::string control_path;
+  /// The app's argv. argv[0] is looked up in PATH when it has no '/'.
+  std::vector<std::string> command;
+  /// Extra environment for the app, in file order.
+  std::vector<std::pair<std::string, std::string>> environment;
+  /// The app's working directory; empty means baton's own.
+  std::string working_directory;
+  /// Listening sockets, in the order the app receives them (fd 3, 4, ...).
+  std::vector<SocketSpec> sockets;
+
+  /// Signal that asks an instance to drain (finish in-flight work and exit).
+  int drain_signal = 15;  // SIGTERM
+  /// How long a draining instance may take before its process group is SIGKILLed.
+  Millis drain_timeout{30'000};
+  /// How long a starting instance may take to send READY=1.
+  Millis ready_timeout{60'000};
+  /// First delay before restarting an app that exited on its own; doubles
+  /// on each consecutive failure up to restart_delay_max.
+  Millis restart_delay{100};
+  Millis restart_delay_max{10'000};
+};
+
+/// Reads and validates a TOML config file.
+Result<Config> load_config(const std::string& path);
+
+/// Parses and validates TOML text; `path` names it in messages and sets base_dir.
+Result<Config> parse_config(std::string_view text, const std::string& path);
+
+/// Reads only the control socket path from a config file, for client
+/// commands; it does not validate the rest.
+Result<std::string> read_control_path(const std::string& path);
+
+/// Builds a config from `--listen NAME=URL` flags and a command line.
+Result<Config> config_from_flags(const std::vector<std::string>& listens,
+                                 const std::string& control_path, std::vector<std::string> command);
+
+/// The control socket path used when none is configured:
+/// $XDG_RUNTIME_DIR/baton/NAME.sock for non-root users, /run/baton/NAME.sock for root.
+std::string default_control_path(const std::string& name);
+
+/// Parses "SIGTERM", "TERM" or "15".
+Result<int> parse_signal(std::string_view text);
+/// "SIGTERM" for 15.
+std::string signal_name(int sig);
+
+}  // namespace baton

@@ -1,0 +1,187 @@
+// The `baton run` process: one libuv loop holding the listening sockets, the
+// notify and control servers, signal handlers and the supervisor.
+#include "daemon.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <random>
+
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "control_server.h"
+#include "exit_codes.h"
+#include "notify_server.h"
+#include "supervisor.h"
+
+namespace baton {
+namespace {
+
+/// Everything one `baton run` owns, closed in order when the supervisor stops.
+class Daemon {
+ public:
+  Daemon(uv_loop_t* loop, std::shared_ptr<const Config> config, std::vector<ListenSocket> sockets)
+      : loop_(loop), config_(std::move(config)), sockets_(std::move(sockets)) {}
+
+  Status start();
+  void shutdown();
+
+ private:
+  void handle_control(const nlohmann::json& request, std::shared_ptr<ControlReply> reply);
+  void watch_signal(uv_signal_t& handle, int signum);
+  void on_signal(int signum);
+  void on_stopped();
+
+  uv_loop_t* loop_;
+  std::shared_ptr<const Config> config_;
+  std::vector<ListenSocket> sockets_;
+  ManagerNotifier manager_;
+  std::unique_ptr<NotifyServer> notify_;
+  std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<Supervisor> supervisor_;
+  uv_signal_t sigterm_{}, sigint_{}, sighup_{};
+  std::vector<std::shared_ptr<ControlReply>> stop_replies_;
+};
+
+std::string notify_socket_name() {
+  std::random_device rd;
+  return fmt::format("baton/{}/{:08x}/notify", getpid(), rd());
+}
+
+Status Daemon::start() {
+  auto notify = NotifyServer::open(loop_, notify_socket_name(), [this](pid_t pid, const auto& m) {
+    if (supervisor_) supervisor_->handle_notify(pid, m);
+  });
+  if (!notify) return notify.error();
+  notify_ = std::move(*notify);
+  auto control =
+      ControlServer::open(loop_, config_->control_path,
+                          [this](const nlohmann::json& req, std::shared_ptr<ControlReply> reply) {
+                            handle_control(req, std::move(reply));
+                          });
+  if (!control) {
+    notify_->close();
+    return control.error();
+  }
+  control_ = std::move(*control);
+  supervisor_ =
+      std::make_unique<Supervisor>(loop_, config_, sockets_, notify_->socket_env(), manager_);
+  watch_signal(sigterm_, SIGTERM);
+  watch_signal(sigint_, SIGINT);
+  watch_signal(sighup_, SIGHUP);
+  for (const ListenSocket& s : sockets_) {
+    spdlog::info("socket {}: {} bound to {}", s.spec().name, s.spec().url, s.bound_address());
+  }
+  spdlog::info("control socket: {}", config_->control_path);
+  supervisor_->start();
+  return {};
+}
+
+void Daemon::watch_signal(uv_signal_t& handle, int signum) {
+  uv_signal_init(loop_, &handle);
+  handle.data = this;
+  uv_signal_start(
+      &handle,
+      [](uv_signal_t* h, int sig) noexcept { static_cast<Daemon*>(h->data)->on_signal(sig); },
+      signum);
+}
+
+void Daemon::on_signal(int signum) {
+  if (signum == SIGHUP) {
+    spdlog::warn("SIGHUP: reload is not available in this version; ignoring");
+    return;
+  }
+  spdlog::info("{}: stopping", signal_name(signum));
+  supervisor_->stop([this] { on_stopped(); });
+}
+
+void Daemon::handle_control(const nlohmann::json& request, std::shared_ptr<ControlReply> reply) {
+  std::string command = request.value("command", "");
+  if (command == "status") {
+    reply->finish({{"ok", true}, {"status", supervisor_->status()}});
+  } else if (command == "stop") {
+    spdlog::info("stop requested on the control socket");
+    reply->event({{"event", "stopping"}});
+    stop_replies_.push_back(std::move(reply));
+    supervisor_->stop([this] { on_stopped(); });
+  } else {
+    reply->finish({{"ok", false}, {"error", fmt::format("unknown command \"{}\"", command)}});
+  }
+}
+
+void Daemon::on_stopped() {
+  for (auto& reply : stop_replies_) reply->finish({{"ok", true}, {"event", "stopped"}});
+  stop_replies_.clear();
+  shutdown();
+}
+
+void Daemon::shutdown() {
+  if (control_) {
+    control_->close();
+    control_->close_connections();
+  }
+  if (notify_) notify_->close();
+  for (uv_signal_t* h : {&sigterm_, &sigint_, &sighup_}) {
+    if (uv_is_active(reinterpret_cast<uv_handle_t*>(h))) {
+      uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
+    }
+  }
+  for (const ListenSocket& s : sockets_) s.unlink_path();
+}
+
+Result<std::vector<ListenSocket>> bind_all(const Config& config) {
+  std::vector<ListenSocket> sockets;
+  for (const SocketSpec& spec : config.sockets) {
+    if (spec.reuseport) {
+      spdlog::warn(
+          "socket {}: reuseport is on: each socket copy gets its own accept queue, and "
+          "connections queued on an exiting copy are reset",
+          spec.name);
+    }
+    auto sock = ListenSocket::bind(spec);
+    if (!sock) {
+      for (const ListenSocket& s : sockets) s.unlink_path();
+      return sock.error();
+    }
+    sockets.push_back(std::move(*sock));
+  }
+  return sockets;
+}
+
+}  // namespace
+
+void setup_logging() {
+  auto logger = spdlog::stderr_color_mt("baton");
+  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e baton[%P] %^%l%$: %v");
+  spdlog::set_default_logger(logger);
+  spdlog::flush_on(spdlog::level::trace);
+}
+
+int run_daemon(const Config& config) {
+  signal(SIGPIPE, SIG_IGN);
+  auto sockets = bind_all(config);
+  if (!sockets) {
+    spdlog::critical("{}", sockets.error().message);
+    return kExitSystem;
+  }
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int code = kExitOk;
+  {
+    Daemon daemon(&loop, std::make_shared<const Config>(config), std::move(*sockets));
+    if (Status s = daemon.start(); !s) {
+      spdlog::critical("{}", s.error().message);
+      daemon.shutdown();
+      code = kExitSystem;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+  if (uv_loop_close(&loop) != 0) {
+    spdlog::error("internal: handles left open at exit");
+  }
+  return code;
+}
+
+}  // namespace baton

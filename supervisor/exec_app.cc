@@ -1,0 +1,29 @@
+// The exec trampoline between uv_spawn and the app.
+#include "exec_app.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace baton {
+
+int exec_app(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "baton: __exec is internal: it needs a command\n");
+    return 100;
+  }
+  if (std::getenv("LISTEN_FDS")) {
+    char pid[32];
+    std::snprintf(pid, sizeof pid, "%d", static_cast<int>(getpid()));
+    setenv("LISTEN_PID", pid, 1);
+  }
+  execvp(argv[2], argv + 2);
+  int err = errno;
+  std::fprintf(stderr, "baton: cannot execute %s: %s\n", argv[2], std::strerror(err));
+  return 127;
+}
+
+}  // namespace baton

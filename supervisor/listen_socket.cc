@@ -1,0 +1,176 @@
+// Binding listening sockets: TCP v4/v6, UDP and unix stream (path or abstract).
+#include "listen_socket.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace baton {
+namespace {
+
+/// A socket address of any family we bind.
+struct SockAddr {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  sockaddr* get() { return reinterpret_cast<sockaddr*>(&storage); }
+};
+
+SockAddr inet_address(const SocketSpec& spec) {
+  SockAddr a;
+  if (spec.family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(spec.port);
+    inet_pton(AF_INET6, spec.host.c_str(), &in6->sin6_addr);
+    a.length = sizeof(sockaddr_in6);
+  } else {
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&a.storage);
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(spec.port);
+    inet_pton(AF_INET, spec.host.c_str(), &in4->sin_addr);
+    a.length = sizeof(sockaddr_in);
+  }
+  return a;
+}
+
+SockAddr unix_address(const SocketSpec& spec) {
+  SockAddr a;
+  auto* un = reinterpret_cast<sockaddr_un*>(&a.storage);
+  un->sun_family = AF_UNIX;
+  // Abstract names start with a NUL byte and are not NUL-terminated.
+  size_t offset = spec.abstract ? 1 : 0;
+  std::memcpy(un->sun_path + offset, spec.path.data(), spec.path.size());
+  a.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + offset + spec.path.size() +
+                                    (spec.abstract ? 0 : 1));
+  return a;
+}
+
+std::string describe_bound(int fd, const SocketSpec& spec) {
+  if (spec.kind == SocketKind::kUnix) return spec.address();
+  SockAddr a;
+  a.length = sizeof a.storage;
+  if (getsockname(fd, a.get(), &a.length) != 0) return spec.address();
+  char host[INET6_ADDRSTRLEN] = {};
+  if (a.storage.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+    return fmt::format("[{}]:{}", host, ntohs(in6->sin6_port));
+  }
+  auto* in4 = reinterpret_cast<sockaddr_in*>(&a.storage);
+  inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
+  return fmt::format("{}:{}", host, ntohs(in4->sin_port));
+}
+
+Status set_option(int fd, int level, int name, int value, const SocketSpec& spec,
+                  std::string_view what) {
+  if (setsockopt(fd, level, name, &value, sizeof value) == 0) return {};
+  return sys_error(fmt::format("{}: cannot set {} on {}", spec.name, what, spec.address()));
+}
+
+Status set_inet_options(int fd, const SocketSpec& spec) {
+  if (spec.kind == SocketKind::kTcp) {
+    // Lets baton rebind right after a previous run left TIME_WAIT entries.
+    if (auto s = set_option(fd, SOL_SOCKET, SO_REUSEADDR, 1, spec, "SO_REUSEADDR"); !s) return s;
+  }
+  if (spec.family == AF_INET6) {
+    if (auto s = set_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, spec.v6only, spec, "IPV6_V6ONLY"); !s) {
+      return s;
+    }
+  }
+  if (spec.reuseport) return set_option(fd, SOL_SOCKET, SO_REUSEPORT, 1, spec, "SO_REUSEPORT");
+  return {};
+}
+
+/// Makes room for a unix socket file: a stale socket (nobody accepting) is
+/// removed; a live socket or any other kind of file is left alone and refused.
+Status clear_stale_unix_path(const SocketSpec& spec) {
+  struct stat st;
+  if (lstat(spec.path.c_str(), &st) != 0) return {};
+  if (!S_ISSOCK(st.st_mode)) {
+    return error(fmt::format("{}: cannot bind {}: the path exists and is not a socket", spec.name,
+                             spec.path));
+  }
+  UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  SockAddr a = unix_address(spec);
+  if (probe.valid() && connect(probe.get(), a.get(), a.length) == 0) {
+    return error(fmt::format("{}: cannot bind {}: another process is listening on it", spec.name,
+                             spec.path));
+  }
+  if (errno != ECONNREFUSED) return {};  // let bind() report what is wrong
+  if (unlink(spec.path.c_str()) != 0 && errno != ENOENT) {
+    return sys_error(fmt::format("{}: cannot remove stale socket {}", spec.name, spec.path));
+  }
+  return {};
+}
+
+/// Binds a unix path socket. With a configured mode, the file never has wider
+/// permissions than asked for: bind under a umask that denies everything but
+/// the owner, then chmod. (umask is process-wide; baton binds before it
+/// starts any thread.) Without one, the file gets baton's umask.
+Status bind_unix_path(int fd, const SocketSpec& spec) {
+  if (auto s = clear_stale_unix_path(spec); !s) return s;
+  SockAddr a = unix_address(spec);
+  mode_t old_mask = spec.mode ? umask(0077) : 0;
+  int rc = ::bind(fd, a.get(), a.length);
+  int err = errno;
+  if (spec.mode) umask(old_mask);
+  if (rc != 0) return sys_error(fmt::format("{}: cannot bind {}", spec.name, spec.path), err);
+  if (spec.mode && chmod(spec.path.c_str(), *spec.mode) != 0) {
+    return sys_error(fmt::format("{}: cannot chmod {} to {:o}", spec.name, spec.path, *spec.mode));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<ListenSocket> ListenSocket::bind(const SocketSpec& spec) {
+  int family = spec.kind == SocketKind::kUnix ? AF_UNIX : spec.family;
+  int type = spec.kind == SocketKind::kUdp ? SOCK_DGRAM : SOCK_STREAM;
+  UniqueFd fd(socket(family, type | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return sys_error(fmt::format("{}: cannot create socket", spec.name));
+
+  ListenSocket sock;
+  if (spec.kind == SocketKind::kUnix && !spec.abstract) {
+    if (auto s = bind_unix_path(fd.get(), spec); !s) return s.error();
+    struct stat st;
+    if (stat(spec.path.c_str(), &st) == 0) {
+      sock.inode_ = st.st_ino;
+      sock.device_ = st.st_dev;
+    }
+  } else {
+    if (spec.kind != SocketKind::kUnix) {
+      if (auto s = set_inet_options(fd.get(), spec); !s) return s.error();
+    }
+    SockAddr a = spec.kind == SocketKind::kUnix ? unix_address(spec) : inet_address(spec);
+    if (::bind(fd.get(), a.get(), a.length) != 0) {
+      return sys_error(fmt::format("{}: cannot bind {}", spec.name, spec.address()));
+    }
+  }
+  // The kernel clamps the backlog to net.core.somaxconn, so INT_MAX asks for
+  // the system maximum.
+  if (type == SOCK_STREAM && listen(fd.get(), spec.backlog.value_or(INT_MAX)) != 0) {
+    return sys_error(fmt::format("{}: cannot listen on {}", spec.name, spec.address()));
+  }
+  sock.spec_ = spec;
+  sock.bound_address_ = describe_bound(fd.get(), spec);
+  sock.fd_ = std::move(fd);
+  return sock;
+}
+
+void ListenSocket::unlink_path() const {
+  if (spec_.kind != SocketKind::kUnix || spec_.abstract || inode_ == 0) return;
+  struct stat st;
+  if (stat(spec_.path.c_str(), &st) == 0 && st.st_ino == inode_ && st.st_dev == device_) {
+    unlink(spec_.path.c_str());
+  }
+}
+
+}  // namespace baton

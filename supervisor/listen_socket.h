@@ -1,0 +1,42 @@
+// ListenSocket: one kernel listening socket that baton binds once and keeps
+// open for as long as it runs, so its accept queue outlives every app process.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "result.h"
+#include "socket_spec.h"
+#include "unique_fd.h"
+
+namespace baton {
+
+/// A bound (and, for stream sockets, listening) socket. The fd is CLOEXEC;
+/// children receive it only through the spawn stdio table. Its file status
+/// flags are never changed after binding: they are shared with every app.
+class ListenSocket {
+ public:
+  /// Binds `spec`. Errors name the socket and address:
+  /// "http: cannot bind 0.0.0.0:80: Permission denied".
+  static Result<ListenSocket> bind(const SocketSpec& spec);
+
+  const SocketSpec& spec() const { return spec_; }
+  int fd() const { return fd_.get(); }
+  /// The address actually bound (differs from the spec for port 0).
+  const std::string& bound_address() const { return bound_address_; }
+
+  /// Removes the socket file of a unix path socket, if it is still ours
+  /// (same inode as when bound). Used when baton stops.
+  void unlink_path() const;
+
+ private:
+  SocketSpec spec_;
+  UniqueFd fd_;
+  std::string bound_address_;
+  /// Inode of the unix socket file we created; 0 for other kinds.
+  ino_t inode_ = 0;
+  dev_t device_ = 0;
+};
+
+}  // namespace baton
