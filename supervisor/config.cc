@@ -49,16 +49,28 @@ class Problems {
   explicit Problems(std::string file) : file_(std::move(file)) {}
 
   void add(const toml::source_region& where, std::string_view message) {
-    lines_.push_back(
-        fmt::format("{}:{}:{}: {}", file_, where.begin.line, where.begin.column, message));
+    lines_.push_back({where.begin, fmt::format("{}:{}:{}: {}", file_, where.begin.line,
+                                               where.begin.column, message)});
   }
-  void add(std::string_view message) { lines_.push_back(fmt::format("{}: {}", file_, message)); }
+  /// A problem of the whole file, reported after the positioned ones.
+  void add(std::string_view message) {
+    lines_.push_back({kWholeFile, fmt::format("{}: {}", file_, message)});
+  }
   bool empty() const { return lines_.empty(); }
-  Error error() const { return baton::error(fmt::format("{}", fmt::join(lines_, "\n"))); }
+  /// Every problem, one per line, in the order they stand in the file.
+  Error error() const {
+    auto sorted = lines_;
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto& x, const auto& y) { return x.first < y.first; });
+    std::vector<std::string> text;
+    for (const auto& line : sorted) text.push_back(line.second);
+    return baton::error(fmt::format("{}", fmt::join(text, "\n")));
+  }
 
  private:
+  static constexpr toml::source_position kWholeFile{~0u, ~0u};
   std::string file_;
-  std::vector<std::string> lines_;
+  std::vector<std::pair<toml::source_position, std::string>> lines_;
 };
 
 template <size_t N>
@@ -106,6 +118,9 @@ void read_command(const toml::table& table, Config& config, Problems& problems) 
     return problems.add("missing 'command' (the app to run, e.g. [\"./app\", \"--flag\"])");
   const toml::array* array = node->as_array();
   if (!array) return problems.add(node->source(), "'command' must be an array of strings");
+  if (array->empty()) {
+    return problems.add(node->source(), "'command' is empty: give the program and its arguments");
+  }
   for (const toml::node& arg : *array) {
     auto s = arg.value<std::string>();
     if (!s) return problems.add(arg.source(), "'command' must be an array of strings");
@@ -118,13 +133,19 @@ void read_environment(const toml::table& table, Config& config, Problems& proble
   if (!node) return;
   const toml::table* env = node->as_table();
   if (!env) return problems.add(node->source(), "'environment' must be a table of strings");
-  for (auto&& [key, value] : *env) {
-    auto s = value.value<std::string>();
+  // toml::table keeps keys sorted; the app gets them in the order written.
+  std::vector<std::pair<const toml::key*, const toml::node*>> entries;
+  for (auto&& [key, value] : *env) entries.emplace_back(&key, &value);
+  std::sort(entries.begin(), entries.end(), [](const auto& x, const auto& y) {
+    return x.first->source().begin < y.first->source().begin;
+  });
+  for (auto [key, value] : entries) {
+    auto s = value->value<std::string>();
     if (!s) {
-      problems.add(value.source(), fmt::format("environment '{}' must be a string", key.str()));
+      problems.add(value->source(), fmt::format("environment '{}' must be a string", key->str()));
       continue;
     }
-    config.environment.emplace_back(std::string(key.str()), *s);
+    config.environment.emplace_back(std::string(key->str()), *s);
   }
 }
 
@@ -224,9 +245,11 @@ void read_settings(const toml::table& table, Config& config, Problems& problems)
 
 /// Checks that hold whatever the config came from.
 void validate(Config& config, Problems& problems) {
-  if (config.command.empty() || config.command[0].empty()) {
-    if (!config.file.empty() && config.command.empty()) return;  // already reported
-    problems.add("the command is empty");
+  if (config.command.empty()) {
+    // A config file reports this where it reads 'command'.
+    if (config.file.empty()) problems.add("the command is empty");
+  } else if (config.command[0].empty()) {
+    problems.add("the command's program name is empty");
   } else if (config.command[0].find('/') != std::string::npos) {
     config.command[0] = resolve(config.base_dir, config.command[0]);
   }

@@ -2,6 +2,7 @@
 // notify and control servers, signal handlers and the supervisor.
 #include "daemon.h"
 
+#include <linux/close_range.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -161,6 +162,9 @@ void setup_logging() {
 
 int run_daemon(const Config& config) {
   signal(SIGPIPE, SIG_IGN);
+  // Fds baton inherited (from a shell, a test runner) must not reach the
+  // app: only fds 0-2 and the listed sockets cross uv_spawn's exec.
+  close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
   auto sockets = bind_all(config);
   if (!sockets) {
     spdlog::critical("{}", sockets.error().message);

@@ -1,1 +1,385 @@
+// End-to-end tests of `baton run`, `status`, `stop` and `check`: the real
+// binary, real sockets on loopback, exact outcomes.
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "harness.h"
+
+using namespace e2e;
+
+namespace {
+
+/// A config running `command` on `sockets` (TOML [[socket]] bodies), with
+/// the control socket in the test's directory.
+std::string write_config(const TempDir& dir, const std::string& command,
+                         const std::vector<std::pair<std::string, std::string>>& sockets,
+                         const std::string& extra = "") {
+  std::string text =
+      fmt::format("command = [{}]\ncontrol = \"control.sock\"\n{}\n", command, extra);
+  for (const auto& [name, url] : sockets) {
+    text += fmt::format("[[socket]]\nname = \"{}\"\nlisten = \"{}\"\n", name, url);
+  }
+  return dir.write("baton.toml", text);
+}
+
+std::string hello_command() {
+  return fmt::format("\"{}\"", hello_bin());
+}
+
+std::map<std::string, std::string> read_report(const std::string& path) {
+  std::map<std::string, std::string> report;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t eq = line.find('=');
+    if (eq != std::string::npos) report[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return report;
+}
+
+std::string fd_target(pid_t pid, int fd) {
+  std::error_code ec;
+  return std::filesystem::read_symlink(fmt::format("/proc/{}/fd/{}", pid, fd), ec).string();
+}
+
+std::set<int> fds_of(pid_t pid) {
+  std::set<int> fds;
+  for (const auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", pid))) {
+    fds.insert(std::stoi(e.path().filename().string()));
+  }
+  return fds;
+}
+
+std::string address_of(const nlohmann::json& status, const std::string& name) {
+  for (const auto& s : status["sockets"]) {
+    if (s["name"] == name) return s["address"].get<std::string>();
+  }
+  return "";
+}
+
+std::string hello_body(pid_t pid, const std::string& version = "1") {
+  return fmt::format("hello from pid {} version {}\n", pid, version);
+}
+
+}  // namespace
+
+TEST_CASE("the app receives exactly the configured sockets as fds 3.. with LISTEN_* set") {
+  TempDir dir;
+  std::string report = dir.file("report");
+  std::string config = write_config(dir, fmt::format("\"{}\", \"first arg\"", probe_bin()),
+                                    {{"v4", "tcp://127.0.0.1:0"},
+                                     {"v6", "tcp://[::1]:0"},
+                                     {"path", "unix:app.sock"},
+                                     {"abstract", fmt::format("unix:@baton-e2e-{}", getpid())},
+                                     {"dgram", "udp://127.0.0.1:0"}},
+                                    fmt::format("[environment]\nPROBE_OUT = \"{}\"\n", report));
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  pid_t app = baton.instance_pid("ready");
+  REQUIRE(app > 0);
+
+  auto r = read_report(report);
+  CHECK(r["pid"] == std::to_string(app));
+  CHECK(r["fds"] == "0,1,2,3,4,5,6,7");
+  CHECK(r["LISTEN_FDS"] == "5");
+  CHECK(r["LISTEN_PID"] == std::to_string(app));
+  CHECK(r["LISTEN_FDNAMES"] == "v4:v6:path:abstract:dgram");
+  CHECK(r["NOTIFY_SOCKET"].starts_with("@baton/"));
+  CHECK(r["arg"] == "first arg");
+
+  // Seen from outside: stdin is /dev/null, stdout and stderr are baton's
+  // output channels (libuv makes them socketpairs), and fds 3..7 are the very
+  // sockets baton holds (same inodes), nothing else. The test runner may
+  // itself have inherited stray fds: baton must not pass them on.
+  CHECK(fds_of(app) == std::set<int>{0, 1, 2, 3, 4, 5, 6, 7});
+  CHECK(fd_target(app, 0) == "/dev/null");
+  CHECK(fd_target(app, 1).starts_with("socket:"));
+  CHECK(fd_target(app, 2).starts_with("socket:"));
+  std::set<std::string> baton_fds;
+  for (int fd : fds_of(baton.pid())) baton_fds.insert(fd_target(baton.pid(), fd));
+  for (int fd = 3; fd <= 7; ++fd) {
+    INFO("fd ", fd);
+    CHECK(fd_target(app, fd).starts_with("socket:"));
+    CHECK(baton_fds.count(fd_target(app, fd)) == 1);
+  }
+}
+
+TEST_CASE("a request through each socket kind is answered: tcp v4, tcp v6, unix, udp") {
+  TempDir dir;
+  std::string config = write_config(dir, hello_command(),
+                                    {{"v4", "tcp://127.0.0.1:0"},
+                                     {"v6", "tcp://[::1]:0"},
+                                     {"unix", "unix:hello.sock"},
+                                     {"udp", "udp://127.0.0.1:0"}},
+                                    "[environment]\nHELLO_VERSION = \"e2e\"\n");
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  auto status = baton.status();
+  pid_t app = baton.instance_pid("ready");
+
+  for (const char* name : {"v4", "v6", "unix"}) {
+    INFO("socket ", name, " at ", address_of(status, name));
+    Response r = http_get(address_of(status, name));
+    CHECK(r.error == "");
+    CHECK(r.status == 200);
+    CHECK(r.body == hello_body(app, "e2e"));
+  }
+  CHECK(address_of(status, "unix") == dir.file("hello.sock"));
+  Response udp = udp_request(address_of(status, "udp"), "ping");
+  CHECK(udp.error == "");
+  CHECK(udp.body == hello_body(app, "e2e"));
+
+  // The app's output is logged with its generation and pid.
+  CHECK(baton.log().find(fmt::format("[gen 1 pid {}] hello: version e2e pid {} ready", app, app)) !=
+        std::string::npos);
+}
+
+TEST_CASE("a crashed app is restarted and a client that connected during the gap is served") {
+  TempDir dir;
+  std::string config = write_config(dir, hello_command(), {{"http", "tcp://127.0.0.1:0"}},
+                                    "restart_delay = \"500ms\"");
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  std::string address = address_of(baton.status(), "http");
+  pid_t first = baton.instance_pid("ready");
+  REQUIRE(first > 0);
+
+  REQUIRE(kill(first, SIGKILL) == 0);
+  REQUIRE(baton.wait_status("generation 1 restarting"));
+  int fd = connect_stream(address);
+  REQUIRE(fd >= 0);
+  // Connected while no app process ran: baton had not yet started the next one.
+  CHECK_FALSE(baton.notify().next(0ms).has_value());
+
+  Response r = http_get_on(fd);
+  CHECK(r.error == "");
+  pid_t second = baton.instance_pid("ready");
+  CHECK(second != first);
+  CHECK(r.body == hello_body(second));
+  CHECK(baton.status()["restarts"] == 1);
+  CHECK(baton.log().find(fmt::format("pid {} was killed by SIGKILL while ready", first)) !=
+        std::string::npos);
+}
+
+TEST_CASE("baton stop drains the app and leaves no process and no socket file behind") {
+  TempDir dir;
+  std::string config = write_config(dir, hello_command(),
+                                    {{"http", "tcp://127.0.0.1:0"}, {"unix", "unix:app.sock"}});
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  pid_t app = baton.instance_pid("ready");
+  REQUIRE(path_exists(dir.file("app.sock")));
+  REQUIRE(path_exists(dir.file("control.sock")));
+
+  CommandResult stop = run_command({baton_bin(), "stop", "-c", config});
+  CHECK(stop.exit_code == 0);
+  CHECK(stop.out == "baton: stopping (draining the app)\nbaton: stopped\n");
+  CHECK(baton.wait_exit() == 0);
+  CHECK_FALSE(process_exists(app));
+  CHECK_FALSE(path_exists(dir.file("app.sock")));
+  CHECK_FALSE(path_exists(dir.file("control.sock")));
+  CHECK(baton.log().find(fmt::format("pid {} exited with status 0 after draining", app)) !=
+        std::string::npos);
+}
+
+TEST_CASE("SIGTERM and SIGINT stop baton the same way, with exit status 0") {
+  for (int sig : {SIGTERM, SIGINT}) {
+    CAPTURE(sig);
+    TempDir dir;
+    std::string config = write_config(dir, hello_command(), {{"unix", "unix:app.sock"}});
+    Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+    REQUIRE(baton.wait_ready());
+    pid_t app = baton.instance_pid("ready");
+    kill(baton.pid(), sig);
+    CHECK(baton.wait_exit() == 0);
+    CHECK_FALSE(process_exists(app));
+    CHECK_FALSE(path_exists(dir.file("app.sock")));
+    CHECK_FALSE(path_exists(dir.file("control.sock")));
+  }
+}
+
+TEST_CASE("an app that ignores the drain signal is killed after drain_timeout") {
+  TempDir dir;
+  std::string config =
+      write_config(dir, hello_command(), {{"http", "tcp://127.0.0.1:0"}},
+                   "drain_timeout = \"300ms\"\n[environment]\nHELLO_IGNORE_SIGTERM = \"1\"\n");
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  pid_t app = baton.instance_pid("ready");
+  REQUIRE(app > 0);
+  kill(baton.pid(), SIGTERM);
+  CHECK(baton.wait_exit() == 0);
+  CHECK_FALSE(process_exists(app));
+  std::string log = baton.log();
+  CHECK(log.find(fmt::format("pid {} still running after drain_timeout (300ms); killing it",
+                             app)) != std::string::npos);
+  CHECK(log.find(fmt::format("pid {} was killed by SIGKILL after draining", app)) !=
+        std::string::npos);
+}
+
+TEST_CASE("READY=1 counts only from the app's main pid, as told by SCM_CREDENTIALS") {
+  TempDir dir;
+  std::string config =
+      write_config(dir, fmt::format("\"{}\"", probe_bin()), {{"http", "tcp://127.0.0.1:0"}},
+                   "[environment]\nPROBE_CHILD_READY = \"1\"\n");
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_status("starting"));
+  pid_t app = baton.instance_pid("starting");
+  REQUIRE(app > 0);
+  // The child's READY=1 was sent (and processed) before the parent's STATUS.
+  REQUIRE(eventually([&] { return baton.status()["instances"][0]["status"] == "child done"; }));
+  CHECK(baton.status()["instances"][0]["state"] == "starting");
+
+  kill(app, SIGUSR1);
+  REQUIRE(baton.wait_ready());
+  CHECK(baton.instance_pid("ready") == app);
+}
+
+TEST_CASE("fds attached to notify datagrams are closed (sd_notify_barrier returns)") {
+  TempDir dir;
+  std::string config =
+      write_config(dir, fmt::format("\"{}\"", probe_bin()), {{"http", "tcp://127.0.0.1:0"}},
+                   "[environment]\nPROBE_BARRIER = \"1\"\n");
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  CHECK(baton.log().find("barrier failed") == std::string::npos);
+  CHECK(baton.status()["restarts"] == 0);
+}
+
+TEST_CASE("an app that never sends READY=1 is killed after ready_timeout and restarted") {
+  TempDir dir;
+  std::string config = write_config(dir, hello_command(), {{"http", "tcp://127.0.0.1:0"}},
+                                    "ready_timeout = \"200ms\"\nrestart_delay = \"5s\"\n"
+                                    "[environment]\nHELLO_HANG = \"1\"\n");
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_status("starting"));
+  pid_t app = baton.instance_pid("starting");
+  REQUIRE(baton.wait_status("generation 1 restarting"));
+  CHECK_FALSE(process_exists(app));
+  CHECK(baton.log().find(fmt::format("pid {} sent no READY=1 within ready_timeout (200ms)", app)) !=
+        std::string::npos);
+}
+
+TEST_CASE("run from flags: --listen and --control with the command after --") {
+  TempDir dir;
+  std::string control = dir.file("ctl.sock");
+  Baton baton(dir, {"--listen", "web=tcp://127.0.0.1:0", "--control", control, "--", hello_bin()},
+              control);
+  REQUIRE(baton.wait_ready());
+  auto status = baton.status();
+  CHECK(status["sockets"][0]["name"] == "web");
+  CHECK(status["sockets"][0]["url"] == "tcp://127.0.0.1:0");
+  Response r = http_get(address_of(status, "web"));
+  CHECK(r.body == hello_body(baton.instance_pid("ready")));
+}
+
+TEST_CASE("the control socket is owner-only and a second baton on it is refused") {
+  TempDir dir;
+  std::string config = write_config(dir, hello_command(), {{"http", "tcp://127.0.0.1:0"}});
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  CHECK((std::filesystem::status(dir.file("control.sock")).permissions() &
+         std::filesystem::perms::all) == std::filesystem::perms::owner_all);
+  CommandResult second = run_command({baton_bin(), "run", "-c", config});
+  CHECK(second.exit_code == 111);
+  CHECK(second.err.find(fmt::format("another baton is already running with control socket {}",
+                                    dir.file("control.sock"))) != std::string::npos);
+}
+
+TEST_CASE("bind errors name the socket and the address, and exit 111") {
+  int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  REQUIRE(bind(busy, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  REQUIRE(listen(busy, 1) == 0);
+  getsockname(busy, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  TempDir dir;
+  CommandResult r =
+      run_command({baton_bin(), "run", "--listen", fmt::format("http=tcp://127.0.0.1:{}", port),
+                   "--control", dir.file("c.sock"), "--", hello_bin()});
+  close(busy);
+  CHECK(r.exit_code == 111);
+  CHECK(r.err.find(fmt::format("http: cannot bind 127.0.0.1:{}: Address already in use", port)) !=
+        std::string::npos);
+  CHECK_FALSE(path_exists(dir.file("c.sock")));
+}
+
+TEST_CASE("unix socket files: a stale one is replaced, anything else is refused") {
+  TempDir dir;
+  // A socket file nobody listens on, as a crashed process leaves it.
+  int stale = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  std::string path = dir.file("app.sock");
+  std::memcpy(un.sun_path, path.c_str(), path.size() + 1);
+  REQUIRE(bind(stale, reinterpret_cast<sockaddr*>(&un), sizeof un) == 0);
+  close(stale);
+  {
+    std::string config = write_config(dir, hello_command(), {{"unix", "unix:app.sock"}});
+    Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+    REQUIRE(baton.wait_ready());
+    CHECK(http_get(path).body == hello_body(baton.instance_pid("ready")));
+  }
+  dir.write("plain", "not a socket");
+  CommandResult r = run_command({baton_bin(), "run", "--listen", "u=unix:" + dir.file("plain"),
+                                 "--control", dir.file("c2.sock"), "--", hello_bin()});
+  CHECK(r.exit_code == 111);
+  CHECK(r.err.find(fmt::format("u: cannot bind {}: the path exists and is not a socket",
+                               dir.file("plain"))) != std::string::npos);
+}
+
+TEST_CASE("check validates a config with file:line:column messages") {
+  TempDir dir;
+  std::string good = write_config(dir, hello_command(), {{"http", "tcp://127.0.0.1:0"}});
+  CommandResult ok = run_command({baton_bin(), "check", "-c", good});
+  CHECK(ok.exit_code == 0);
+  CHECK(ok.out == fmt::format("{}: ok (1 socket, command {})\n", good, hello_bin()));
+
+  std::string bad = dir.write("bad.toml", fmt::format("command = [\"{}\"]\ndrain_timout = \"1s\"\n"
+                                                      "[[socket]]\nname = \"http\"\n"
+                                                      "listen = \"tcp://localhost:80\"\n",
+                                                      hello_bin()));
+  CommandResult r = run_command({baton_bin(), "check", "-c", bad});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find(fmt::format("{}:2:1: unknown key 'drain_timout' in the top level (did you mean "
+                               "'drain_timeout'?)",
+                               bad)) != std::string::npos);
+  CHECK(r.err.find(fmt::format("{}:5:10: invalid socket URL \"tcp://localhost:80\"", bad)) !=
+        std::string::npos);
+
+  std::string missing = dir.write("missing.toml",
+                                  "command = [\"/nonexistent/app\"]\n"
+                                  "[[socket]]\nname = \"a\"\nlisten = \"udp://127.0.0.1:0\"\n");
+  CommandResult m = run_command({baton_bin(), "check", "-c", missing});
+  CHECK(m.exit_code == 1);
+  CHECK(m.err.find("command /nonexistent/app is not an executable file") != std::string::npos);
+
+  CommandResult usage = run_command({baton_bin(), "check"});
+  CHECK(usage.exit_code == 100);
+  CHECK(usage.err == "baton: check needs -c FILE (see baton --help)\n");
+}
+
+TEST_CASE("client commands say plainly when no baton is running") {
+  TempDir dir;
+  CommandResult r = run_command({baton_bin(), "status", "--control", dir.file("none.sock")});
+  CHECK(r.exit_code == 111);
+  CHECK(r.err == fmt::format("baton: cannot reach baton at {}: No such file or directory (is baton "
+                             "running?)\n",
+                             dir.file("none.sock")));
+}
