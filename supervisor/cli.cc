@@ -10,6 +10,7 @@ namespace baton {
 const char kUsage[] = R"(usage:
   baton run -c FILE
   baton run --listen NAME=URL [--listen NAME=URL ...] [--control PATH] -- COMMAND [ARGS...]
+  baton reload [-c FILE | --control PATH] [--wait]
   baton status [-c FILE | --control PATH] [--json]
   baton stop   [-c FILE | --control PATH]
   baton check  -c FILE
@@ -22,6 +23,12 @@ reports readiness with READY=1 on NOTIFY_SOCKET (sd_notify).
 
 commands:
   run      supervise the app until stopped (SIGTERM, SIGINT or `baton stop`)
+  reload   re-read the config and replace the app without refusing a connection:
+           start a new generation, wait for its READY=1 (ready_timeout), then
+           tell the old one to drain; if the new one fails, kill it and keep the
+           old one serving (exit 1). Shows each step as it happens. SIGHUP to
+           `baton run` reloads too. A reload requested while one is starting is
+           queued and runs once it ends.
   status   show sockets, generations and app processes (--json: as JSON)
   stop     drain the app (drain_signal, then SIGKILL after drain_timeout) and exit
   check    validate a config file and exit
@@ -36,17 +43,19 @@ options:
                         tcp://[::]:8080 (dual-stack)  udp://HOST:PORT
                         unix:/path/app.sock  unix:@abstract-name
   --json                machine-readable status
+  --wait                reload: also wait until the old generation has exited
 
 exit codes:
   0    success
-  1    the request failed or was refused (e.g. invalid config)
+  1    the request failed or was refused (invalid config, reload rolled back)
   100  wrong usage of the command line
   111  a system call failed (cannot bind a socket, cannot reach baton)
 )";
 
 namespace {
 
-constexpr std::string_view kCommands[] = {"run", "status", "stop", "check", "help", "version"};
+constexpr std::string_view kCommands[] = {"run",   "reload", "status", "stop",
+                                          "check", "help",   "version"};
 
 Error usage(std::string_view message) {
   return error(fmt::format("{} (see baton --help)", message));
@@ -55,9 +64,10 @@ Error usage(std::string_view message) {
 /// Which options each command accepts.
 bool accepts(std::string_view command, std::string_view option) {
   if (option == "--config") return command != "help" && command != "version";
-  if (option == "--control") return command == "run" || command == "status" || command == "stop";
+  if (option == "--control") return command != "check" && command != "help" && command != "version";
   if (option == "--listen") return command == "run";
   if (option == "--json") return command == "status";
+  if (option == "--wait") return command == "reload";
   return false;
 }
 
@@ -113,8 +123,8 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
     if (!accepts(cl.command, arg)) {
       return usage(fmt::format("{} does not take {}", cl.command, args[i]));
     }
-    if (arg == "--json") {
-      cl.json = true;
+    if (arg == "--json" || arg == "--wait") {
+      (arg == "--json" ? cl.json : cl.wait) = true;
       continue;
     }
     if (!has_inline) {

@@ -9,7 +9,7 @@
 namespace baton {
 
 struct CommandLine {
-  /// "run", "status", "stop", "check", "help" or "version".
+  /// "run", "reload", "status", "stop", "check", "help" or "version".
   std::string command;
   std::string config_file;
   std::string control_path;
@@ -17,6 +17,8 @@ struct CommandLine {
   /// The app's argv, after "--" (run only).
   std::vector<std::string> app_command;
   bool json = false;
+  /// reload --wait: also wait until the replaced generation has exited.
+  bool wait = false;
 };
 
 /// Parses argv without the program name. Errors are usage errors.

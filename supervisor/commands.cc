@@ -99,6 +99,54 @@ int command_stop(const std::string& control_path) {
   return kExitOk;
 }
 
+namespace {
+
+std::string ms_text(const nlohmann::json& v) {
+  return v.is_number() ? format_duration(Millis(v.get<int64_t>())) : "-";
+}
+
+void print_reload_result(const nlohmann::json& reply, bool wait) {
+  const nlohmann::json& r = reply["reload"];
+  std::printf(
+      "baton: reload done: generation %d (pid %d) serving; exec after %s, READY after %s, "
+      "drain signal after %s\n",
+      r["generation"].get<int>(), r["pid"].get<int>(), ms_text(r["request_to_exec_ms"]).c_str(),
+      ms_text(r["exec_to_ready_ms"]).c_str(), ms_text(r["ready_to_drain_ms"]).c_str());
+  if (wait && r["replaced_pid"].get<int>() != 0) {
+    std::printf("baton: generation %d pid %d %s\n", r["replaced_generation"].get<int>(),
+                r["replaced_pid"].get<int>(), r["drain_result"].get<std::string>().c_str());
+  }
+}
+
+}  // namespace
+
+int command_reload(const std::string& control_path, bool wait) {
+  auto reply = control_request(control_path, {{"command", "reload"}, {"wait", wait}},
+                               [](const nlohmann::json& ev) {
+                                 std::string kind = ev.value("event", "");
+                                 if (kind == "draining") {
+                                   std::puts("baton: waiting for the old generation to exit");
+                                 } else {
+                                   std::printf("baton: %s%s\n", kind == "queued" ? "queued: " : "",
+                                               ev.value("message", "").c_str());
+                                 }
+                                 std::fflush(stdout);
+                               });
+  if (!reply) return report_failure(reply.error());
+  if ((*reply)["ok"].get<bool>()) {
+    print_reload_result(*reply, wait);
+    return kExitOk;
+  }
+  std::fprintf(stderr, "baton: reload failed: %s\n", (*reply).value("error", "").c_str());
+  if (reply->contains("stderr") && !(*reply)["stderr"].empty()) {
+    std::fprintf(stderr, "baton: the new generation's last stderr lines:\n");
+    for (const auto& line : (*reply)["stderr"]) {
+      std::fprintf(stderr, "  %s\n", line.get<std::string>().c_str());
+    }
+  }
+  return kExitFailed;
+}
+
 int command_check(const std::string& config_file) {
   auto config = load_config(config_file);
   if (!config) {

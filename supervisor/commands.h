@@ -1,4 +1,4 @@
-// The client commands (`status`, `stop`) and `check`: each returns an exit code.
+// The client commands (`status`, `reload`, `stop`) and `check`: each returns an exit code.
 #pragma once
 
 #include <string>
@@ -11,6 +11,7 @@ namespace baton {
 
 int command_status(const std::string& control_path, bool json);
 int command_stop(const std::string& control_path);
+int command_reload(const std::string& control_path, bool wait);
 int command_check(const std::string& config_file);
 
 /// `baton status` for people: sockets and instances with their states.

@@ -23,21 +23,23 @@ namespace {
 /// Everything one `baton run` owns, closed in order when the supervisor stops.
 class Daemon {
  public:
-  Daemon(uv_loop_t* loop, std::shared_ptr<const Config> config, std::vector<ListenSocket> sockets)
-      : loop_(loop), config_(std::move(config)), sockets_(std::move(sockets)) {}
+  Daemon(uv_loop_t* loop, const Config& config) : loop_(loop), config_(config), manager_(loop) {}
 
   Status start();
   void shutdown();
 
  private:
+  Result<GenerationPlan> load_plan();
   void handle_control(const nlohmann::json& request, std::shared_ptr<ControlReply> reply);
   void watch_signal(uv_signal_t& handle, int signum);
   void on_signal(int signum);
   void on_stopped();
 
   uv_loop_t* loop_;
-  std::shared_ptr<const Config> config_;
-  std::vector<ListenSocket> sockets_;
+  /// The config baton was started with; a reload re-reads config_.file
+  /// (a config built from flags is reused as it is).
+  const Config config_;
+  SocketSet sockets_;
   ManagerNotifier manager_;
   std::unique_ptr<NotifyServer> notify_;
   std::unique_ptr<ControlServer> control_;
@@ -51,31 +53,60 @@ std::string notify_socket_name() {
   return fmt::format("baton/{}/{:08x}/notify", getpid(), rd());
 }
 
+void warn_reuseport(const Config& config) {
+  for (const SocketSpec& spec : config.sockets) {
+    if (!spec.reuseport) continue;
+    spdlog::warn(
+        "socket {}: reuseport is on: each socket copy gets its own accept queue, and "
+        "connections queued on an exiting copy are reset",
+        spec.name);
+  }
+}
+
+Result<GenerationPlan> Daemon::load_plan() {
+  Config config = config_;
+  if (!config_.file.empty()) {
+    auto loaded = load_config(config_.file);
+    if (!loaded) return loaded.error();
+    config = std::move(*loaded);
+    if (config.control_path != config_.control_path) {
+      spdlog::warn("control: the new path {} takes effect when baton restarts; still using {}",
+                   config.control_path, config_.control_path);
+      config.control_path = config_.control_path;
+    }
+  }
+  warn_reuseport(config);
+  auto sockets = sockets_.prepare(config.sockets);
+  if (!sockets) return sockets.error();
+  return GenerationPlan{std::make_shared<const Config>(std::move(config)), std::move(*sockets)};
+}
+
 Status Daemon::start() {
+  warn_reuseport(config_);
+  auto first_sockets = sockets_.prepare(config_.sockets);
+  if (!first_sockets) return first_sockets.error();
+  GenerationPlan first{std::make_shared<const Config>(config_), std::move(*first_sockets)};
   auto notify = NotifyServer::open(loop_, notify_socket_name(), [this](pid_t pid, const auto& m) {
     if (supervisor_) supervisor_->handle_notify(pid, m);
   });
   if (!notify) return notify.error();
   notify_ = std::move(*notify);
   auto control =
-      ControlServer::open(loop_, config_->control_path,
+      ControlServer::open(loop_, config_.control_path,
                           [this](const nlohmann::json& req, std::shared_ptr<ControlReply> reply) {
                             handle_control(req, std::move(reply));
                           });
-  if (!control) {
-    notify_->close();
-    return control.error();
-  }
+  if (!control) return control.error();
   control_ = std::move(*control);
-  supervisor_ =
-      std::make_unique<Supervisor>(loop_, config_, sockets_, notify_->socket_env(), manager_);
+  for (const SharedSocket& s : first.sockets) {
+    spdlog::info("socket {}: {} bound to {}", s->spec().name, s->spec().url, s->bound_address());
+  }
+  spdlog::info("control socket: {}", config_.control_path);
+  supervisor_ = std::make_unique<Supervisor>(loop_, std::move(first), notify_->socket_env(),
+                                             manager_, [this] { return load_plan(); });
   watch_signal(sigterm_, SIGTERM);
   watch_signal(sigint_, SIGINT);
   watch_signal(sighup_, SIGHUP);
-  for (const ListenSocket& s : sockets_) {
-    spdlog::info("socket {}: {} bound to {}", s.spec().name, s.spec().url, s.bound_address());
-  }
-  spdlog::info("control socket: {}", config_->control_path);
   supervisor_->start();
   return {};
 }
@@ -91,7 +122,8 @@ void Daemon::watch_signal(uv_signal_t& handle, int signum) {
 
 void Daemon::on_signal(int signum) {
   if (signum == SIGHUP) {
-    spdlog::warn("SIGHUP: reload is not available in this version; ignoring");
+    spdlog::info("SIGHUP: reloading");
+    supervisor_->reload(ReloadRequest{});
     return;
   }
   spdlog::info("{}: stopping", signal_name(signum));
@@ -102,6 +134,9 @@ void Daemon::handle_control(const nlohmann::json& request, std::shared_ptr<Contr
   std::string command = request.value("command", "");
   if (command == "status") {
     reply->finish({{"ok", true}, {"status", supervisor_->status()}});
+  } else if (command == "reload") {
+    spdlog::info("reload requested on the control socket");
+    supervisor_->reload(ReloadRequest{std::move(reply), request.value("wait", false)});
   } else if (command == "stop") {
     spdlog::info("stop requested on the control socket");
     reply->event({{"event", "stopping"}});
@@ -124,31 +159,12 @@ void Daemon::shutdown() {
     control_->close_connections();
   }
   if (notify_) notify_->close();
+  manager_.close();
   for (uv_signal_t* h : {&sigterm_, &sigint_, &sighup_}) {
     if (uv_is_active(reinterpret_cast<uv_handle_t*>(h))) {
       uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
     }
   }
-  for (const ListenSocket& s : sockets_) s.unlink_path();
-}
-
-Result<std::vector<ListenSocket>> bind_all(const Config& config) {
-  std::vector<ListenSocket> sockets;
-  for (const SocketSpec& spec : config.sockets) {
-    if (spec.reuseport) {
-      spdlog::warn(
-          "socket {}: reuseport is on: each socket copy gets its own accept queue, and "
-          "connections queued on an exiting copy are reset",
-          spec.name);
-    }
-    auto sock = ListenSocket::bind(spec);
-    if (!sock) {
-      for (const ListenSocket& s : sockets) s.unlink_path();
-      return sock.error();
-    }
-    sockets.push_back(std::move(*sock));
-  }
-  return sockets;
 }
 
 }  // namespace
@@ -165,26 +181,19 @@ int run_daemon(const Config& config) {
   // Fds baton inherited (from a shell, a test runner) must not reach the
   // app: only fds 0-2 and the listed sockets cross uv_spawn's exec.
   close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-  auto sockets = bind_all(config);
-  if (!sockets) {
-    spdlog::critical("{}", sockets.error().message);
-    return kExitSystem;
-  }
   uv_loop_t loop;
   uv_loop_init(&loop);
   int code = kExitOk;
   {
-    Daemon daemon(&loop, std::make_shared<const Config>(config), std::move(*sockets));
+    Daemon daemon(&loop, config);
     if (Status s = daemon.start(); !s) {
       spdlog::critical("{}", s.error().message);
       daemon.shutdown();
-      code = kExitSystem;
+      code = kExitSystem;  // a socket could not be bound or served
     }
     uv_run(&loop, UV_RUN_DEFAULT);
   }
-  if (uv_loop_close(&loop) != 0) {
-    spdlog::error("internal: handles left open at exit");
-  }
+  if (uv_loop_close(&loop) != 0) spdlog::error("internal: handles left open at exit");
   return code;
 }
 

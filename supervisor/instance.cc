@@ -145,6 +145,7 @@ Result<std::unique_ptr<Instance>> Instance::spawn(uv_loop_t* loop, const SpawnSp
                      -rc);
   }
   inst->pid_ = inst->process_.pid;
+  inst->notify_pid = inst->pid_;
   for (Output* o : {inst->out_.get(), inst->err_.get()}) {
     uv_read_start(reinterpret_cast<uv_stream_t*>(&o->pipe), &Output::on_alloc, &Output::on_read);
   }

@@ -83,6 +83,16 @@ class Instance {
   Clock::time_point drain_started_at{};
   /// Last STATUS= the app sent.
   std::string status_text;
+  /// The pid whose notify messages count: the started process, or the one
+  /// it named with MAINPID=.
+  pid_t notify_pid = -1;
+  /// Why baton is killing a starting instance ("sent no READY=1 within
+  /// ready_timeout (60s)"); empty while nothing went wrong.
+  std::string failure;
+  /// Set when the drain timeout ran out and the group was SIGKILLed.
+  bool drain_killed = false;
+  /// How the main process ended ("exited with status 0"), once it has.
+  std::string exit_description;
 
  private:
   struct Output;

@@ -165,12 +165,45 @@ Result<ListenSocket> ListenSocket::bind(const SocketSpec& spec) {
   return sock;
 }
 
-void ListenSocket::unlink_path() const {
-  if (spec_.kind != SocketKind::kUnix || spec_.abstract || inode_ == 0) return;
+ListenSocket::~ListenSocket() {
+  if (!fd_.valid() || inode_ == 0) return;
   struct stat st;
   if (stat(spec_.path.c_str(), &st) == 0 && st.st_ino == inode_ && st.st_dev == device_) {
     unlink(spec_.path.c_str());
   }
+}
+
+bool ListenSocket::has_address_of(const SocketSpec& spec) const {
+  const SocketSpec& a = spec_;
+  if (a.kind != spec.kind || a.family != spec.family || a.host != spec.host ||
+      a.path != spec.path || a.abstract != spec.abstract) {
+    return false;
+  }
+  if (a.port == spec.port || a.kind == SocketKind::kUnix) return true;
+  size_t colon = bound_address_.rfind(':');
+  return colon != std::string::npos &&
+         bound_address_.substr(colon + 1) == std::to_string(spec.port);
+}
+
+Status ListenSocket::update(const SocketSpec& spec) {
+  if (spec.v6only != spec_.v6only || spec.reuseport != spec_.reuseport) {
+    return error(
+        fmt::format("{}: v6only and reuseport cannot change on a bound socket ({}); "
+                    "restart baton to apply them",
+                    spec.name, spec.address()));
+  }
+  if (spec.kind != SocketKind::kUdp && spec.backlog != spec_.backlog &&
+      listen(fd_.get(), spec.backlog.value_or(INT_MAX)) != 0) {
+    return sys_error(fmt::format("{}: cannot change the backlog of {}", spec.name, spec.address()));
+  }
+  if (inode_ != 0 && spec.mode && spec.mode != spec_.mode &&
+      chmod(spec.path.c_str(), *spec.mode) != 0) {
+    return sys_error(fmt::format("{}: cannot chmod {} to {:o}", spec.name, spec.path, *spec.mode));
+  }
+  std::string url = spec_.url;
+  spec_ = spec;
+  spec_.url = spec.url.empty() ? url : spec.url;
+  return {};
 }
 
 }  // namespace baton

@@ -26,11 +26,23 @@ class ListenSocket {
   /// The address actually bound (differs from the spec for port 0).
   const std::string& bound_address() const { return bound_address_; }
 
-  /// Removes the socket file of a unix path socket, if it is still ours
-  /// (same inode as when bound). Used when baton stops.
-  void unlink_path() const;
+  /// Closes the socket; a unix path socket also removes its file, if the
+  /// file is still the one baton created (same inode).
+  ~ListenSocket();
+  ListenSocket(ListenSocket&&) = default;
+  ListenSocket& operator=(ListenSocket&&) = default;
+
+  /// True if `spec` names this socket: same kind and address, where a
+  /// configured port 0 also matches the port the kernel chose.
+  bool has_address_of(const SocketSpec& spec) const;
+
+  /// Re-applies the options that can change on a bound socket (backlog,
+  /// unix file mode) from `spec`; refuses changes that need a new socket.
+  Status update(const SocketSpec& spec);
 
  private:
+  ListenSocket() = default;
+
   SocketSpec spec_;
   UniqueFd fd_;
   std::string bound_address_;

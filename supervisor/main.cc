@@ -64,5 +64,6 @@ int main(int argc, char** argv) {
     return kExitFailed;
   }
   if (cl->command == "status") return command_status(*control, cl->json);
+  if (cl->command == "reload") return command_reload(*control, cl->wait);
   return command_stop(*control);
 }

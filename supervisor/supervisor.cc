@@ -1,15 +1,21 @@
-// The supervision state machine. Each instance is in one InstanceState; the
-// events below move it, and nothing else does:
+// The supervision state machine. Each instance is in one InstanceState and
+// belongs to a generation: the serving one (current), the one a reload is
+// starting (pending), or an older one. The events below move instances, and
+// nothing else does:
 //
-//   state     | READY=1      | main pid exits            | timer fires           | stop
-//   ----------+--------------+---------------------------+-----------------------+---------
-//   starting  | -> ready     | -> exited, restart later  | ready_timeout: KILL   | drain
-//   ready     | -            | -> exited, restart later  | -                     | drain
-//   draining  | -            | wait for the group, then  | group still alive at  | -
-//             |              |    -> exited              | drain_timeout: KILL   |
+//   state     | READY=1               | fails to start (exit,    | timer                 | stop
+//             |                       | ERRNO=, STOPPING=1)      |                       |
+//   ----------+-----------------------+--------------------------+-----------------------+-------
+//   starting  | current: -> ready     | current: restart later   | ready_timeout: fail   | drain
+//             | pending: commit the   | pending: KILL, roll back |   to start (KILL)     |
+//             |   reload, drain old   |   once it is released    |                       |
+//   ready     | -                     | exit: restart later      | -                     | drain
+//   draining  | -                     | exit: wait for the group | drain_timeout: KILL   | -
 //
-// "restart later" applies only to the current generation while baton runs;
-// the delay doubles with each failure in a row (restart_delay..restart_delay_max).
+// A reload is a transaction: the old generation keeps serving until the new
+// one is ready, and is untouched when the new one fails. "restart later"
+// applies only to the current generation while no reload is starting; the
+// delay doubles with each failure in a row (restart_delay..restart_delay_max).
 #include "supervisor.h"
 
 #include <unistd.h>
@@ -19,7 +25,6 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <systemd/sd-daemon.h>
 #include <nlohmann/json.hpp>
 
 #include "duration.h"
@@ -27,6 +32,24 @@
 extern char** environ;
 
 namespace baton {
+
+struct Supervisor::Tracked {
+  std::unique_ptr<Instance> inst;
+  std::shared_ptr<Generation> gen;
+};
+
+/// The reload in progress: its clients, its new generation and, once the
+/// new instance has failed, why.
+struct Supervisor::Reload {
+  std::vector<ReloadRequest> requests;
+  ReloadRecord record;
+  std::shared_ptr<Generation> gen;
+  /// The new generation's instance; null if it could not be spawned.
+  Instance* inst = nullptr;
+  /// Why the reload failed; the transaction ends when `inst` is released.
+  std::string failure;
+};
+
 namespace {
 
 /// While a draining instance's main pid has exited but other processes of
@@ -49,29 +72,48 @@ Millis since(Clock::time_point t) {
   return std::chrono::duration_cast<Millis>(Clock::now() - t);
 }
 
+int64_t between_ms(Clock::time_point from, Clock::time_point to) {
+  if (from == Clock::time_point{} || to == Clock::time_point{}) return -1;
+  return std::chrono::duration_cast<Millis>(to - from).count();
+}
+
 std::string describe_exit(int64_t status, int signal) {
   if (signal != 0) return fmt::format("was killed by {}", signal_name(signal));
   if (status == 127) return "exited with status 127 (the command could not be executed)";
   return fmt::format("exited with status {}", status);
 }
 
-}  // namespace
-
-void ManagerNotifier::notify(const std::string& message) {
-  sd_notify(0, message.c_str());
+nlohmann::json record_json(const ReloadRecord& r) {
+  auto ms = [](int64_t v) { return v < 0 ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  return {{"generation", r.generation},
+          {"replaced_generation", r.replaced_generation},
+          {"pid", r.pid},
+          {"replaced_pid", r.replaced_pid},
+          {"result", r.result},
+          {"error", r.error},
+          {"ago_ms", since(r.requested_at).count()},
+          {"request_to_exec_ms", ms(between_ms(r.requested_at, r.exec_at))},
+          {"exec_to_ready_ms", ms(between_ms(r.exec_at, r.ready_at))},
+          {"ready_to_drain_ms", ms(between_ms(r.ready_at, r.drain_sent_at))},
+          {"drain_ms", ms(between_ms(r.drain_sent_at, r.drained_at))},
+          {"drain_result", r.drain_result}};
 }
 
-Supervisor::Supervisor(uv_loop_t* loop, std::shared_ptr<const Config> config,
-                       const std::vector<ListenSocket>& sockets, std::string notify_socket_env,
-                       ManagerNotifier& manager)
+}  // namespace
+
+Supervisor::Supervisor(uv_loop_t* loop, GenerationPlan first, std::string notify_socket_env,
+                       ManagerNotifier& manager, Loader loader)
     : loop_(loop),
-      config_(std::move(config)),
-      sockets_(sockets),
       notify_socket_env_(std::move(notify_socket_env)),
-      manager_(manager) {
+      manager_(manager),
+      loader_(std::move(loader)) {
   for (char** e = environ; *e; ++e) {
     if (!is_own_variable(*e)) base_environment_.emplace_back(*e);
   }
+  current_ = std::make_shared<Generation>();
+  current_->number = next_generation_++;
+  current_->config = std::move(first.config);
+  current_->sockets = std::move(first.sockets);
   uv_timer_init(loop_, &restart_timer_);
   restart_timer_.data = this;
 }
@@ -79,91 +121,112 @@ Supervisor::Supervisor(uv_loop_t* loop, std::shared_ptr<const Config> config,
 Supervisor::~Supervisor() = default;
 
 void Supervisor::start() {
-  current_.number = 1;
-  current_.config = config_;
-  spawn_instance();
+  spawn_instance(current_);
+  if (!current_->instance) schedule_restart(Clock::now());
 }
 
-std::vector<std::string> Supervisor::child_environment() const {
+// ---- Starting instances ---------------------------------------------------
+
+std::vector<std::string> Supervisor::child_environment(const Generation& gen) const {
   std::vector<std::string> env = base_environment_;
-  for (const auto& [key, value] : current_.config->environment) {
+  for (const auto& [key, value] : gen.config->environment) {
     std::erase_if(env, [&](const std::string& e) { return e.starts_with(key + "="); });
     env.push_back(fmt::format("{}={}", key, value));
   }
   std::vector<std::string> names;
-  for (const ListenSocket& s : sockets_) names.push_back(s.spec().name);
-  env.push_back(fmt::format("LISTEN_FDS={}", sockets_.size()));
+  for (const SocketSpec& s : gen.config->sockets) names.push_back(s.name);
+  env.push_back(fmt::format("LISTEN_FDS={}", gen.sockets.size()));
   env.push_back(fmt::format("LISTEN_FDNAMES={}", fmt::join(names, ":")));
   env.push_back(fmt::format("NOTIFY_SOCKET={}", notify_socket_env_));
   return env;
 }
 
-void Supervisor::spawn_instance() {
-  const Config& config = *current_.config;
+void Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen) {
+  const Config& config = *gen->config;
   SpawnSpec spec;
   // The trampoline (`baton __exec`) sets LISTEN_PID to its own pid, which
   // exec keeps, then execs the command: libuv offers no hook between fork
   // and exec, and sd_listen_fds() ignores fds whose LISTEN_PID is not its pid.
   spec.argv = {"/proc/self/exe", "__exec"};
   spec.argv.insert(spec.argv.end(), config.command.begin(), config.command.end());
-  spec.env = child_environment();
+  spec.env = child_environment(*gen);
   spec.working_directory = config.working_directory;
-  for (const ListenSocket& s : sockets_) spec.fds.push_back(s.fd());
+  for (const SharedSocket& s : gen->sockets) spec.fds.push_back(s->fd());
 
   Instance::Callbacks callbacks{
       [this](Instance& i, int64_t status, int sig) { on_exit(i, status, sig); },
       [this](Instance& i) { on_timer(i); },
       [this](Instance& i) { on_released(i); },
   };
-  auto inst = Instance::spawn(loop_, spec, current_.number, std::move(callbacks));
+  auto inst = Instance::spawn(loop_, spec, gen->number, std::move(callbacks));
   if (!inst) {
-    spdlog::error("generation {}: {}", current_.number, inst.error().message);
-    schedule_restart(Clock::now());
+    spdlog::error("generation {}: {}", gen->number, inst.error().message);
     return;
   }
-  serving_ = inst->get();
-  serving_->arm_timer(config.ready_timeout);
-  spdlog::info("generation {}: started pid {} ({})", current_.number, serving_->pid(),
+  gen->instance = inst->get();
+  gen->instance->arm_timer(config.ready_timeout);
+  spdlog::info("generation {}: started pid {} ({})", gen->number, gen->instance->pid(),
                fmt::join(config.command, " "));
-  instances_.push_back(std::move(*inst));
+  instances_.push_back(Tracked{std::move(*inst), gen});
   report_status();
 }
 
-Instance* Supervisor::find_live(pid_t pid) {
-  for (auto& inst : instances_) {
-    if (inst->pid() == pid && !inst->exited) return inst.get();
+Supervisor::Tracked* Supervisor::find_live(pid_t pid) {
+  for (Tracked& t : instances_) {
+    if (!t.inst->exited && (t.inst->pid() == pid || t.inst->notify_pid == pid)) return &t;
   }
   return nullptr;
 }
 
+Supervisor::Tracked* Supervisor::find(const Instance& inst) {
+  for (Tracked& t : instances_) {
+    if (t.inst.get() == &inst) return &t;
+  }
+  return nullptr;
+}
+
+// ---- Events ----------------------------------------------------------------
+
 void Supervisor::handle_notify(pid_t pid, const NotifyMessage& msg) {
-  Instance* inst = find_live(pid);
-  if (!inst) {
+  Tracked* t = find_live(pid);
+  if (!t) {
     spdlog::debug("notify: ignored a message from pid {}, which is not an app's main pid", pid);
     return;
   }
+  Instance& inst = *t->inst;
+  if (msg.main_pid && pid == inst.pid() && *msg.main_pid != inst.notify_pid) {
+    spdlog::info("[gen {} pid {}] MAINPID={}", inst.generation(), pid, *msg.main_pid);
+    inst.notify_pid = *msg.main_pid;
+  }
   if (msg.status) {
-    inst->status_text = *msg.status;
-    spdlog::info("[gen {} pid {}] STATUS={}", inst->generation(), pid, *msg.status);
+    inst.status_text = *msg.status;
+    spdlog::info("[gen {} pid {}] STATUS={}", inst.generation(), pid, *msg.status);
   }
-  if (msg.ready) on_ready(*inst);
-  if (msg.stopping && inst->state != InstanceState::kDraining) {
-    spdlog::info("[gen {} pid {}] the app says it is stopping", inst->generation(), pid);
-  }
+  if (inst.state != InstanceState::kStarting) return;
   if (msg.errno_value) {
-    spdlog::warn("[gen {} pid {}] the app reports error: {}", inst->generation(), pid,
-                 std::strerror(*msg.errno_value));
+    return on_start_failed(*t, fmt::format("reported ERRNO={} ({}) before READY=1",
+                                           *msg.errno_value, std::strerror(*msg.errno_value)));
   }
+  if (msg.stopping) return on_start_failed(*t, "sent STOPPING=1 before READY=1");
+  if (msg.extend_timeout_usec && inst.failure.empty()) {
+    Millis extra(static_cast<int64_t>(*msg.extend_timeout_usec / 1000));
+    spdlog::info("[gen {} pid {}] asks for {} more to start", inst.generation(), pid,
+                 format_duration(extra));
+    inst.arm_timer(extra);
+  }
+  if (msg.ready) on_ready(*t);
 }
 
-void Supervisor::on_ready(Instance& inst) {
-  if (inst.state != InstanceState::kStarting) return;
+void Supervisor::on_ready(Tracked& t) {
+  Instance& inst = *t.inst;
+  if (!inst.failure.empty()) return;
   inst.state = InstanceState::kReady;
   inst.ready_at = Clock::now();
   inst.cancel_timer();
   spdlog::info(
       "generation {}: pid {} ready after {}", inst.generation(), inst.pid(),
       format_duration(std::chrono::duration_cast<Millis>(inst.ready_at - inst.started_at)));
+  if (reload_ && t.gen == reload_->gen) return commit_reload(t);
   if (!told_manager_ready_) {
     told_manager_ready_ = true;
     manager_.notify("READY=1");
@@ -171,23 +234,39 @@ void Supervisor::on_ready(Instance& inst) {
   report_status();
 }
 
+void Supervisor::on_start_failed(Tracked& t, const std::string& reason) {
+  Instance& inst = *t.inst;
+  if (!inst.failure.empty()) return;
+  inst.failure = reason;
+  spdlog::error("generation {}: pid {} {}; killing it", inst.generation(), inst.pid(), reason);
+  inst.signal_group(SIGKILL);
+}
+
 void Supervisor::on_exit(Instance& inst, int64_t status, int signal) {
-  std::string how = describe_exit(status, signal);
+  Tracked* t = find(inst);
+  inst.exit_description = describe_exit(status, signal);
   switch (inst.state) {
     case InstanceState::kStarting:
     case InstanceState::kReady: {
-      spdlog::error("generation {}: pid {} {} while {}", inst.generation(), inst.pid(), how,
-                    to_string(inst.state));
-      if (&inst == serving_) serving_ = nullptr;
+      std::string reason = inst.failure;
+      if (reason.empty()) {
+        reason = inst.state == InstanceState::kStarting
+                     ? fmt::format("{} before READY=1", inst.exit_description)
+                     : fmt::format("{} while ready", inst.exit_description);
+        spdlog::error("generation {}: pid {} {}", inst.generation(), inst.pid(), reason);
+      }
+      if (t->gen->instance == &inst) t->gen->instance = nullptr;
       if (inst.group_alive()) inst.signal_group(SIGKILL);  // orphaned workers
       finish(inst);
-      if (state_ == State::kRunning && !serving_) schedule_restart(inst.started_at);
+      if (reload_ && t->gen == reload_->gen) {
+        if (reload_->failure.empty()) reload_->failure = reason;  // rolled back once released
+      } else if (t->gen == current_ && state_ == State::kRunning && !reload_) {
+        schedule_restart(inst.started_at);
+      }
       break;
     }
     case InstanceState::kDraining:
-      spdlog::info("generation {}: pid {} {} after draining for {}", inst.generation(), inst.pid(),
-                   how, format_duration(since(inst.drain_started_at)));
-      check_group_after_exit(inst);
+      check_group_after_exit(inst);  // logs how it ended once the group is gone
       break;
     case InstanceState::kExited:
       break;
@@ -198,14 +277,16 @@ void Supervisor::on_exit(Instance& inst, int64_t status, int signal) {
 void Supervisor::on_timer(Instance& inst) {
   switch (inst.state) {
     case InstanceState::kStarting:
-      spdlog::error("generation {}: pid {} sent no READY=1 within ready_timeout ({}); killing it",
-                    inst.generation(), inst.pid(), format_duration(current_.config->ready_timeout));
-      inst.signal_group(SIGKILL);
+      on_start_failed(*find(inst),
+                      fmt::format("sent no READY=1 within ready_timeout ({})",
+                                  format_duration(find(inst)->gen->config->ready_timeout)));
       break;
     case InstanceState::kDraining:
       if (!inst.exited) {
         spdlog::warn("generation {}: pid {} still running after drain_timeout ({}); killing it",
-                     inst.generation(), inst.pid(), format_duration(config_->drain_timeout));
+                     inst.generation(), inst.pid(),
+                     format_duration(find(inst)->gen->config->drain_timeout));
+        inst.drain_killed = true;
         inst.signal_group(SIGKILL);
       } else {
         check_group_after_exit(inst);
@@ -217,11 +298,30 @@ void Supervisor::on_timer(Instance& inst) {
   }
 }
 
+void Supervisor::on_released(Instance& inst) {
+  if (reload_ && reload_->inst == &inst) roll_back(&inst);
+  for (auto it = drain_waiters_.begin(); it != drain_waiters_.end();) {
+    if (it->first != &inst) {
+      ++it;
+      continue;
+    }
+    if (it->second.reply && last_reload_) {
+      it->second.reply->finish({{"ok", true}, {"reload", record_json(*last_reload_)}});
+    }
+    it = drain_waiters_.erase(it);
+  }
+  std::erase_if(instances_, [&](const Tracked& t) { return t.inst.get() == &inst; });
+  check_stopped();
+}
+
+// ---- Actions ---------------------------------------------------------------
+
 void Supervisor::check_group_after_exit(Instance& inst) {
   if (!inst.group_alive()) return finish(inst);
-  if (since(inst.drain_started_at) >= config_->drain_timeout) {
+  if (since(inst.drain_started_at) >= find(inst)->gen->config->drain_timeout) {
     spdlog::warn("generation {}: processes of pid {}'s group outlived drain_timeout; killing them",
                  inst.generation(), inst.pid());
+    inst.drain_killed = true;
     inst.signal_group(SIGKILL);
     return finish(inst);
   }
@@ -230,44 +330,49 @@ void Supervisor::check_group_after_exit(Instance& inst) {
 
 void Supervisor::drain(Instance& inst) {
   if (inst.state == InstanceState::kDraining || inst.state == InstanceState::kExited) return;
+  const Config& config = *find(inst)->gen->config;
   inst.state = InstanceState::kDraining;
   inst.drain_started_at = Clock::now();
   spdlog::info("generation {}: sending {} to pid {} (drain_timeout {})", inst.generation(),
-               signal_name(config_->drain_signal), inst.pid(),
-               format_duration(config_->drain_timeout));
-  inst.signal_group(config_->drain_signal);
-  inst.arm_timer(config_->drain_timeout);
-  if (&inst == serving_) serving_ = nullptr;
+               signal_name(config.drain_signal), inst.pid(), format_duration(config.drain_timeout));
+  inst.signal_group(config.drain_signal);
+  inst.arm_timer(config.drain_timeout);
+  Tracked* t = find(inst);
+  if (t->gen->instance == &inst) t->gen->instance = nullptr;
 }
 
 void Supervisor::finish(Instance& inst) {
+  if (inst.state == InstanceState::kDraining) {
+    std::string how = inst.drain_killed
+                          ? fmt::format("killed by SIGKILL after drain_timeout ({})",
+                                        format_duration(find(inst)->gen->config->drain_timeout))
+                          : fmt::format("{} after draining for {}", inst.exit_description,
+                                        format_duration(since(inst.drain_started_at)));
+    note_drained(inst, how);
+  }
   inst.state = InstanceState::kExited;
   inst.cancel_timer();
   inst.retire();
 }
 
-void Supervisor::on_released(Instance& inst) {
-  std::erase_if(instances_, [&](const auto& p) { return p.get() == &inst; });
-  check_stopped();
-}
-
 void Supervisor::schedule_restart(Clock::time_point failed_started_at) {
-  const Config& config = *current_.config;
+  const Config& config = *current_->config;
   // A run longer than the longest delay counts as healthy: start over.
-  if (since(failed_started_at) >= config.restart_delay_max) current_.consecutive_failures = 0;
-  int failures = ++current_.consecutive_failures;
+  if (since(failed_started_at) >= config.restart_delay_max) current_->consecutive_failures = 0;
+  int failures = ++current_->consecutive_failures;
   Millis delay = config.restart_delay;
   for (int i = 1; i < failures && delay < config.restart_delay_max; ++i) delay *= 2;
   delay = std::min(delay, config.restart_delay_max);
-  spdlog::info("generation {}: restarting in {} (failure {} in a row)", current_.number,
+  spdlog::info("generation {}: restarting in {} (failure {} in a row)", current_->number,
                format_duration(delay), failures);
   uv_timer_start(
       &restart_timer_,
-      [](uv_timer_t* t) noexcept {
-        auto* self = static_cast<Supervisor*>(t->data);
-        if (self->state_ != State::kRunning) return;
-        self->current_.restarts++;
-        self->spawn_instance();
+      [](uv_timer_t* timer) noexcept {
+        auto* self = static_cast<Supervisor*>(timer->data);
+        if (self->state_ != State::kRunning || self->reload_ || self->current_->instance) return;
+        self->current_->restarts++;
+        self->spawn_instance(self->current_);
+        if (!self->current_->instance) self->schedule_restart(Clock::now());
       },
       static_cast<uint64_t>(delay.count()), 0);
 }
@@ -279,7 +384,12 @@ void Supervisor::stop(std::function<void()> on_stopped) {
   spdlog::info("stopping: draining {} instance(s)", instances_.size());
   manager_.notify("STOPPING=1");
   uv_timer_stop(&restart_timer_);
-  for (auto& inst : instances_) drain(*inst);
+  for (ReloadRequest& q : queued_) {
+    if (q.reply) q.reply->finish({{"ok", false}, {"error", "reload aborted: baton is stopping"}});
+  }
+  queued_.clear();
+  if (reload_ && reload_->failure.empty()) reload_->failure = "reload aborted: baton is stopping";
+  for (Tracked& t : instances_) drain(*t.inst);
   check_stopped();
 }
 
@@ -294,50 +404,215 @@ void Supervisor::check_stopped() {
 
 void Supervisor::report_status() {
   std::string text;
-  if (serving_) {
-    text = fmt::format("generation {} pid {} {}", current_.number, serving_->pid(),
-                       to_string(serving_->state));
+  if (current_->instance) {
+    text = fmt::format("generation {} pid {} {}", current_->number, current_->instance->pid(),
+                       to_string(current_->instance->state));
   } else if (state_ == State::kRunning) {
-    text = fmt::format("generation {} restarting", current_.number);
+    text = fmt::format("generation {} restarting", current_->number);
   } else {
     text = "stopping";
+  }
+  if (reload_ && reload_->gen->instance) {
+    text += fmt::format("; reloading: generation {} pid {} {}", reload_->gen->number,
+                        reload_->gen->instance->pid(), to_string(reload_->gen->instance->state));
   }
   manager_.notify("STATUS=" + text);
 }
 
+// ---- The reload transaction ------------------------------------------------
+
+void Supervisor::reload(ReloadRequest request) {
+  if (state_ != State::kRunning) {
+    if (request.reply) request.reply->finish({{"ok", false}, {"error", "baton is stopping"}});
+    return;
+  }
+  if (reload_) {
+    spdlog::info("reload requested while generation {} is starting: queued to run after it",
+                 reload_->gen->number);
+    if (request.reply) {
+      request.reply->event({{"event", "queued"},
+                            {"message", fmt::format("a reload is in progress (generation {} is "
+                                                    "starting); this one runs after it ends",
+                                                    reload_->gen->number)}});
+    }
+    queued_.push_back(std::move(request));
+    return;
+  }
+  start_reload({std::move(request)});
+}
+
+void Supervisor::broadcast(const std::string& message) {
+  spdlog::info("reload: {}", message);
+  if (!reload_) return;
+  for (ReloadRequest& r : reload_->requests) {
+    if (r.reply) r.reply->event({{"event", "progress"}, {"message", message}});
+  }
+}
+
+void Supervisor::start_reload(std::vector<ReloadRequest> requests) {
+  auto requested_at = Clock::now();
+  auto plan = loader_();
+  if (!plan) {
+    std::string why = fmt::format("refused, nothing was changed: {}", plan.error().message);
+    spdlog::error("reload {}", why);
+    ReloadRecord record;
+    record.requested_at = requested_at;
+    record.result = "refused";
+    record.error = why;
+    last_reload_ = record;
+    for (ReloadRequest& r : requests) {
+      if (r.reply)
+        r.reply->finish({{"ok", false}, {"error", why}, {"reload", record_json(record)}});
+    }
+    return;
+  }
+  reload_ = std::make_unique<Reload>();
+  reload_->requests = std::move(requests);
+  reload_->gen = std::make_shared<Generation>();
+  reload_->gen->number = next_generation_++;
+  reload_->gen->config = std::move(plan->config);
+  reload_->gen->sockets = std::move(plan->sockets);
+  ReloadRecord& record = reload_->record;
+  record.requested_at = requested_at;
+  record.generation = reload_->gen->number;
+  record.replaced_generation = current_->number;
+  record.replaced_pid = current_->instance ? current_->instance->pid() : 0;
+  uv_timer_stop(&restart_timer_);  // the new generation takes over from a crash loop too
+  broadcast(fmt::format("config ok; starting generation {}", reload_->gen->number));
+
+  spawn_instance(reload_->gen);
+  reload_->inst = reload_->gen->instance;
+  if (!reload_->inst) {
+    reload_->failure = "could not be started (see baton's log)";
+    return roll_back(nullptr);
+  }
+  record.exec_at = Clock::now();
+  record.pid = reload_->inst->pid();
+  broadcast(fmt::format("generation {}: started pid {}", record.generation, record.pid));
+}
+
+void Supervisor::commit_reload(Tracked& t) {
+  ReloadRecord& record = reload_->record;
+  record.ready_at = Clock::now();
+  Instance* old = current_->instance;
+  current_ = t.gen;
+  broadcast(fmt::format("generation {}: pid {} ready after {}", record.generation, record.pid,
+                        format_duration(Millis(between_ms(record.exec_at, record.ready_at)))));
+  if (old) {
+    drain(*old);
+    record.drain_sent_at = Clock::now();
+    broadcast(fmt::format("generation {}: pid {} told to drain ({}, drain_timeout {})",
+                          record.replaced_generation, old->pid(),
+                          signal_name(find(*old)->gen->config->drain_signal),
+                          format_duration(find(*old)->gen->config->drain_timeout)));
+  }
+  record.result = "ok";
+  ++reloads_;
+  last_reload_ = record;
+  spdlog::info(
+      "reload to generation {} done: request to exec {}ms, exec to READY {}ms, READY to drain "
+      "signal {}ms",
+      record.generation, between_ms(record.requested_at, record.exec_at),
+      between_ms(record.exec_at, record.ready_at),
+      between_ms(record.ready_at, record.drain_sent_at));
+  for (ReloadRequest& r : reload_->requests) {
+    if (!r.reply) continue;
+    if (r.wait_drained && old) {
+      r.reply->event({{"event", "draining"}, {"reload", record_json(record)}});
+      drain_waiters_.emplace_back(old, std::move(r));
+    } else {
+      r.reply->finish({{"ok", true}, {"reload", record_json(record)}});
+    }
+  }
+  end_reload();
+  report_status();
+}
+
+void Supervisor::roll_back(const Instance* failed) {
+  Reload& r = *reload_;
+  r.record.result = state_ == State::kRunning ? "rolled back" : "aborted";
+  r.record.error = fmt::format("generation {}{} {}", r.record.generation,
+                               r.record.pid ? fmt::format(" pid {}", r.record.pid) : "", r.failure);
+  std::string serving =
+      current_->instance
+          ? fmt::format("generation {} (pid {}) keeps serving", current_->number,
+                        current_->instance->pid())
+          : fmt::format("generation {} keeps its place (restarting)", current_->number);
+  spdlog::error("reload rolled back: {}; {}", r.record.error, serving);
+  nlohmann::json tail = nlohmann::json::array();
+  if (failed) {
+    for (const std::string& line : failed->last_stderr()) tail.push_back(line);
+  }
+  last_reload_ = r.record;
+  for (ReloadRequest& req : r.requests) {
+    if (!req.reply) continue;
+    req.reply->finish({{"ok", false},
+                       {"error", fmt::format("{}; {}", r.record.error, serving)},
+                       {"stderr", tail},
+                       {"reload", record_json(r.record)}});
+  }
+  end_reload();
+  if (state_ == State::kRunning && !current_->instance) schedule_restart(Clock::now());
+}
+
+void Supervisor::end_reload() {
+  reload_.reset();
+  if (state_ != State::kRunning || queued_.empty()) return;
+  std::vector<ReloadRequest> next = std::move(queued_);
+  queued_.clear();
+  start_reload(std::move(next));
+}
+
+void Supervisor::note_drained(const Instance& inst, const std::string& how) {
+  spdlog::info("generation {}: pid {} {}", inst.generation(), inst.pid(), how);
+  if (!last_reload_ || last_reload_->replaced_pid != inst.pid()) return;
+  last_reload_->drained_at = Clock::now();
+  last_reload_->drain_result = how;
+}
+
+// ---- Status ----------------------------------------------------------------
+
 nlohmann::json Supervisor::status() const {
   using nlohmann::json;
   json sockets = json::array();
-  for (const ListenSocket& s : sockets_) {
-    sockets.push_back({{"name", s.spec().name},
-                       {"url", s.spec().url},
+  for (size_t i = 0; i < current_->sockets.size(); ++i) {
+    const ListenSocket& s = *current_->sockets[i];
+    sockets.push_back({{"name", current_->config->sockets[i].name},
+                       {"url", current_->config->sockets[i].url},
                        {"kind", s.spec().kind_name()},
                        {"address", s.bound_address()}});
   }
   json instances = json::array();
-  for (const auto& inst : instances_) {
-    if (inst->state == InstanceState::kExited) continue;
-    json i = {{"generation", inst->generation()},
-              {"pid", inst->pid()},
-              {"state", to_string(inst->state)},
-              {"uptime_ms", since(inst->started_at).count()},
-              {"status", inst->status_text}};
-    if (inst->state != InstanceState::kStarting && inst->ready_at != Clock::time_point{}) {
-      i["ready_after_ms"] =
-          std::chrono::duration_cast<Millis>(inst->ready_at - inst->started_at).count();
+  for (const Tracked& t : instances_) {
+    const Instance& inst = *t.inst;
+    if (inst.state == InstanceState::kExited) continue;
+    json i = {{"generation", inst.generation()},
+              {"pid", inst.pid()},
+              {"state", to_string(inst.state)},
+              {"uptime_ms", since(inst.started_at).count()},
+              {"status", inst.status_text}};
+    if (inst.ready_at != Clock::time_point{}) {
+      i["ready_after_ms"] = between_ms(inst.started_at, inst.ready_at);
+    }
+    if (inst.state == InstanceState::kDraining) {
+      i["draining_for_ms"] = since(inst.drain_started_at).count();
     }
     instances.push_back(std::move(i));
   }
   const char* states[] = {"running", "stopping", "stopped"};
-  return {{"name", config_->name},
-          {"pid", getpid()},
-          {"state", states[static_cast<int>(state_)]},
-          {"uptime_ms", since(started_at_).count()},
-          {"control", config_->control_path},
-          {"generation", current_.number},
-          {"restarts", current_.restarts},
-          {"sockets", std::move(sockets)},
-          {"instances", std::move(instances)}};
+  json s = {{"name", current_->config->name},
+            {"pid", getpid()},
+            {"state", states[static_cast<int>(state_)]},
+            {"uptime_ms", since(started_at_).count()},
+            {"control", current_->config->control_path},
+            {"generation", current_->number},
+            {"restarts", current_->restarts},
+            {"reloads", reloads_},
+            {"reloading", reload_ ? json(reload_->gen->number) : json(nullptr)},
+            {"sockets", std::move(sockets)},
+            {"instances", std::move(instances)}};
+  s["last_reload"] = last_reload_ ? record_json(*last_reload_) : json(nullptr);
+  return s;
 }
 
 }  // namespace baton

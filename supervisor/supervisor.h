@@ -1,57 +1,89 @@
 // Supervisor: the state machine that runs generations of the app on baton's
-// listening sockets: start, readiness, restart with backoff, drain and stop.
-// Every transition is made in supervisor.cc, in one table of events.
+// listening sockets: start, readiness, restart with backoff, reload as a
+// transaction (start new, wait for READY=1, drain old; or roll back), and
+// stop. Every transition is made in supervisor.cc.
 #pragma once
 
 #include <uv.h>
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
 #include "config.h"
+#include "control_server.h"
 #include "instance.h"
-#include "listen_socket.h"
+#include "manager_notifier.h"
 #include "notify_message.h"
+#include "socket_set.h"
 
 namespace baton {
 
-/// Sends sd_notify messages to whoever started baton (systemd, or a test),
-/// when NOTIFY_SOCKET is set. Does nothing otherwise.
-class ManagerNotifier {
- public:
-  virtual ~ManagerNotifier() = default;
-  virtual void notify(const std::string& message);
-};
-
-/// One version of the app: a config snapshot and the instances started
-/// from it. A crash restarts the generation with a new instance; a reload
-/// (a later capability) creates a new generation.
+/// One version of the app: a config snapshot, the sockets it was given and
+/// its current instance. A crash restarts the generation with a new
+/// instance; a reload creates a new generation.
 struct Generation {
   int number = 0;
   std::shared_ptr<const Config> config;
+  /// The sockets its instances receive as fds 3..; held until the last of
+  /// its instances has exited.
+  std::vector<SharedSocket> sockets;
+  /// The starting or ready instance, or null (restart pending, or drained).
+  Instance* instance = nullptr;
   /// Instances started after the first one (crash restarts).
   int restarts = 0;
   /// Failures in a row; sets the restart delay. Reset by a long enough run.
   int consecutive_failures = 0;
 };
 
+/// What a reload starts from: a validated config and its sockets.
+struct GenerationPlan {
+  std::shared_ptr<const Config> config;
+  std::vector<SharedSocket> sockets;
+};
+
+/// One client waiting on a reload (null reply: SIGHUP, nobody to tell).
+struct ReloadRequest {
+  std::shared_ptr<ControlReply> reply;
+  /// Also wait until the replaced generation has exited.
+  bool wait_drained = false;
+};
+
+/// The timings and outcome of one reload, kept for `status`.
+struct ReloadRecord {
+  int generation = 0;
+  int replaced_generation = 0;
+  pid_t pid = 0;
+  pid_t replaced_pid = 0;
+  /// "starting", "ok", "rolled back", "refused" or "aborted".
+  std::string result = "starting";
+  std::string error;
+  Clock::time_point requested_at{}, exec_at{}, ready_at{}, drain_sent_at{}, drained_at{};
+  /// How the replaced instance ended: "exited with status 0", "killed after drain_timeout".
+  std::string drain_result;
+};
+
 class Supervisor {
  public:
-  Supervisor(uv_loop_t* loop, std::shared_ptr<const Config> config,
-             const std::vector<ListenSocket>& sockets, std::string notify_socket_env,
-             ManagerNotifier& manager);
+  /// Loads the config for a reload: re-read, validated, sockets prepared.
+  using Loader = std::function<Result<GenerationPlan>()>;
+
+  Supervisor(uv_loop_t* loop, GenerationPlan first, std::string notify_socket_env,
+             ManagerNotifier& manager, Loader loader);
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
   /// Starts generation 1.
   void start();
+  /// Starts a reload, or queues it behind the one in progress.
+  void reload(ReloadRequest request);
   /// Drains every instance, then calls `on_stopped` (once all have exited
-  /// and been released). Safe to call more than once; every callback runs.
+  /// and been released). A reload in progress is aborted.
   void stop(std::function<void()> on_stopped);
   /// A datagram arrived on the notify socket from `pid`.
   void handle_notify(pid_t pid, const NotifyMessage& msg);
@@ -60,15 +92,20 @@ class Supervisor {
 
  private:
   enum class State { kRunning, kStopping, kStopped };
+  struct Tracked;
+  struct Reload;
 
-  void spawn_instance();
-  std::vector<std::string> child_environment() const;
-  Instance* find_live(pid_t pid);
+  // Starting instances.
+  void spawn_instance(const std::shared_ptr<Generation>& gen);
+  std::vector<std::string> child_environment(const Generation& gen) const;
+  Tracked* find_live(pid_t pid);
+  Tracked* find(const Instance& inst);
 
   // Events, each handled per instance state.
   void on_exit(Instance& inst, int64_t status, int signal);
   void on_timer(Instance& inst);
-  void on_ready(Instance& inst);
+  void on_ready(Tracked& t);
+  void on_start_failed(Tracked& t, const std::string& reason);
   void on_released(Instance& inst);
 
   // Actions.
@@ -79,21 +116,37 @@ class Supervisor {
   void check_stopped();
   void report_status();
 
+  // The reload transaction.
+  void start_reload(std::vector<ReloadRequest> requests);
+  void commit_reload(Tracked& t);
+  /// Ends a failed reload; `failed` is its released instance, if it had one.
+  void roll_back(const Instance* failed);
+  void end_reload();
+  void note_drained(const Instance& inst, const std::string& how);
+  void broadcast(const std::string& message);
+
   uv_loop_t* loop_;
-  std::shared_ptr<const Config> config_;
-  const std::vector<ListenSocket>& sockets_;
   std::string notify_socket_env_;
   ManagerNotifier& manager_;
-  /// Environment baton was started with, as "KEY=VALUE".
+  Loader loader_;
+  /// Environment baton was started with, as "KEY=VALUE", less its own
+  /// manager's variables.
   std::vector<std::string> base_environment_;
 
   State state_ = State::kRunning;
-  Generation current_;
+  /// The serving generation.
+  std::shared_ptr<Generation> current_;
+  /// The reload in progress, if any (its generation is starting).
+  std::unique_ptr<Reload> reload_;
+  /// Requests that arrived during a reload: run as one reload after it.
+  std::vector<ReloadRequest> queued_;
   /// Every instance whose handles are not yet all closed, oldest first.
-  std::vector<std::unique_ptr<Instance>> instances_;
-  /// The current generation's instance (starting or ready), or null while a
-  /// restart is pending.
-  Instance* serving_ = nullptr;
+  std::vector<Tracked> instances_;
+  /// Reload requests waiting for a replaced instance to finish draining.
+  std::vector<std::pair<const Instance*, ReloadRequest>> drain_waiters_;
+  std::optional<ReloadRecord> last_reload_;
+  int reloads_ = 0;
+  int next_generation_ = 1;
   uv_timer_t restart_timer_{};
   bool told_manager_ready_ = false;
   Clock::time_point started_at_ = Clock::now();

@@ -149,11 +149,13 @@ CommandResult run_command(const std::vector<std::string>& argv_in, Millis timeou
   std::vector<std::string> argv = argv_in;
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return {};
+  // Built before fork: the child of a multi-threaded test (load threads)
+  // may call only async-signal-safe functions, so no allocation there.
+  auto args = c_strings(argv);
   pid_t pid = fork();
   if (pid == 0) {
     dup2(out[1], 1);
     dup2(err[1], 2);
-    auto args = c_strings(argv);
     execv(args[0], args.data());
     _exit(127);
   }
@@ -238,14 +240,13 @@ Baton::Baton(const TempDir& dir, std::vector<std::string> args, std::string cont
   }
   env.push_back("NOTIFY_SOCKET=" + notify_.socket_env());
   int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  auto a = c_strings(argv);
+  auto e = c_strings(env);
   pid_ = fork();
   if (pid_ == 0) {
     dup2(log, 1);
     dup2(log, 2);
-    chdir(dir.path().c_str());
-    auto a = c_strings(argv);
-    auto e = c_strings(env);
-    execve(a[0], a.data(), e.data());
+    if (chdir(dir.path().c_str()) == 0) execve(a[0], a.data(), e.data());
     _exit(127);
   }
   close(log);

@@ -226,8 +226,8 @@ TEST_CASE("an app that ignores the drain signal is killed after drain_timeout") 
   std::string log = baton.log();
   CHECK(log.find(fmt::format("pid {} still running after drain_timeout (300ms); killing it",
                              app)) != std::string::npos);
-  CHECK(log.find(fmt::format("pid {} was killed by SIGKILL after draining", app)) !=
-        std::string::npos);
+  CHECK(log.find(fmt::format("generation 1: pid {} killed by SIGKILL after drain_timeout (300ms)",
+                             app)) != std::string::npos);
 }
 
 TEST_CASE("READY=1 counts only from the app's main pid, as told by SCM_CREDENTIALS") {
