@@ -119,6 +119,7 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
       arg = arg.substr(0, eq);
       has_inline = true;
     }
+    const std::string typed = arg;
     if (arg == "-c") arg = "--config";
     if (!accepts(cl.command, arg)) {
       return usage(fmt::format("{} does not take {}", cl.command, args[i]));
@@ -128,7 +129,7 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
       continue;
     }
     if (!has_inline) {
-      if (i + 1 >= args.size()) return usage(fmt::format("{} needs a value", arg));
+      if (i + 1 >= args.size()) return usage(fmt::format("{} needs a value", typed));
       value = args[++i];
     }
     if (arg == "--config")

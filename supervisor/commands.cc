@@ -46,6 +46,26 @@ bool command_runnable(const Config& config) {
   return false;
 }
 
+std::string ms_text(const nlohmann::json& v) {
+  return v.is_number() ? format_duration(Millis(v.get<int64_t>())) : "-";
+}
+
+std::string format_last_reload(const nlohmann::json& r, int reloads) {
+  if (r.is_null()) return fmt::format("reloads: {}\n", reloads);
+  std::string out = fmt::format("reloads: {}; last: {} ago, {}", reloads, ago(r["ago_ms"]),
+                                r["result"].get<std::string>());
+  if (r["result"] != "ok") return out + fmt::format(": {}\n", r["error"].get<std::string>());
+  out += fmt::format(" (generation {} pid {}): exec after {}, READY after {}, drain signal after {}",
+                     r["generation"].get<int>(), r["pid"].get<int>(),
+                     ms_text(r["request_to_exec_ms"]), ms_text(r["exec_to_ready_ms"]),
+                     ms_text(r["ready_to_drain_ms"]));
+  if (!r["drain_result"].get<std::string>().empty()) {
+    out += fmt::format("; old pid {} {}", r["replaced_pid"].get<int>(),
+                       r["drain_result"].get<std::string>());
+  }
+  return out + "\n";
+}
+
 }  // namespace
 
 std::string format_status(const nlohmann::json& s) {
@@ -71,6 +91,10 @@ std::string format_status(const nlohmann::json& s) {
     }
     out += "\n";
   }
+  if (s["reloading"].is_number()) {
+    out += fmt::format("reload in progress: generation {} starting\n", s["reloading"].get<int>());
+  }
+  out += format_last_reload(s["last_reload"], s["reloads"].get<int>());
   return out;
 }
 
@@ -100,10 +124,6 @@ int command_stop(const std::string& control_path) {
 }
 
 namespace {
-
-std::string ms_text(const nlohmann::json& v) {
-  return v.is_number() ? format_duration(Millis(v.get<int64_t>())) : "-";
-}
 
 void print_reload_result(const nlohmann::json& reply, bool wait) {
   const nlohmann::json& r = reply["reload"];

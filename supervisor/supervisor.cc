@@ -486,7 +486,7 @@ void Supervisor::start_reload(std::vector<ReloadRequest> requests) {
     reload_->failure = "could not be started (see baton's log)";
     return roll_back(nullptr);
   }
-  record.exec_at = Clock::now();
+  record.exec_at = reload_->inst->started_at;
   record.pid = reload_->inst->pid();
   broadcast(fmt::format("generation {}: started pid {}", record.generation, record.pid));
 }

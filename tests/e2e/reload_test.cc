@@ -171,31 +171,43 @@ TEST_CASE("a new version that fails to start is rolled back; the old one serves 
   }
 }
 
-TEST_CASE("a request in flight at reload time completes on the old version") {
-  Service service;
-  pid_t old = service.baton().instance_pid("ready");
-  auto open_fds = [&] {
-    return std::distance(std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", old)),
-                         std::filesystem::directory_iterator());
-  };
-  auto before = open_fds();
-  int fd = connect_stream(service.address(), 10s);
-  REQUIRE(fd >= 0);
-  auto slow = std::async(std::launch::async, [fd] { return http_get_on(fd, "/slow?ms=2000"); });
-  // The old version has accepted the connection (it holds one more fd).
-  REQUIRE(eventually([&] { return open_fds() > before; }));
+TEST_CASE("a request in flight at reload time completes on the old version, under load") {
+  for (load::Mode mode : kModes) {
+    CAPTURE(mode_name(mode));
+    Service service;
+    pid_t old = service.baton().instance_pid("ready");
+    auto open_fds = [&] {
+      return std::distance(std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", old)),
+                           std::filesystem::directory_iterator());
+    };
+    auto before = open_fds();
+    int fd = connect_stream(service.address(), 10s);
+    REQUIRE(fd >= 0);
+    auto slow = std::async(std::launch::async, [fd] { return http_get_on(fd, "/slow?ms=2000"); });
+    // The old version has accepted the slow connection: it holds one more fd
+    // (checked before the load starts, so no other connection is counted).
+    REQUIRE(eventually([&] { return open_fds() > before; }));
+    auto load = start_load(service.address(), mode);
+    REQUIRE(traffic_flows(*load));
 
-  CommandResult r = service.reload();
-  CHECK(r.exit_code == 0);
-  Response response = slow.get();
-  CHECK(response.error == "");
-  CHECK(response.status == 200);
-  CHECK(response.body == fmt::format("hello from pid {} version 1\n", old));
-  REQUIRE(eventually([&] { return !process_exists(old); }));
-  std::string result = service.baton().status()["last_reload"]["drain_result"];
-  CHECK(result.starts_with("exited with status 0 after draining for "));
+    CommandResult r = service.reload();
+    CHECK(r.exit_code == 0);
+    Response response = slow.get();
+    CHECK(response.error == "");
+    CHECK(response.status == 200);
+    CHECK(response.body == fmt::format("hello from pid {} version 1\n", old));
+    REQUIRE(eventually([&] { return !process_exists(old); }));
+    load->stop();
+    load::LoadResult result = load->wait();
+    INFO(describe(result));
+    CHECK(result.failed() == 0);
+    std::string drained = service.baton().status()["last_reload"]["drain_result"];
+    CHECK(drained.starts_with("exited with status 0 after draining for "));
+  }
 }
 
+// Without load: an app that ignores the drain signal keeps accepting, so the
+// requests it holds when it is SIGKILLed fail; that is the app's doing.
 TEST_CASE("an old version that ignores the drain signal is killed after drain_timeout") {
   Service service("drain_timeout = \"500ms\"", "HELLO_IGNORE_SIGTERM = \"1\"");
   pid_t old = service.baton().instance_pid("ready");
@@ -210,21 +222,32 @@ TEST_CASE("an old version that ignores the drain signal is killed after drain_ti
   CHECK(status["last_reload"]["replaced_pid"] == old);
 }
 
-TEST_CASE("a config made invalid is refused and nothing is restarted") {
-  Service service;
-  pid_t old = service.baton().instance_pid("ready");
-  service.write("drain_timout = \"1s\"", "");
-  CommandResult r = service.reload();
-  CHECK(r.exit_code == 1);
-  CHECK(r.err == fmt::format("baton: reload failed: refused, nothing was changed: {}:3:1: unknown "
-                             "key 'drain_timout' in the top level (did you mean "
-                             "'drain_timeout'?)\n",
-                             service.dir().file("baton.toml")));
-  auto status = service.baton().status();
-  CHECK(status["generation"] == 1);
-  CHECK(status["instances"].size() == 1);
-  CHECK(status["instances"][0]["pid"] == old);
-  CHECK(status["last_reload"]["result"] == "refused");
+TEST_CASE("a config made invalid is refused and nothing is restarted, under load") {
+  for (load::Mode mode : kModes) {
+    CAPTURE(mode_name(mode));
+    Service service;
+    pid_t old = service.baton().instance_pid("ready");
+    auto load = start_load(service.address(), mode);
+    REQUIRE(traffic_flows(*load));
+    service.write("drain_timout = \"1s\"", "");
+    CommandResult r = service.reload();
+    CHECK(r.exit_code == 1);
+    CHECK(r.err == fmt::format("baton: reload failed: refused, nothing was changed: {}:3:1: "
+                               "unknown key 'drain_timout' in the top level (did you mean "
+                               "'drain_timeout'?)\n",
+                               service.dir().file("baton.toml")));
+    REQUIRE(traffic_flows(*load));
+    load->stop();
+    load::LoadResult result = load->wait();
+    INFO(describe(result));
+    CHECK(result.failed() == 0);
+    CHECK(result.pids.size() == 1);
+    auto status = service.baton().status();
+    CHECK(status["generation"] == 1);
+    CHECK(status["instances"].size() == 1);
+    CHECK(status["instances"][0]["pid"] == old);
+    CHECK(status["last_reload"]["result"] == "refused");
+  }
 }
 
 TEST_CASE("a reload requested while another is starting is queued and runs after it") {

@@ -117,6 +117,19 @@ TEST_CASE("run needs either a config file or --listen and a command") {
         "run needs at least one --listen NAME=URL (see baton --help)");
 }
 
+TEST_CASE("reload takes -c or --control, and --wait") {
+  CommandLine cl = parse_ok({"reload", "-c", "f.toml"});
+  CHECK(cl.command == "reload");
+  CHECK(cl.config_file == "f.toml");
+  CHECK_FALSE(cl.wait);
+  cl = parse_ok({"reload", "--control", "/run/x.sock", "--wait"});
+  CHECK(cl.control_path == "/run/x.sock");
+  CHECK(cl.wait);
+  CHECK(usage_error({"reload", "--json"}) == "reload does not take --json (see baton --help)");
+  CHECK(usage_error({"status", "--wait"}) == "status does not take --wait (see baton --help)");
+  CHECK(usage_error({"reload", "--", "x"}) == "reload takes no command (see baton --help)");
+}
+
 TEST_CASE("options a command does not take are usage errors") {
   CHECK(usage_error({"status", "--listen", "a=unix:@a"}) ==
         "status does not take --listen (see baton --help)");
@@ -138,7 +151,8 @@ TEST_CASE("status and stop take either -c or --control, not both") {
 TEST_CASE("an option at the end without its value is a usage error") {
   CHECK(usage_error({"run", "--listen"}) == "--listen needs a value (see baton --help)");
   CHECK(usage_error({"stop", "--control"}) == "--control needs a value (see baton --help)");
-  CHECK(usage_error({"check", "-c"}) == "--config needs a value (see baton --help)");
+  CHECK(usage_error({"check", "-c"}) == "-c needs a value (see baton --help)");
+  CHECK(usage_error({"check", "--config"}) == "--config needs a value (see baton --help)");
 }
 
 TEST_CASE("only run takes a command after --") {
@@ -148,7 +162,7 @@ TEST_CASE("only run takes a command after --") {
 
 TEST_CASE("the usage text lists every command") {
   std::string usage = baton::kUsage;
-  for (const char* line : {"baton run -c FILE", "baton status", "baton stop",
+  for (const char* line : {"baton run -c FILE", "baton reload", "baton status", "baton stop",
                            "baton check  -c FILE", "baton help | --help | --version"}) {
     CAPTURE(line);
     CHECK(usage.find(line) != std::string::npos);

@@ -1,0 +1,252 @@
+// reload_bench: measures what a `baton reload` costs the clients of a
+// service. In one invocation it puts closed-loop HTTP load (tests/load's
+// load_client) on examples/hello on loopback in four cases per mode:
+//   1. baseline: hello alone, socket activated by the bench (no baton);
+//   2. hello under baton, no reloads;
+//   3. hello under baton with --reloads evenly spaced reloads;
+//   4. the same with every generation booting in 1.5 s (HELLO_BOOT_DELAY_MS);
+// and prints markdown tables: throughput, failed requests, latency inside and
+// outside reload windows, per-step reload timings, and ratios against the
+// baseline of the same run (the machines are shared and noisy).
+//
+// Exit codes: 0 done; 1 a step failed (the message names it); 2 usage;
+// 3 the tables were printed but some requests failed under baton.
+#include <sys/utsname.h>
+
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "load_client.h"
+#include "process.h"
+#include "report.h"
+#include "services.h"
+
+namespace bench {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// A reload window lasts until this long after `baton reload` returned.
+constexpr Millis kWindowTail = 500ms;
+constexpr int kSlowBootMs = 1500;
+
+struct Options {
+  Millis duration = 12s;
+  int connections = 8;
+  int reloads = 5;
+  std::vector<std::string> modes = {"close", "keepalive"};
+};
+
+struct CaseSpec {
+  std::string name;
+  bool under_baton = false;
+  int reloads = 0;
+  int boot_delay_ms = 0;
+};
+
+constexpr const char* kUsage =
+    "usage: reload_bench [--duration-per-case 12s] [--connections 8] [--reloads 5]\n"
+    "                    [--mode close|keepalive|both]\n"
+    "Puts HTTP load on examples/hello on loopback, alone and under baton with and\n"
+    "without reloads, and prints markdown tables. Defaults: 12s, 8, 5, both.\n"
+    "Durations: 500ms, 12s, 1m. Exit codes: 0 done, 1 a step failed, 2 usage,\n"
+    "3 some requests failed under baton.\n";
+
+// ---- Command line --------------------------------------------------------------
+
+std::optional<Millis> parse_duration(const std::string& text) {
+  static const std::regex re(R"(^([0-9]+)(ms|s|m)?$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, re)) return std::nullopt;
+  const long value = std::stol(m[1].str());
+  if (m[2] == "ms") return Millis(value);
+  if (m[2] == "m") return Millis(value * 60000);
+  return Millis(value * 1000);
+}
+
+std::optional<int> parse_int(const std::string& text, int lo, int hi) {
+  if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  const int value = std::stoi(text);
+  if (value < lo || value > hi) return std::nullopt;
+  return value;
+}
+
+/// Applies one "--name value"; false if the value is invalid.
+bool apply_option(Options& o, const std::string& name, const std::string& value) {
+  if (name == "--duration-per-case") {
+    const auto d = parse_duration(value);
+    if (!d || *d < 1s || *d > 10min) return false;
+    o.duration = *d;
+  } else if (name == "--connections" || name == "--reloads") {
+    const auto n = parse_int(value, 1, name == "--reloads" ? 100 : 1024);
+    if (!n) return false;
+    (name == "--reloads" ? o.reloads : o.connections) = *n;
+  } else if (name == "--mode") {
+    if (value != "close" && value != "keepalive" && value != "both") return false;
+    o.modes = value == "both" ? std::vector<std::string>{"close", "keepalive"}
+                              : std::vector<std::string>{value};
+  } else {
+    return false;
+  }
+  return true;
+}
+
+/// Parses argv; nullopt (after printing why) on bad usage.
+std::optional<Options> parse_args(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i], value;
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
+    if (const size_t eq = arg.find('='); eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg.resize(eq);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    }
+    if (!apply_option(o, arg, value)) {
+      std::fprintf(stderr, "reload_bench: bad option %s %s\n%s", arg.c_str(), value.c_str(), kUsage);
+      return std::nullopt;
+    }
+  }
+  return o;
+}
+
+// ---- Cases -----------------------------------------------------------------------
+
+const Binaries& binaries() {
+  static const Binaries bins{BATON_BIN, HELLO_BIN};
+  return bins;
+}
+
+load::Mode load_mode(const std::string& mode) {
+  return mode == "close" ? load::Mode::kConnectionPerRequest : load::Mode::kKeepAlive;
+}
+
+std::unique_ptr<load::LoadRun> start_load(const Options& o, const std::string& address,
+                                          const std::string& mode) {
+  load::LoadOptions options;
+  options.address = address;
+  options.mode = load_mode(mode);
+  options.connections = o.connections;
+  options.duration = o.duration;
+  options.max_duration = o.duration + 60s;
+  options.request_timeout = 5s;
+  options.record_latencies = true;
+  auto started = load::LoadRun::start(options);
+  if (!started) throw BenchError("cannot start the load client: " + started.error);
+  return std::move(started.run);
+}
+
+CaseResult run_baseline(const Options& o, const std::string& mode, const CaseSpec& spec) {
+  HelloAlone hello(binaries());
+  hello.wait_serving();
+  load::LoadResult load = start_load(o, hello.address(), mode)->wait();
+  hello.stop();
+  CaseResult c = summarize_case(mode, spec.name, std::move(load), {});
+  c.baseline = true;
+  return c;
+}
+
+/// Runs the reloads, evenly spaced through the load run that began at `started`.
+std::vector<ReloadTiming> run_reloads(BatonService& service, const Options& o, int reloads,
+                                      Clock::time_point started, std::vector<Window>& windows) {
+  std::vector<ReloadTiming> timings;
+  const auto spacing = o.duration / (reloads + 1);
+  for (int i = 0; i < reloads; ++i) {
+    std::this_thread::sleep_until(started + spacing * (i + 1));
+    ReloadTiming t = service.reload();
+    windows.push_back({t.requested, t.returned + kWindowTail});
+    std::this_thread::sleep_until(t.returned + kWindowTail);
+    service.wait_drained(t);
+    timings.push_back(t);
+  }
+  return timings;
+}
+
+CaseResult run_baton_case(const Options& o, const std::string& mode, const CaseSpec& spec) {
+  BatonService service(binaries(), spec.boot_delay_ms);
+  const Clock::time_point started = Clock::now();
+  auto run = start_load(o, service.address(), mode);
+  std::vector<Window> windows;
+  std::vector<ReloadTiming> timings = run_reloads(service, o, spec.reloads, started, windows);
+  load::LoadResult load = run->wait();
+  run.reset();
+  service.stop();
+  CaseResult c = summarize_case(mode, spec.name, std::move(load), windows);
+  c.under_baton = true;
+  c.reloads = std::move(timings);
+  return c;
+}
+
+std::vector<CaseSpec> case_specs(const Options& o) {
+  return {{"baseline: hello alone", false, 0, 0},
+          {"baton, no reloads", true, 0, 0},
+          {fmt::format("baton + {} reloads", o.reloads), true, o.reloads, 0},
+          {fmt::format("baton + {} reloads, {:g} s boot", o.reloads, kSlowBootMs / 1000.0), true,
+           o.reloads, kSlowBootMs}};
+}
+
+void log_progress(const CaseResult& c) {
+  std::fprintf(stderr, "reload_bench: [%s] %s: %.0f req/s, %llu failed\n", c.mode.c_str(),
+               c.name.c_str(), c.seconds > 0 ? static_cast<double>(c.ok) / c.seconds : 0.0,
+               static_cast<unsigned long long>(c.failed));
+}
+
+std::vector<CaseResult> run_all(const Options& o) {
+  std::vector<CaseResult> results;
+  for (const auto& mode : o.modes) {
+    for (const auto& spec : case_specs(o)) {
+      std::fprintf(stderr, "reload_bench: [%s] %s ...\n", mode.c_str(), spec.name.c_str());
+      try {
+        results.push_back(spec.under_baton ? run_baton_case(o, mode, spec)
+                                           : run_baseline(o, mode, spec));
+      } catch (const std::exception& e) {
+        throw BenchError(fmt::format("[{}] {}: {}", mode, spec.name, e.what()));
+      }
+      log_progress(results.back());
+    }
+  }
+  return results;
+}
+
+std::string machine_description() {
+  utsname u{};
+  uname(&u);
+  return fmt::format("{} CPUs, {} {}", std::thread::hardware_concurrency(), u.sysname, u.release);
+}
+
+}  // namespace
+}  // namespace bench
+
+int main(int argc, char** argv) {
+  using namespace bench;
+  const std::optional<Options> options = parse_args(argc, argv);
+  if (!options) return 2;
+  try {
+    const std::vector<CaseResult> cases = run_all(*options);
+    const RunInfo info{machine_description(),
+                       std::chrono::duration<double>(options->duration).count(),
+                       options->connections, options->reloads};
+    print_report(info, cases);
+    if (const uint64_t failed = failed_under_baton(cases); failed > 0) {
+      std::fprintf(stderr, "reload_bench: %llu requests FAILED under baton (see \"Failed requests\")\n",
+                   static_cast<unsigned long long>(failed));
+      return 3;
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "reload_bench: FAILED: %s\n", e.what());
+    return 1;
+  }
+}

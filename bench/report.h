@@ -1,0 +1,72 @@
+// Results of reload_bench's cases and their markdown report: throughput,
+// failures by kind, latency percentiles inside and outside reload windows,
+// per-step reload timings, and ratios against the same run's baseline.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "load_client.h"
+
+namespace bench {
+
+/// Latency percentiles of a set of requests (nearest rank), in milliseconds.
+struct LatencySummary {
+  size_t count = 0;
+  double p50_ms = 0, p99_ms = 0, max_ms = 0;
+};
+
+/// From the reload request until shortly after `baton reload` returned.
+struct Window {
+  std::chrono::steady_clock::time_point from, to;
+};
+
+/// One `baton reload`, as measured by the bench and reported by baton.
+struct ReloadTiming {
+  std::chrono::steady_clock::time_point requested, returned;
+  double wall_ms = 0;  // `baton reload` run time, from just before fork to exit
+  int generation = 0;
+  int pid = 0;
+  // From `baton status --json` (last_reload) once the old generation exited.
+  std::optional<double> request_to_exec_ms, exec_to_ready_ms, ready_to_drain_ms, drain_ms;
+};
+
+/// Everything reported about one case.
+struct CaseResult {
+  std::string mode;  // "close" or "keepalive"
+  std::string name;
+  bool baseline = false;
+  bool under_baton = false;
+  double seconds = 0;
+  uint64_t ok = 0;
+  uint64_t failed = 0;
+  std::map<load::Failure, uint64_t> failures;
+  std::vector<std::string> failure_examples;
+  size_t app_pids = 0;  // distinct server pids that answered
+  LatencySummary steady, window;
+  std::vector<ReloadTiming> reloads;
+};
+
+/// Builds a case's result from its load run and reload windows.
+CaseResult summarize_case(std::string mode, std::string name, load::LoadResult&& load,
+                          const std::vector<Window>& windows);
+
+/// What the report header says about the run.
+struct RunInfo {
+  std::string machine;  // e.g. "2 CPUs, Linux 6.1.0"
+  double seconds_per_case = 0;
+  int connections = 0;
+  int reloads = 0;
+};
+
+/// Prints the markdown tables to stdout.
+void print_report(const RunInfo& info, const std::vector<CaseResult>& cases);
+
+/// Requests that failed in cases run under baton (they should be zero).
+uint64_t failed_under_baton(const std::vector<CaseResult>& cases);
+
+}  // namespace bench

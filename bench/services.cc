@@ -1,0 +1,308 @@
+// hello alone and hello under baton, for reload_bench (see services.h).
+#include "services.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <regex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "load_client.h"
+
+namespace bench {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr Millis kStartTimeout = 15s;  // includes a 1.5 s slow boot
+constexpr Millis kStopTimeout = 20s;   // baton's drain_timeout is 10 s
+constexpr Millis kReloadTimeout = 60s;
+constexpr Millis kDrainTimeout = 15s;
+
+UniqueFd open_log(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!fd.valid()) throw BenchError("cannot create " + path + ": " + std::strerror(errno));
+  return fd;
+}
+
+/// A TCP listener on 127.0.0.1 with a kernel-chosen port; sets `address`.
+UniqueFd listen_loopback(std::string& address) {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  const int one = 1;
+  if (!fd.valid() || setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+      listen(fd.get(), INT_MAX) != 0 ||  // the kernel caps it at somaxconn, as baton's default
+      getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    throw BenchError(fmt::format("cannot listen on 127.0.0.1:0: {}", std::strerror(errno)));
+  }
+  address = fmt::format("127.0.0.1:{}", ntohs(addr.sin_port));
+  return fd;
+}
+
+/// True once one request to `address` succeeded (a short single-connection run).
+bool answers(const std::string& address) {
+  load::LoadOptions options;
+  options.address = address;
+  options.connections = 1;
+  options.duration = 100ms;
+  options.max_duration = 2s;
+  options.request_timeout = 1s;
+  auto started = load::LoadRun::start(options);
+  if (!started) throw BenchError("cannot start the load client: " + started.error);
+  return started.run->wait().ok > 0;
+}
+
+std::string indent(const std::string& text) {
+  std::string out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    out += "    " + text.substr(start, end - start) + "\n";
+    start = end + 1;
+  }
+  return out;
+}
+
+/// "12ms", "1.5s" as `baton reload` prints them; "-" (or anything else) is nullopt.
+std::optional<double> printed_ms(const std::string& text) {
+  static const std::regex re(R"(^([0-9]+(?:\.[0-9]+)?)(ms|s)$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, re)) return std::nullopt;
+  const double value = std::stod(m[1].str());
+  return m[2] == "ms" ? value : value * 1000;
+}
+
+/// `object[key]` as milliseconds; nullopt if absent or null.
+std::optional<double> json_ms(const nlohmann::json& object, const char* key) {
+  if (!object.contains(key) || !object[key].is_number()) return std::nullopt;
+  return object[key].get<double>();
+}
+
+/// Parses "baton: reload done: generation N (pid P) serving; exec after X, ...".
+bool parse_reload_line(const std::string& out, ReloadTiming& t) {
+  static const std::regex re(
+      R"(reload done: generation (\d+) \(pid (\d+)\) serving; exec after (\S+), READY after (\S+), drain signal after (\S+))");
+  std::smatch m;
+  if (!std::regex_search(out, m, re)) return false;
+  t.generation = std::stoi(m[1].str());
+  t.pid = std::stoi(m[2].str());
+  t.request_to_exec_ms = printed_ms(m[3].str());
+  t.exec_to_ready_ms = printed_ms(m[4].str());
+  t.ready_to_drain_ms = printed_ms(m[5].str());
+  return true;
+}
+
+bool has_ready_instance(const nlohmann::json& status) {
+  for (const auto& i : status.value("instances", nlohmann::json::array())) {
+    if (i.value("state", "") == "ready") return true;
+  }
+  return false;
+}
+
+std::string toml_string(const std::string& s) {
+  return nlohmann::json(s).dump();  // JSON string escapes are valid TOML basic strings
+}
+
+}  // namespace
+
+void wait_until_serving(const std::string& address, Clock::time_point deadline,
+                        const std::function<void()>& check_alive) {
+  for (;;) {
+    check_alive();
+    if (answers(address)) return;
+    if (Clock::now() >= deadline) throw BenchError(address + " did not answer a request in time");
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+// ---- HelloAlone --------------------------------------------------------------
+
+HelloAlone::HelloAlone(const Binaries& bins) {
+  listener_ = listen_loopback(address_);
+  log_ = open_log(dir_.file("hello.log"));
+  std::vector<std::string> env = clean_environment();
+  env.insert(env.end(), {"LISTEN_FDS=1", "LISTEN_FDNAMES=http", "HELLO_VERSION=baseline"});
+  // Its own session, as baton starts apps (see SpawnOptions::new_session).
+  hello_.emplace(
+      Child::spawn({{bins.hello}, env, log_.get(), log_.get(), listener_.get(), true}));
+}
+
+HelloAlone::~HelloAlone() {
+  if (hello_ && !hello_->reaped()) hello_->terminate(kStopTimeout);
+}
+
+void HelloAlone::check_alive() {
+  if (auto status = hello_->poll_exit()) {
+    throw BenchError(fmt::format("hello (baseline) {}; its log ends with:\n{}",
+                                 describe_wait_status(*status), file_tail(dir_.file("hello.log"))));
+  }
+}
+
+void HelloAlone::wait_serving() {
+  try {
+    wait_until_serving(address_, Clock::now() + kStartTimeout, [this] { check_alive(); });
+  } catch (const BenchError& e) {
+    throw BenchError(fmt::format("hello (baseline) did not start serving: {}", e.what()));
+  }
+}
+
+void HelloAlone::stop() {
+  const pid_t pid = hello_->pid();
+  const auto status = hello_->terminate(kStopTimeout);
+  if (!status) throw BenchError(fmt::format("hello (baseline, pid {}) ignored SIGTERM", pid));
+  if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+    throw BenchError(fmt::format("hello (baseline) {} on SIGTERM", describe_wait_status(*status)));
+  }
+}
+
+// ---- BatonService ------------------------------------------------------------
+
+BatonService::BatonService(const Binaries& bins, int boot_delay_ms)
+    : bins_(bins), env_(clean_environment()) {
+  config_ = dir_.write("baton.toml", write_config(boot_delay_ms));
+  control_ = dir_.file("control.sock");
+  log_ = open_log(dir_.file("baton.log"));
+  start();
+  wait_ready();
+}
+
+BatonService::~BatonService() {
+  if (!baton_ || baton_->reaped()) return;
+  if (!baton_->terminate(kStopTimeout)) {
+    // baton was SIGKILLed: its apps (each its own process group) would outlive it.
+    for (int pid : app_pids_) kill(-pid, SIGKILL);
+  }
+}
+
+std::string BatonService::write_config(int boot_delay_ms) const {
+  std::string env = "HELLO_VERSION = \"1\"\n";
+  if (boot_delay_ms > 0) env += fmt::format("HELLO_BOOT_DELAY_MS = \"{}\"\n", boot_delay_ms);
+  return fmt::format(
+      "# Written by reload_bench.\n"
+      "name = \"reload-bench\"\ncommand = [{}]\ncontrol = \"control.sock\"\n"
+      "drain_timeout = \"10s\"\nready_timeout = \"10s\"\n\n"
+      "[environment]\n{}\n"
+      "[[socket]]\nname = \"http\"\nlisten = \"tcp://127.0.0.1:0\"\n",
+      toml_string(bins_.hello), env);
+}
+
+void BatonService::start() {
+  baton_.emplace(
+      Child::spawn({{bins_.baton, "run", "-c", config_}, env_, log_.get(), log_.get(), -1, false}));
+}
+
+void BatonService::fail(const std::string& what) {
+  throw BenchError(fmt::format("{}\n  baton's log ends with:\n{}", what,
+                               file_tail(dir_.file("baton.log"))));
+}
+
+void BatonService::check_alive() {
+  if (auto status = baton_->poll_exit()) fail("baton " + describe_wait_status(*status));
+}
+
+std::optional<nlohmann::json> BatonService::try_status() {
+  const CommandResult r =
+      run_command({bins_.baton, "status", "--json", "--control", control_}, env_, 5s);
+  if (r.exit_code != 0) return std::nullopt;
+  try {
+    nlohmann::json status = nlohmann::json::parse(r.out);
+    remember_app_pids(status);
+    return status;
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
+
+void BatonService::remember_app_pids(const nlohmann::json& status) {
+  for (const auto& i : status.value("instances", nlohmann::json::array())) {
+    app_pids_.insert(i.value("pid", 0));
+  }
+  app_pids_.erase(0);
+}
+
+void BatonService::wait_ready() {
+  const auto deadline = Clock::now() + kStartTimeout;
+  for (;;) {
+    check_alive();
+    if (auto status = try_status(); status && has_ready_instance(*status)) {
+      address_ = (*status)["sockets"][0]["address"].get<std::string>();
+      break;
+    }
+    if (Clock::now() >= deadline) fail("baton's first generation did not become ready in 15 s");
+    std::this_thread::sleep_for(20ms);
+  }
+  try {
+    wait_until_serving(address_, Clock::now() + kStartTimeout, [this] { check_alive(); });
+  } catch (const BenchError& e) {
+    fail(fmt::format("hello under baton did not start serving: {}", e.what()));
+  }
+}
+
+ReloadTiming BatonService::reload() {
+  const CommandResult r = run_command({bins_.baton, "reload", "-c", config_}, env_, kReloadTimeout);
+  ReloadTiming t;
+  t.requested = r.started;
+  t.returned = r.finished;
+  t.wall_ms = std::chrono::duration<double, std::milli>(r.finished - r.started).count();
+  if (r.timed_out) fail("`baton reload` did not finish within 60 s (killed)");
+  if (r.exit_code != 0) {
+    fail(fmt::format("`baton reload` exited with code {}; it printed:\n{}{}", r.exit_code,
+                     indent(r.out), indent(r.err)));
+  }
+  if (!parse_reload_line(r.out, t)) {
+    fail("`baton reload` succeeded but printed no \"reload done\" line:\n" + indent(r.out));
+  }
+  app_pids_.insert(t.pid);
+  return t;
+}
+
+void BatonService::wait_drained(ReloadTiming& t) {
+  const auto deadline = Clock::now() + kDrainTimeout;
+  for (;;) {
+    check_alive();
+    const auto status = try_status();
+    const nlohmann::json last =
+        status ? status->value("last_reload", nlohmann::json()) : nlohmann::json();
+    if (last.is_object() && last.value("generation", 0) == t.generation &&
+        json_ms(last, "drain_ms")) {
+      t.request_to_exec_ms = json_ms(last, "request_to_exec_ms");
+      t.exec_to_ready_ms = json_ms(last, "exec_to_ready_ms");
+      t.ready_to_drain_ms = json_ms(last, "ready_to_drain_ms");
+      t.drain_ms = json_ms(last, "drain_ms");
+      return;
+    }
+    if (Clock::now() >= deadline) {
+      fail(fmt::format("the generation replaced by generation {} did not exit within 15 s",
+                       t.generation));
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+void BatonService::stop() {
+  const pid_t pid = baton_->pid();
+  const auto status = baton_->terminate(kStopTimeout);
+  if (!status) {
+    for (int app : app_pids_) kill(-app, SIGKILL);
+    fail(fmt::format("baton (pid {}) did not exit within 20 s of SIGTERM (killed)", pid));
+  }
+  if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+    fail(fmt::format("baton {} on SIGTERM", describe_wait_status(*status)));
+  }
+}
+
+}  // namespace bench

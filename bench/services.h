@@ -1,0 +1,97 @@
+// The services reload_bench puts load on: examples/hello alone (socket
+// activated by the bench itself, the baseline) and hello under `baton run`
+// (started from a config in a temporary directory, reloaded with `baton
+// reload`). Both listen on 127.0.0.1 with a kernel-chosen port, and both are
+// stopped with SIGTERM and reaped by pid, even when a step fails.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "process.h"
+#include "report.h"
+
+namespace bench {
+
+/// Paths of the binaries under test.
+struct Binaries {
+  std::string baton;
+  std::string hello;
+};
+
+/// Waits until `address` answers a request; calls `check_alive` between
+/// attempts (it throws if the server died). Throws BenchError at `deadline`.
+void wait_until_serving(const std::string& address, Clock::time_point deadline,
+                        const std::function<void()>& check_alive);
+
+/// hello with a listening socket of our own as fd 3 (LISTEN_FDS=1), no supervisor.
+class HelloAlone {
+ public:
+  explicit HelloAlone(const Binaries& bins);
+  ~HelloAlone();
+  HelloAlone(const HelloAlone&) = delete;
+  HelloAlone& operator=(const HelloAlone&) = delete;
+
+  const std::string& address() const { return address_; }
+  /// Waits until hello answers; throws if it does not within 10 s.
+  void wait_serving();
+  /// SIGTERM and wait for a clean exit; throws if it does not drain in 10 s.
+  void stop();
+
+ private:
+  void check_alive();
+
+  TempDir dir_;
+  UniqueFd listener_;
+  UniqueFd log_;
+  std::string address_;
+  std::optional<Child> hello_;
+};
+
+/// hello under `baton run -c CONFIG`.
+class BatonService {
+ public:
+  /// Writes the config (every generation sleeps `boot_delay_ms` before
+  /// READY=1), starts baton and waits until its first generation is ready
+  /// and answers. Throws BenchError naming what failed.
+  BatonService(const Binaries& bins, int boot_delay_ms);
+  ~BatonService();
+  BatonService(const BatonService&) = delete;
+  BatonService& operator=(const BatonService&) = delete;
+
+  const std::string& address() const { return address_; }
+  /// Runs `baton reload -c CONFIG`; throws unless it succeeds.
+  ReloadTiming reload();
+  /// Waits for the replaced generation to exit and fills in baton's own
+  /// step timings from `baton status --json`.
+  void wait_drained(ReloadTiming& timing);
+  /// SIGTERM to baton, and wait for it to drain the app and exit 0.
+  void stop();
+
+ private:
+  std::string write_config(int boot_delay_ms) const;
+  void start();
+  void wait_ready();
+  /// `baton status --json`, or nullopt if baton does not answer (yet).
+  std::optional<nlohmann::json> try_status();
+  void check_alive();
+  [[noreturn]] void fail(const std::string& what);
+  void remember_app_pids(const nlohmann::json& status);
+
+  Binaries bins_;
+  TempDir dir_;
+  std::string config_;
+  std::string control_;
+  std::vector<std::string> env_;
+  UniqueFd log_;
+  std::string address_;
+  std::set<int> app_pids_;
+  std::optional<Child> baton_;
+};
+
+}  // namespace bench
