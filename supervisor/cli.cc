@@ -8,8 +8,8 @@
 namespace baton {
 
 const char kUsage[] = R"(usage:
-  baton run -c FILE
-  baton run --listen NAME=URL [--listen NAME=URL ...] [--control PATH] -- COMMAND [ARGS...]
+  baton run -c FILE [--shim]
+  baton run --listen NAME=URL [--listen NAME=URL ...] [--control PATH] [--shim] -- COMMAND [ARGS...]
   baton reload [-c FILE | --control PATH] [--wait]
   baton status [-c FILE | --control PATH] [--json]
   baton stop   [-c FILE | --control PATH]
@@ -42,6 +42,10 @@ options:
                         tcp://127.0.0.1:8080  tcp://[::1]:8080  tcp://0.0.0.0:8080
                         tcp://[::]:8080 (dual-stack)  udp://HOST:PORT
                         unix:/path/app.sock  unix:@abstract-name
+  --shim                run: start the app under baton's LD_PRELOAD shim, for programs
+                        that bind their own port (config: shim = true); its bind() to a
+                        configured address gets baton's socket, and it is made ready and
+                        drained without code changes
   --json                machine-readable status
   --wait                reload: also wait until the old generation has exited
 
@@ -68,6 +72,7 @@ bool accepts(std::string_view command, std::string_view option) {
   if (option == "--listen") return command == "run";
   if (option == "--json") return command == "status";
   if (option == "--wait") return command == "reload";
+  if (option == "--shim") return command == "run";
   return false;
 }
 
@@ -83,6 +88,7 @@ Status check_combination(const CommandLine& cl) {
     if (!cl.listens.empty() || !cl.app_command.empty() || !cl.control_path.empty()) {
       return usage("run takes either -c FILE or --listen/--control and a command, not both");
     }
+    if (cl.shim) return usage("with -c FILE, set shim = true in the config instead of --shim");
     return {};
   }
   if (cl.app_command.empty()) return usage("run needs -c FILE, or a command after --");
@@ -124,8 +130,8 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
     if (!accepts(cl.command, arg)) {
       return usage(fmt::format("{} does not take {}", cl.command, args[i]));
     }
-    if (arg == "--json" || arg == "--wait") {
-      (arg == "--json" ? cl.json : cl.wait) = true;
+    if (arg == "--json" || arg == "--wait" || arg == "--shim") {
+      (arg == "--json" ? cl.json : arg == "--wait" ? cl.wait : cl.shim) = true;
       continue;
     }
     if (!has_inline) {

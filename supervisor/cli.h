@@ -17,6 +17,8 @@ struct CommandLine {
   /// The app's argv, after "--" (run only).
   std::vector<std::string> app_command;
   bool json = false;
+  /// run --shim: run the app under the LD_PRELOAD shim.
+  bool shim = false;
   /// reload --wait: also wait until the replaced generation has exited.
   bool wait = false;
 };

@@ -12,6 +12,7 @@
 #include "control_server.h"
 #include "duration.h"
 #include "exit_codes.h"
+#include "shim_support.h"
 
 namespace baton {
 namespace {
@@ -25,27 +26,6 @@ std::string ago(const nlohmann::json& ms) {
   return format_duration(Millis(ms.get<int64_t>()));
 }
 
-/// Finds argv[0] as exec would, for `check`.
-bool command_runnable(const Config& config) {
-  const std::string& cmd = config.command[0];
-  if (cmd.find('/') != std::string::npos) return access(cmd.c_str(), X_OK) == 0;
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    std::string candidate = fmt::format("{}/{}", dirs.substr(start, end - start), cmd);
-    struct stat st;
-    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-        access(candidate.c_str(), X_OK) == 0) {
-      return true;
-    }
-    start = end + 1;
-  }
-  return false;
-}
-
 std::string ms_text(const nlohmann::json& v) {
   return v.is_number() ? format_duration(Millis(v.get<int64_t>())) : "-";
 }
@@ -55,10 +35,10 @@ std::string format_last_reload(const nlohmann::json& r, int reloads) {
   std::string out = fmt::format("reloads: {}; last: {} ago, {}", reloads, ago(r["ago_ms"]),
                                 r["result"].get<std::string>());
   if (r["result"] != "ok") return out + fmt::format(": {}\n", r["error"].get<std::string>());
-  out += fmt::format(" (generation {} pid {}): exec after {}, READY after {}, drain signal after {}",
-                     r["generation"].get<int>(), r["pid"].get<int>(),
-                     ms_text(r["request_to_exec_ms"]), ms_text(r["exec_to_ready_ms"]),
-                     ms_text(r["ready_to_drain_ms"]));
+  out +=
+      fmt::format(" (generation {} pid {}): exec after {}, READY after {}, drain signal after {}",
+                  r["generation"].get<int>(), r["pid"].get<int>(), ms_text(r["request_to_exec_ms"]),
+                  ms_text(r["exec_to_ready_ms"]), ms_text(r["ready_to_drain_ms"]));
   if (!r["drain_result"].get<std::string>().empty()) {
     out += fmt::format("; old pid {} {}", r["replaced_pid"].get<int>(),
                        r["drain_result"].get<std::string>());
@@ -173,10 +153,16 @@ int command_check(const std::string& config_file) {
     std::fprintf(stderr, "%s\n", config.error().message.c_str());
     return kExitFailed;
   }
-  if (!command_runnable(*config)) {
+  if (find_executable(config->command[0]).empty()) {
     std::fprintf(stderr, "%s: command %s is not an executable file (or not found in PATH)\n",
                  config_file.c_str(), config->command[0].c_str());
     return kExitFailed;
+  }
+  if (config->shim) {
+    if (Status s = check_shim_target(config->command[0]); !s) {
+      std::fprintf(stderr, "%s: %s\n", config_file.c_str(), s.error().message.c_str());
+      return kExitFailed;
+    }
   }
   std::printf("%s: ok (%zu socket%s, command %s)\n", config_file.c_str(), config->sockets.size(),
               config->sockets.size() == 1 ? "" : "s", config->command[0].c_str());

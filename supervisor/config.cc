@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 constexpr std::string_view kTopKeys[] = {
     "name",          "control",           "command",           "environment",
     "socket",        "working_directory", "drain_signal",      "drain_timeout",
-    "ready_timeout", "restart_delay",     "restart_delay_max",
+    "ready_timeout", "restart_delay",     "restart_delay_max", "shim",
 };
 constexpr std::string_view kSocketKeys[] = {"name",   "listen", "backlog",
                                             "v6only", "mode",   "reuseport"};
@@ -237,6 +237,12 @@ void read_settings(const toml::table& table, Config& config, Problems& problems)
     else
       problems.add(table.get("drain_signal")->source(), s.error().message);
   }
+  if (const toml::node* n = table.get("shim")) {
+    if (auto v = n->value<bool>())
+      config.shim = *v;
+    else
+      problems.add(n->source(), "'shim' must be true or false");
+  }
   read_duration(table, "drain_timeout", config.drain_timeout, problems);
   read_duration(table, "ready_timeout", config.ready_timeout, problems);
   read_duration(table, "restart_delay", config.restart_delay, problems);
@@ -329,10 +335,11 @@ Result<std::string> read_control_path(const std::string& path) {
 }
 
 Result<Config> config_from_flags(const std::vector<std::string>& listens,
-                                 const std::string& control_path,
-                                 std::vector<std::string> command) {
+                                 const std::string& control_path, std::vector<std::string> command,
+                                 bool shim) {
   Config config;
   config.command = std::move(command);
+  config.shim = shim;
   config.control_path = control_path.empty() ? default_control_path(config.name) : control_path;
   Problems problems("baton run");
   for (const std::string& flag : listens) {

@@ -32,6 +32,11 @@ struct Config {
   std::string working_directory;
   /// Listening sockets, in the order the app receives them (fd 3, 4, ...).
   std::vector<SocketSpec> sockets;
+  /// Run the app under the LD_PRELOAD shim (for programs that bind their
+  /// own port); readiness and drain then come from the shim.
+  bool shim = false;
+  /// The shim library's path; resolved by `baton run`, not read from files.
+  std::string shim_library;
 
   /// Signal that asks an instance to drain (finish in-flight work and exit).
   int drain_signal = 15;  // SIGTERM
@@ -57,7 +62,8 @@ Result<std::string> read_control_path(const std::string& path);
 
 /// Builds a config from `--listen NAME=URL` flags and a command line.
 Result<Config> config_from_flags(const std::vector<std::string>& listens,
-                                 const std::string& control_path, std::vector<std::string> command);
+                                 const std::string& control_path, std::vector<std::string> command,
+                                 bool shim = false);
 
 /// The control socket path used when none is configured:
 /// $XDG_RUNTIME_DIR/baton/NAME.sock for non-root users, /run/baton/NAME.sock for root.

@@ -15,6 +15,7 @@
 #include "control_server.h"
 #include "exit_codes.h"
 #include "notify_server.h"
+#include "shim_support.h"
 #include "supervisor.h"
 
 namespace baton {
@@ -63,9 +64,19 @@ void warn_reuseport(const Config& config) {
   }
 }
 
+/// Shim mode: refuses programs the shim cannot reach, and finds the library.
+Status prepare_shim(Config& config) {
+  if (!config.shim) return {};
+  if (Status s = check_shim_target(config.command[0]); !s) return s;
+  auto library = find_shim_library();
+  if (!library) return library.error();
+  config.shim_library = *library;
+  return {};
+}
+
 Result<GenerationPlan> Daemon::load_plan() {
   Config config = config_;
-  if (!config_.file.empty()) {
+  if (!config_.file.empty() && supervisor_) {  // the first plan uses the config as read
     auto loaded = load_config(config_.file);
     if (!loaded) return loaded.error();
     config = std::move(*loaded);
@@ -76,16 +87,15 @@ Result<GenerationPlan> Daemon::load_plan() {
     }
   }
   warn_reuseport(config);
+  if (Status s = prepare_shim(config); !s) return s.error();
   auto sockets = sockets_.prepare(config.sockets);
   if (!sockets) return sockets.error();
   return GenerationPlan{std::make_shared<const Config>(std::move(config)), std::move(*sockets)};
 }
 
 Status Daemon::start() {
-  warn_reuseport(config_);
-  auto first_sockets = sockets_.prepare(config_.sockets);
-  if (!first_sockets) return first_sockets.error();
-  GenerationPlan first{std::make_shared<const Config>(config_), std::move(*first_sockets)};
+  auto first = load_plan();
+  if (!first) return first.error();
   auto notify = NotifyServer::open(loop_, notify_socket_name(), [this](pid_t pid, const auto& m) {
     if (supervisor_) supervisor_->handle_notify(pid, m);
   });
@@ -98,11 +108,11 @@ Status Daemon::start() {
                           });
   if (!control) return control.error();
   control_ = std::move(*control);
-  for (const SharedSocket& s : first.sockets) {
+  for (const SharedSocket& s : first->sockets) {
     spdlog::info("socket {}: {} bound to {}", s->spec().name, s->spec().url, s->bound_address());
   }
   spdlog::info("control socket: {}", config_.control_path);
-  supervisor_ = std::make_unique<Supervisor>(loop_, std::move(first), notify_->socket_env(),
+  supervisor_ = std::make_unique<Supervisor>(loop_, std::move(*first), notify_->socket_env(),
                                              manager_, [this] { return load_plan(); });
   watch_signal(sigterm_, SIGTERM);
   watch_signal(sigint_, SIGINT);

@@ -93,6 +93,8 @@ class Instance {
   bool drain_killed = false;
   /// How the main process ended ("exited with status 0"), once it has.
   std::string exit_description;
+  /// Shim mode: set once the shim reported that it loaded in the app.
+  bool shim_loaded = false;
 
  private:
   struct Output;

@@ -29,6 +29,8 @@ void apply_line(std::string_view key, std::string_view value, NotifyMessage& msg
     msg.barrier = value == "1";
   else if (key == "STATUS")
     msg.status = std::string(value);
+  else if (key == "BATON_SHIM")
+    msg.baton_shim = std::string(value);
   else if (key == "MAINPID") {
     if (auto pid = parse_number<pid_t>(value); pid && *pid > 0) msg.main_pid = *pid;
   } else if (key == "ERRNO") {

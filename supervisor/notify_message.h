@@ -27,6 +27,8 @@ struct NotifyMessage {
   std::optional<int> errno_value;
   /// EXTEND_TIMEOUT_USEC=: the app asks for this much more time.
   std::optional<uint64_t> extend_timeout_usec;
+  /// BATON_SHIM=: what the shim reports ("loaded", "refused-bind").
+  std::optional<std::string> baton_shim;
 };
 
 /// Decodes a datagram. Malformed values (MAINPID=abc) are ignored.

@@ -68,6 +68,36 @@ bool is_own_variable(std::string_view entry) {
          std::end(kOwnVariables);
 }
 
+/// LD_PRELOAD (kept in front of any the environment had) and the drain
+/// signal the shim intercepts.
+void add_shim_environment(const Config& config, std::vector<std::string>& env) {
+  std::string preload = config.shim_library;
+  for (auto it = env.begin(); it != env.end(); ++it) {
+    if (!it->starts_with("LD_PRELOAD=")) continue;
+    preload += ":" + it->substr(11);
+    env.erase(it);
+    break;
+  }
+  env.push_back("LD_PRELOAD=" + preload);
+  env.push_back(fmt::format("BATON_SHIM_DRAIN_SIGNAL={}", config.drain_signal));
+}
+
+/// The process group of `pid`, from /proc; -1 if it is gone.
+pid_t process_group_of(pid_t pid) {
+  std::FILE* f = std::fopen(fmt::format("/proc/{}/stat", pid).c_str(), "re");
+  if (!f) return -1;
+  char buf[512];
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  // Fields after the command name (which may contain spaces): state ppid pgrp.
+  const char* close = std::strrchr(buf, ')');
+  int ppid = 0, pgrp = -1;
+  char state = 0;
+  if (!close || std::sscanf(close + 1, " %c %d %d", &state, &ppid, &pgrp) != 3) return -1;
+  return pgrp;
+}
+
 Millis since(Clock::time_point t) {
   return std::chrono::duration_cast<Millis>(Clock::now() - t);
 }
@@ -138,6 +168,7 @@ std::vector<std::string> Supervisor::child_environment(const Generation& gen) co
   env.push_back(fmt::format("LISTEN_FDS={}", gen.sockets.size()));
   env.push_back(fmt::format("LISTEN_FDNAMES={}", fmt::join(names, ":")));
   env.push_back(fmt::format("NOTIFY_SOCKET={}", notify_socket_env_));
+  if (gen.config->shim) add_shim_environment(*gen.config, env);
   return env;
 }
 
@@ -175,6 +206,14 @@ Supervisor::Tracked* Supervisor::find_live(pid_t pid) {
   for (Tracked& t : instances_) {
     if (!t.inst->exited && (t.inst->pid() == pid || t.inst->notify_pid == pid)) return &t;
   }
+  // In shim mode any process of the app's group may speak: the shim in a
+  // pre-fork worker can be the first to see the app accept.
+  pid_t group = -1;
+  for (Tracked& t : instances_) {
+    if (t.inst->exited || !t.gen->config->shim) continue;
+    if (group == -1) group = process_group_of(pid);
+    if (group == t.inst->pid()) return &t;
+  }
   return nullptr;
 }
 
@@ -202,7 +241,12 @@ void Supervisor::handle_notify(pid_t pid, const NotifyMessage& msg) {
     inst.status_text = *msg.status;
     spdlog::info("[gen {} pid {}] STATUS={}", inst.generation(), pid, *msg.status);
   }
+  if (msg.baton_shim == "loaded") inst.shim_loaded = true;
   if (inst.state != InstanceState::kStarting) return;
+  if (msg.baton_shim == "refused-bind") {
+    return on_start_failed(*t, fmt::format("bound a socket of its own: {}",
+                                           msg.status.value_or("a bind was refused")));
+  }
   if (msg.errno_value) {
     return on_start_failed(*t, fmt::format("reported ERRNO={} ({}) before READY=1",
                                            *msg.errno_value, std::strerror(*msg.errno_value)));
@@ -277,9 +321,7 @@ void Supervisor::on_exit(Instance& inst, int64_t status, int signal) {
 void Supervisor::on_timer(Instance& inst) {
   switch (inst.state) {
     case InstanceState::kStarting:
-      on_start_failed(*find(inst),
-                      fmt::format("sent no READY=1 within ready_timeout ({})",
-                                  format_duration(find(inst)->gen->config->ready_timeout)));
+      on_start_failed(*find(inst), ready_timeout_reason(*find(inst)));
       break;
     case InstanceState::kDraining:
       if (!inst.exited) {
@@ -296,6 +338,22 @@ void Supervisor::on_timer(Instance& inst) {
     case InstanceState::kExited:
       break;
   }
+}
+
+std::string Supervisor::ready_timeout_reason(const Tracked& t) const {
+  const Config& config = *t.gen->config;
+  std::string reason = fmt::format("sent no READY=1 within ready_timeout ({})",
+                                   format_duration(config.ready_timeout));
+  if (!config.shim) return reason;
+  if (!t.inst->shim_loaded) {
+    return reason +
+           ": the shim never loaded in it (a static, setuid or Go binary, or a wrapper "
+           "that clears LD_PRELOAD?)";
+  }
+  return fmt::format(
+      "{}: the shim loaded but the app did not bind every configured socket and "
+      "start accepting (shim status: \"{}\")",
+      reason, t.inst->status_text);
 }
 
 void Supervisor::on_released(Instance& inst) {

@@ -107,6 +107,7 @@ class Supervisor {
   void on_ready(Tracked& t);
   void on_start_failed(Tracked& t, const std::string& reason);
   void on_released(Instance& inst);
+  std::string ready_timeout_reason(const Tracked& t) const;
 
   // Actions.
   void drain(Instance& inst);

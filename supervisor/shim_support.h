@@ -1,0 +1,24 @@
+// baton's side of the LD_PRELOAD shim (shim/): finding the library, and
+// telling up front whether a program can be reached by it at all.
+#pragma once
+
+#include <string>
+
+#include "result.h"
+
+namespace baton {
+
+/// The path of libbaton_shim.so: $BATON_SHIM_LIBRARY if set, else next to
+/// the baton binary in a build tree (../shim/), else the installed copy.
+Result<std::string> find_shim_library();
+
+/// Refuses programs LD_PRELOAD cannot reach: statically linked binaries, Go
+/// programs (they make raw system calls), setuid/setgid binaries (the loader
+/// ignores LD_PRELOAD for them). `command` is looked up in PATH when it has
+/// no '/'. Errors say which and why.
+Status check_shim_target(const std::string& command);
+
+/// Finds `command` the way execvp would; empty when not found.
+std::string find_executable(const std::string& command);
+
+}  // namespace baton
