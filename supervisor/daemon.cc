@@ -4,13 +4,16 @@
 
 #include <linux/close_range.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <random>
 
 #include <fmt/format.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 
 #include "control_server.h"
 #include "exit_codes.h"
@@ -35,6 +38,7 @@ class Daemon {
   void watch_signal(uv_signal_t& handle, int signum);
   void on_signal(int signum);
   void on_stopped();
+  void store_sockets(const std::vector<SharedSocket>& sockets);
 
   uv_loop_t* loop_;
   /// The config baton was started with; a reload re-reads config_.file
@@ -47,6 +51,9 @@ class Daemon {
   std::unique_ptr<Supervisor> supervisor_;
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
   std::vector<std::shared_ptr<ControlReply>> stop_replies_;
+  /// Set when baton stops: its sockets then stay in systemd's fd store, so
+  /// a restarted baton gets them back.
+  bool stopping_ = false;
 };
 
 std::string notify_socket_name() {
@@ -90,12 +97,76 @@ Result<GenerationPlan> Daemon::load_plan() {
   if (Status s = prepare_shim(config); !s) return s.error();
   auto sockets = sockets_.prepare(config.sockets);
   if (!sockets) return sockets.error();
+  if (supervisor_) store_sockets(*sockets);
   return GenerationPlan{std::make_shared<const Config>(std::move(config)), std::move(*sockets)};
 }
 
+/// Parks every socket not yet parked in systemd's fd store (FDSTORE=1,
+/// FDNAME=its name), so that a restart or crash of baton itself closes no
+/// listening socket: systemd hands them back as LISTEN_FDS. A socket that
+/// closes while baton runs (dropped by a reload) is taken out again.
+void Daemon::store_sockets(const std::vector<SharedSocket>& sockets) {
+  if (!manager_.connected()) return;
+  for (const SharedSocket& s : sockets) {
+    if (s->on_close) continue;  // already stored
+    manager_.notify_with_fd(fmt::format("FDSTORE=1\nFDNAME={}", s->spec().name), s->fd());
+    s->on_close = [this](const ListenSocket& closing) {
+      if (!stopping_) manager_.notify("FDSTOREREMOVE=1\nFDNAME=" + closing.spec().name);
+    };
+  }
+}
+
+/// The sockets baton was started with (LISTEN_FDS: a .socket unit, or its
+/// own fd store handed back by systemd), matched to config sockets by name
+/// (FileDescriptorName=, FDNAME=) or else by type and address. An fd that
+/// matches no config socket, or matches by name but is something else, is
+/// an error.
+Result<std::vector<SharedSocket>> adopt_inherited(const Config& config) {
+  char** names = nullptr;
+  int n = sd_listen_fds_with_names(1, &names);
+  std::vector<SharedSocket> adopted;
+  std::vector<bool> taken(config.sockets.size(), false);
+  Status status;
+  for (int i = 0; i < std::max(n, 0); ++i) {
+    int fd = SD_LISTEN_FDS_START + i;
+    std::string name = names && names[i] ? names[i] : "unknown";
+    std::string origin = fmt::format("fd {} (name \"{}\") from systemd", fd, name);
+    UniqueFd owned(fd);
+    size_t match = config.sockets.size();
+    for (size_t j = 0; j < config.sockets.size() && match == config.sockets.size(); ++j) {
+      if (!taken[j] && config.sockets[j].name == name) match = j;
+    }
+    for (size_t j = 0; j < config.sockets.size() && match == config.sockets.size(); ++j) {
+      if (!taken[j] && ListenSocket::check_matches(fd, config.sockets[j], origin)) match = j;
+    }
+    if (match == config.sockets.size()) {
+      if (status) status = error(fmt::format("{} matches no socket in the config", origin));
+      continue;
+    }
+    taken[match] = true;
+    auto sock = ListenSocket::adopt(config.sockets[match], std::move(owned), origin);
+    if (!sock) {
+      if (status) status = sock.error();
+      continue;
+    }
+    spdlog::info("socket {}: taken from systemd ({})", config.sockets[match].name, origin);
+    adopted.push_back(std::make_shared<ListenSocket>(std::move(*sock)));
+  }
+  if (names) {
+    for (int i = 0; i < n; ++i) std::free(names[i]);
+    std::free(names);
+  }
+  if (!status) return status.error();
+  return adopted;
+}
+
 Status Daemon::start() {
+  auto inherited = adopt_inherited(config_);
+  if (!inherited) return inherited.error();
+  sockets_.adopt(*inherited);  // the plan below finds them by address
   auto first = load_plan();
   if (!first) return first.error();
+  store_sockets(first->sockets);
   auto notify = NotifyServer::open(loop_, notify_socket_name(), [this](pid_t pid, const auto& m) {
     if (supervisor_) supervisor_->handle_notify(pid, m);
   });
@@ -109,7 +180,7 @@ Status Daemon::start() {
   if (!control) return control.error();
   control_ = std::move(*control);
   for (const SharedSocket& s : first->sockets) {
-    spdlog::info("socket {}: {} bound to {}", s->spec().name, s->spec().url, s->bound_address());
+    spdlog::info("socket {}: {} on {}", s->spec().name, s->spec().url, s->bound_address());
   }
   spdlog::info("control socket: {}", config_.control_path);
   supervisor_ = std::make_unique<Supervisor>(loop_, std::move(*first), notify_->socket_env(),
@@ -164,6 +235,7 @@ void Daemon::on_stopped() {
 }
 
 void Daemon::shutdown() {
+  stopping_ = true;
   if (control_) {
     control_->close();
     control_->close_connections();
@@ -179,9 +251,44 @@ void Daemon::shutdown() {
 
 }  // namespace
 
+namespace {
+
+/// "%*" in a pattern: the line's syslog priority as the journal reads it
+/// from a stream ("<3>" error, "<4>" warning, "<6>" info, "<7>" debug).
+class SyslogPriority : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    static constexpr std::string_view kPriority[] = {"<7>", "<7>", "<6>", "<4>",
+                                                     "<3>", "<2>", "<6>"};
+    std::string_view p = kPriority[static_cast<int>(msg.level)];
+    dest.append(p.data(), p.data() + p.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<SyslogPriority>();
+  }
+};
+
+/// True when stderr is the journal stream systemd connected (JOURNAL_STREAM
+/// names its device and inode), so the journal adds timestamps itself.
+bool stderr_is_journal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  struct stat st;
+  if (!stream || fstat(STDERR_FILENO, &st) != 0) return false;
+  return std::string(stream) == fmt::format("{}:{}", st.st_dev, st.st_ino);
+}
+
+}  // namespace
+
 void setup_logging() {
   auto logger = spdlog::stderr_color_mt("baton");
-  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e baton[%P] %^%l%$: %v");
+  if (stderr_is_journal()) {
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<SyslogPriority>('*').set_pattern("%*%v");
+    logger->set_formatter(std::move(formatter));
+  } else {
+    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e baton[%P] %^%l%$: %v");
+  }
   spdlog::set_default_logger(logger);
   spdlog::flush_on(spdlog::level::trace);
 }

@@ -165,7 +165,71 @@ Result<ListenSocket> ListenSocket::bind(const SocketSpec& spec) {
   return sock;
 }
 
+namespace {
+
+/// "tcp 127.0.0.1:8080", "udp [::]:53", "unix /run/x.sock": what an fd is.
+std::string describe_fd(int fd, int* type_out = nullptr) {
+  int type = 0, domain = 0;
+  socklen_t len = sizeof type;
+  getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+  len = sizeof domain;
+  getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+  if (type_out) *type_out = type;
+  SocketSpec probe;
+  probe.kind = domain == AF_UNIX    ? SocketKind::kUnix
+               : type == SOCK_DGRAM ? SocketKind::kUdp
+                                    : SocketKind::kTcp;
+  if (domain == AF_UNIX) {
+    SockAddr a;
+    a.length = sizeof a.storage;
+    getsockname(fd, a.get(), &a.length);
+    auto* un = reinterpret_cast<sockaddr_un*>(&a.storage);
+    size_t n =
+        a.length > offsetof(sockaddr_un, sun_path) ? a.length - offsetof(sockaddr_un, sun_path) : 0;
+    bool abstract = n > 0 && un->sun_path[0] == '\0';
+    std::string path(un->sun_path + (abstract ? 1 : 0), n - (abstract ? 1 : 0));
+    if (!abstract) path = path.c_str();  // drop the terminating NUL
+    return fmt::format("unix {}{}", abstract ? "@" : "", path);
+  }
+  return fmt::format("{} {}", probe.kind_name(), describe_bound(fd, probe));
+}
+
+}  // namespace
+
+Status ListenSocket::check_matches(int fd, const SocketSpec& spec, const std::string& origin) {
+  int type = 0;
+  std::string actual = describe_fd(fd, &type);
+  std::string wanted = fmt::format("{} {}", spec.kind_name(), spec.address());
+  if (actual == wanted) return {};
+  // Port 0 in the config accepts whatever port the socket has.
+  if (spec.kind != SocketKind::kUnix && spec.port == 0 &&
+      actual.starts_with(wanted.substr(0, wanted.rfind(':') + 1))) {
+    return {};
+  }
+  return error(fmt::format("{}: {} is a {} socket, but the config wants {} ({})", spec.name, origin,
+                           actual, wanted, spec.url));
+}
+
+Result<ListenSocket> ListenSocket::adopt(const SocketSpec& spec, UniqueFd fd,
+                                         const std::string& origin) {
+  if (Status s = check_matches(fd.get(), spec, origin); !s) return s.error();
+  int listening = 0;
+  socklen_t len = sizeof listening;
+  getsockopt(fd.get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+  if (spec.kind != SocketKind::kUdp && !listening &&
+      listen(fd.get(), spec.backlog.value_or(INT_MAX)) != 0) {
+    return sys_error(fmt::format("{}: cannot listen on {}", spec.name, origin));
+  }
+  // Not bound by baton: its file (if any) belongs to whoever created it.
+  ListenSocket sock;
+  sock.spec_ = spec;
+  sock.bound_address_ = describe_bound(fd.get(), spec);
+  sock.fd_ = std::move(fd);
+  return sock;
+}
+
 ListenSocket::~ListenSocket() {
+  if (fd_.valid() && on_close) on_close(*this);
   if (!fd_.valid() || inode_ == 0) return;
   struct stat st;
   if (stat(spec_.path.c_str(), &st) == 0 && st.st_ino == inode_ && st.st_dev == device_) {

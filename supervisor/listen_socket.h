@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 
 #include "result.h"
@@ -21,10 +22,24 @@ class ListenSocket {
   /// "http: cannot bind 0.0.0.0:80: Permission denied".
   static Result<ListenSocket> bind(const SocketSpec& spec);
 
+  /// Takes over a socket baton received (socket activation, or its own fd
+  /// store given back by systemd) after checking that it is what `spec`
+  /// describes: errors say what it is instead. `origin` names it in
+  /// messages ("fd 3 (name http) from systemd").
+  static Result<ListenSocket> adopt(const SocketSpec& spec, UniqueFd fd, const std::string& origin);
+
+  /// Whether `fd` is the socket `spec` describes; the error describes the
+  /// mismatch.
+  static Status check_matches(int fd, const SocketSpec& spec, const std::string& origin);
+
   const SocketSpec& spec() const { return spec_; }
   int fd() const { return fd_.get(); }
   /// The address actually bound (differs from the spec for port 0).
   const std::string& bound_address() const { return bound_address_; }
+
+  /// Called once when the socket closes (baton uses it to take the socket
+  /// out of systemd's fd store).
+  std::function<void(const ListenSocket&)> on_close;
 
   /// Closes the socket; a unix path socket also removes its file, if the
   /// file is still the one baton created (same inode).

@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "exec_app.h"
 #include "exit_codes.h"
+#include "shim_support.h"
 
 namespace {
 
@@ -25,6 +26,12 @@ int run(const baton::CommandLine& cl) {
   if (!config) {
     std::fprintf(stderr, "%s\n", config.error().message.c_str());
     return kExitFailed;
+  }
+  if (config->shim) {
+    if (Status s = check_shim_target(config->command[0]); !s) {
+      std::fprintf(stderr, "baton: %s\n", s.error().message.c_str());
+      return kExitFailed;
+    }
   }
   return run_daemon(*config);
 }

@@ -473,6 +473,8 @@ void Supervisor::report_status() {
   if (reload_ && reload_->gen->instance) {
     text += fmt::format("; reloading: generation {} pid {} {}", reload_->gen->number,
                         reload_->gen->instance->pid(), to_string(reload_->gen->instance->state));
+  } else if (last_reload_) {
+    text += fmt::format("; last reload {}", last_reload_->result);
   }
   manager_.notify("STATUS=" + text);
 }
@@ -536,6 +538,7 @@ void Supervisor::start_reload(std::vector<ReloadRequest> requests) {
   record.replaced_generation = current_->number;
   record.replaced_pid = current_->instance ? current_->instance->pid() : 0;
   uv_timer_stop(&restart_timer_);  // the new generation takes over from a crash loop too
+  manager_.notify("RELOADING=1");
   broadcast(fmt::format("config ok; starting generation {}", reload_->gen->number));
 
   spawn_instance(reload_->gen);
@@ -583,7 +586,6 @@ void Supervisor::commit_reload(Tracked& t) {
     }
   }
   end_reload();
-  report_status();
 }
 
 void Supervisor::roll_back(const Instance* failed) {
@@ -615,6 +617,13 @@ void Supervisor::roll_back(const Instance* failed) {
 
 void Supervisor::end_reload() {
   reload_.reset();
+  // Ends RELOADING=1 whatever the outcome: the service serves either way.
+  bool serving = current_->instance && current_->instance->state == InstanceState::kReady;
+  if (state_ == State::kRunning && (told_manager_ready_ || serving)) {
+    told_manager_ready_ = true;
+    manager_.notify("READY=1");
+  }
+  report_status();
   if (state_ != State::kRunning || queued_.empty()) return;
   std::vector<ReloadRequest> next = std::move(queued_);
   queued_.clear();

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -230,9 +231,12 @@ bool NotifyListener::wait_for(const std::function<bool(const std::string&)>& mat
   return false;
 }
 
-Baton::Baton(const TempDir& dir, std::vector<std::string> args, std::string control)
+Baton::Baton(const TempDir& dir, std::vector<std::string> args, std::string control,
+             const std::string& launcher)
     : log_path_(dir.file("baton.log")), control_(std::move(control)) {
   std::vector<std::string> argv = {baton_bin(), "run"};
+  // systemd-socket-activate passes only the variables it is told to with -E.
+  if (!launcher.empty()) argv = {launcher, "-E", "NOTIFY_SOCKET=" + notify_.socket_env()};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) {
@@ -387,6 +391,18 @@ Response udp_request(const std::string& address, const std::string& payload, Mil
   }
   close(fd);
   return r;
+}
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), len);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
 }
 
 bool process_exists(pid_t pid) {

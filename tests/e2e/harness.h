@@ -67,7 +67,10 @@ class Baton {
  public:
   /// Starts `baton run ARGS...` in `dir`; `control` is the control socket path
   /// the test's config uses (passed to status/stop).
-  Baton(const TempDir& dir, std::vector<std::string> args, std::string control);
+  /// `launcher`, if given, is run instead with `args` as its whole command
+  /// line (e.g. systemd-socket-activate ... baton run ...).
+  Baton(const TempDir& dir, std::vector<std::string> args, std::string control,
+        const std::string& launcher = "");
   ~Baton();
 
   pid_t pid() const { return pid_; }
@@ -117,6 +120,9 @@ Response http_get_on(int fd, const std::string& path = "/");
 bool eventually(const std::function<bool()>& check, Millis timeout = 10s);
 /// Sends one datagram to a UDP address and returns the reply as the body.
 Response udp_request(const std::string& address, const std::string& payload, Millis timeout = 5s);
+/// A loopback TCP port that was free a moment ago, for programs that must
+/// be told their port before they start.
+int free_port();
 /// True while a process with this pid exists.
 bool process_exists(pid_t pid);
 /// True if a file (of any kind) exists at `path`.

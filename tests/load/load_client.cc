@@ -408,9 +408,9 @@ bool parse_head(std::string_view text, ResponseHead& head, std::string& why) {
   return true;
 }
 
-/// The N in "hello from pid N", or 0.
+/// The N in "... pid N ..." ("hello from pid N", "legacy pid N"), or 0.
 int parse_pid(std::string_view body) {
-  constexpr std::string_view kMarker = "hello from pid ";
+  constexpr std::string_view kMarker = "pid ";
   const size_t at = body.find(kMarker);
   if (at == std::string_view::npos) return 0;
   const std::string_view digits = body.substr(at + kMarker.size());

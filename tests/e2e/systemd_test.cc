@@ -1,0 +1,110 @@
+// End-to-end tests of baton speaking systemd's protocols without systemd as
+// PID 1: sockets from systemd-socket-activate, the READY/RELOADING/STOPPING
+// sequence and STATUS lines sent to its NOTIFY_SOCKET, and its sockets
+// parked in the fd store.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <future>
+
+#include <fmt/format.h>
+
+#include "harness.h"
+
+using namespace e2e;
+
+namespace {
+
+std::string config_text(const std::string& url, const std::string& extra = "") {
+  return fmt::format(
+      "command = [\"{}\"]\ncontrol = \"control.sock\"\n{}\n"
+      "[[socket]]\nname = \"http\"\nlisten = \"{}\"\n",
+      hello_bin(), extra, url);
+}
+
+/// The datagrams of `history` that carry one of `keys` (READY=1 ...), in order.
+std::vector<std::string> lifecycle(const std::vector<std::string>& history) {
+  std::vector<std::string> out;
+  for (const std::string& m : history) {
+    for (const char* key : {"READY=1", "RELOADING=1", "STOPPING=1"}) {
+      if (m.find(key) != std::string::npos) out.push_back(key);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("started by systemd-socket-activate, baton takes the socket and binds nothing") {
+  REQUIRE(path_exists("/usr/bin/systemd-socket-activate"));
+  TempDir dir;
+  std::string address = fmt::format("127.0.0.1:{}", free_port());
+  std::string config = dir.write("baton.toml", config_text("tcp://" + address));
+  Baton baton(dir, {"--fdname=http", "-l", address, baton_bin(), "run", "-c", config},
+              dir.file("control.sock"), "/usr/bin/systemd-socket-activate");
+  // systemd-socket-activate starts baton on the first connection: this
+  // client waits in the backlog while baton and the app start, then is served.
+  REQUIRE(eventually([&] { return baton.log().find("Listening on") != std::string::npos; }));
+  Response first = http_get(address, "/", 10s);
+  REQUIRE(baton.wait_ready());
+  pid_t app = baton.instance_pid("ready");
+  CHECK(first.body == fmt::format("hello from pid {} version 1\n", app));
+  CHECK(baton.status()["sockets"][0]["address"] == address);
+  CHECK(http_get(address).body == fmt::format("hello from pid {} version 1\n", app));
+  CHECK(baton.log().find("socket http: taken from systemd (fd 3 (name \"http\") from systemd)") !=
+        std::string::npos);
+  // Had baton bound a socket of its own on that address, it would have
+  // failed with EADDRINUSE: the one serving is systemd-socket-activate's.
+  CHECK(baton.log().find(fmt::format("Listening on {} as 3.", address)) != std::string::npos);
+}
+
+TEST_CASE("a socket from systemd that does not fit the config is refused plainly") {
+  REQUIRE(path_exists("/usr/bin/systemd-socket-activate"));
+  TempDir dir;
+  std::string address = fmt::format("127.0.0.1:{}", free_port());
+  std::string config = dir.write("baton.toml", config_text("udp://127.0.0.1:0"));
+  auto running = std::async(std::launch::async, [&] {
+    return run_command({"/usr/bin/systemd-socket-activate", "--fdname=http", "-l", address,
+                        baton_bin(), "run", "-c", config});
+  });
+  // It starts baton on the first connection.
+  int fd = -1;
+  REQUIRE(eventually([&] { return (fd = connect_stream(address)) >= 0; }));
+  CommandResult r = running.get();
+  close(fd);
+  CHECK(r.exit_code == 111);
+  CHECK(r.err.find(fmt::format("http: fd 3 (name \"http\") from systemd is a tcp {} socket, but "
+                               "the config wants udp 127.0.0.1:0 (udp://127.0.0.1:0)",
+                               address)) != std::string::npos);
+}
+
+TEST_CASE("baton tells its manager READY, RELOADING, READY, STOPPING with STATUS lines") {
+  TempDir dir;
+  std::string config = dir.write("baton.toml", config_text("tcp://127.0.0.1:0"));
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  pid_t first = baton.instance_pid("ready");
+  CommandResult ok = run_command({baton_bin(), "reload", "-c", config});
+  REQUIRE(ok.exit_code == 0);
+  dir.write("baton.toml", config_text("tcp://127.0.0.1:0", "bogus = 1"));
+  REQUIRE(run_command({baton_bin(), "reload", "-c", config}).exit_code == 1);  // refused
+  kill(baton.pid(), SIGTERM);
+  REQUIRE(baton.wait_exit() == 0);
+  while (baton.notify().next(0ms)) {
+  }
+  const auto& history = baton.notify().history();
+  CHECK(lifecycle(history) ==
+        std::vector<std::string>{"READY=1", "RELOADING=1", "READY=1", "STOPPING=1"});
+  auto has = [&](const std::string& text) {
+    return std::any_of(history.begin(), history.end(),
+                       [&](const std::string& m) { return m.find(text) != std::string::npos; });
+  };
+  CHECK(has(fmt::format("STATUS=generation 1 pid {} ready", first)));
+  CHECK(has("; reloading: generation 2 pid "));
+  CHECK(has("; last reload ok"));
+  // baton's own sockets go to the fd store under their names.
+  CHECK(has("FDSTORE=1\nFDNAME=http"));
+}
