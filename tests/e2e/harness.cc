@@ -405,6 +405,23 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
+int accept_queue_length(int port) {
+  std::ifstream tcp("/proc/net/tcp");
+  std::string line;
+  std::getline(tcp, line);  // header
+  while (std::getline(tcp, line)) {
+    // "  0: 0100007F:1F90 00000000:0000 0A 00000000:00000002 ..." : for a
+    // listener (state 0A) the rx queue is its accept queue.
+    std::istringstream in(line);
+    std::string slot, local, remote, state, queues;
+    in >> slot >> local >> remote >> state >> queues;
+    if (state != "0A" || local.size() < 5) continue;
+    if (std::stoi(local.substr(local.find(':') + 1), nullptr, 16) != port) continue;
+    return std::stoi(queues.substr(queues.find(':') + 1), nullptr, 16);
+  }
+  return -1;
+}
+
 bool process_exists(pid_t pid) {
   if (pid <= 0) return false;
   // A zombie still exists for kill(); treat it as gone.

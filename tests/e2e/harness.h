@@ -123,6 +123,9 @@ Response udp_request(const std::string& address, const std::string& payload, Mil
 /// A loopback TCP port that was free a moment ago, for programs that must
 /// be told their port before they start.
 int free_port();
+/// How many connections wait in the accept queue of the IPv4 listening
+/// socket on `port` (from /proc/net/tcp), or -1 if there is none.
+int accept_queue_length(int port);
 /// True while a process with this pid exists.
 bool process_exists(pid_t pid);
 /// True if a file (of any kind) exists at `path`.
