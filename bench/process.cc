@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -34,12 +36,14 @@ ExecPlan make_plan(const SpawnOptions& options) {
   ExecPlan plan;
   plan.argv_storage = options.argv;
   plan.env_storage = options.env;
-  if (options.listen_fd >= 0) plan.env_storage.push_back(std::string(kListenPid) + std::string(20, '\0'));
+  if (options.listen_fd >= 0)
+    plan.env_storage.push_back(std::string(kListenPid) + std::string(20, '\0'));
   for (auto& a : plan.argv_storage) plan.argv.push_back(a.data());
   for (auto& e : plan.env_storage) plan.env.push_back(e.data());
   plan.argv.push_back(nullptr);
   plan.env.push_back(nullptr);
-  if (options.listen_fd >= 0) plan.listen_pid_digits = plan.env_storage.back().data() + kListenPid.size();
+  if (options.listen_fd >= 0)
+    plan.listen_pid_digits = plan.env_storage.back().data() + kListenPid.size();
   return plan;
 }
 
@@ -58,6 +62,9 @@ void write_decimal(char* out, long value) {
 /// Runs in the child after fork(): only async-signal-safe calls.
 [[noreturn]] void exec_child(const ExecPlan& plan, const SpawnOptions& options, int null_fd) {
   signal(SIGPIPE, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
   if (options.new_session) setsid();
   dup2(null_fd, 0);
   dup2(options.stdout_fd >= 0 ? options.stdout_fd : null_fd, 1);
@@ -75,6 +82,55 @@ void write_decimal(char* out, long value) {
   close_range(static_cast<unsigned>(first_closed), ~0U, 0);
   execve(plan.argv[0], plan.argv.data(), plan.env.data());
   _exit(127);
+}
+
+// ---- Interruption -----------------------------------------------------------
+// The first SIGINT or SIGTERM tells the long-lived children to stop (baton
+// drains its app; hello alone runs in a session of its own and would not get
+// a terminal's Ctrl-C) and asks the bench to unwind, which removes its
+// temporary directories. A second one kills the bench at once.
+
+constexpr size_t kMaxTracked = 16;
+std::atomic<pid_t> g_tracked[kMaxTracked];
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void on_interrupt(int sig) {
+  if (g_interrupted.exchange(true)) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
+  for (auto& slot : g_tracked) {
+    const pid_t pid = slot.load();
+    if (pid > 0) kill(pid, SIGTERM);
+  }
+}
+
+void install_forwarding_once() {
+  static const bool installed = [] {
+    struct sigaction sa {};
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    return true;
+  }();
+  (void)installed;
+}
+
+void track(pid_t pid) {
+  install_forwarding_once();
+  for (auto& slot : g_tracked) {
+    pid_t empty = 0;
+    if (slot.compare_exchange_strong(empty, pid)) return;
+  }
+}
+
+void untrack(pid_t pid) {
+  for (auto& slot : g_tracked) {
+    pid_t expected = pid;
+    if (slot.compare_exchange_strong(expected, 0)) return;
+  }
 }
 
 int remaining_ms(Clock::time_point deadline) {
@@ -105,6 +161,22 @@ void drain_pipes(int out_fd, int err_fd, CommandResult& result, Clock::time_poin
 
 }  // namespace
 
+bool interrupted() {
+  return g_interrupted.load();
+}
+
+void throw_if_interrupted() {
+  if (interrupted()) throw BenchError("interrupted by a signal");
+}
+
+void sleep_until(Clock::time_point t) {
+  while (Clock::now() < t) {
+    throw_if_interrupted();
+    std::this_thread::sleep_for(std::min<Clock::duration>(t - Clock::now(), Millis(20)));
+  }
+  throw_if_interrupted();
+}
+
 UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
   if (this != &other) reset(other.release());
   return *this;
@@ -123,8 +195,8 @@ void UniqueFd::reset(int fd) {
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
-  std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                        "/reload-bench.XXXXXX";
+  std::string pattern =
+      std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/reload-bench.XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) {
     throw BenchError("cannot create a temporary directory: " + std::string(std::strerror(errno)));
   }
@@ -157,9 +229,9 @@ std::string file_tail(const std::string& path, size_t lines) {
 }
 
 std::vector<std::string> clean_environment() {
-  static constexpr std::string_view kDropped[] = {"LISTEN_FDS=",    "LISTEN_PID=",
-                                                  "LISTEN_FDNAMES=", "NOTIFY_SOCKET=",
-                                                  "WATCHDOG_USEC=", "WATCHDOG_PID="};
+  static constexpr std::string_view kDropped[] = {
+      "LISTEN_FDS=",    "LISTEN_PID=",    "LISTEN_FDNAMES=",
+      "NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID="};
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string_view entry(*e);
@@ -178,6 +250,7 @@ Child Child::spawn(const SpawnOptions& options) {
   const pid_t pid = fork();
   if (pid < 0) throw BenchError("fork: " + std::string(std::strerror(errno)));
   if (pid == 0) exec_child(plan, options, null_fd.get());
+  track(pid);
   return Child(pid);
 }
 
@@ -185,6 +258,12 @@ Child::~Child() {
   if (pid_ < 0) return;
   kill(pid_, SIGKILL);
   waitpid(pid_, nullptr, 0);
+  untrack(pid_);
+}
+
+void Child::forget() {
+  untrack(pid_);
+  pid_ = -1;
 }
 
 std::optional<int> Child::poll_exit() {
@@ -192,7 +271,7 @@ std::optional<int> Child::poll_exit() {
   int status = 0;
   const pid_t r = waitpid(pid_, &status, WNOHANG);
   if (r != pid_) return std::nullopt;
-  pid_ = -1;
+  forget();
   return status;
 }
 
@@ -210,7 +289,7 @@ std::optional<int> Child::terminate(Millis grace) {
   if (auto status = wait_until(Clock::now() + grace)) return status;
   kill(pid_, SIGKILL);
   waitpid(pid_, nullptr, 0);
-  pid_ = -1;
+  forget();
   return std::nullopt;
 }
 
@@ -220,8 +299,8 @@ std::string describe_wait_status(int status) {
   return "stopped (wait status " + std::to_string(status) + ")";
 }
 
-CommandResult run_command(const std::vector<std::string>& argv,
-                          const std::vector<std::string>& env, Millis timeout) {
+CommandResult run_command(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                          Millis timeout) {
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0) throw BenchError("pipe2 failed");
   UniqueFd out_read(out[0]), out_write(out[1]);

@@ -24,6 +24,13 @@ struct BenchError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// True once the bench got SIGINT or SIGTERM (see Child).
+bool interrupted();
+/// Throws BenchError("interrupted by a signal") if interrupted().
+void throw_if_interrupted();
+/// Sleeps until `t`; throws as soon as the bench is interrupted.
+void sleep_until(Clock::time_point t);
+
 /// Owns one file descriptor.
 class UniqueFd {
  public:
@@ -84,7 +91,9 @@ struct SpawnOptions {
 };
 
 /// A started child process. The destructor SIGKILLs and reaps it if it has not
-/// been reaped yet.
+/// been reaped yet. While it runs, the first SIGINT or SIGTERM the bench gets
+/// is forwarded to it as SIGTERM (and interrupted() turns true); a second
+/// one kills the bench.
 class Child {
  public:
   /// Forks and execs; throws BenchError if fork fails (exec failure: exit 127).
@@ -107,6 +116,8 @@ class Child {
 
  private:
   explicit Child(pid_t pid) : pid_(pid) {}
+  /// After reaping: stop forwarding signals to the pid.
+  void forget();
   pid_t pid_;
 };
 
@@ -122,7 +133,7 @@ struct CommandResult {
 };
 
 /// Runs `argv` with `env`, capturing stdout and stderr; SIGKILLed after `timeout`.
-CommandResult run_command(const std::vector<std::string>& argv,
-                          const std::vector<std::string>& env, Millis timeout);
+CommandResult run_command(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                          Millis timeout);
 
 }  // namespace bench

@@ -16,7 +16,6 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -61,14 +60,17 @@ constexpr const char* kUsage =
 
 // ---- Command line --------------------------------------------------------------
 
+/// "500ms", "12s", "1m"; a bare number is seconds.
 std::optional<Millis> parse_duration(const std::string& text) {
-  static const std::regex re(R"(^([0-9]+)(ms|s|m)?$)");
-  std::smatch m;
-  if (!std::regex_match(text, m, re)) return std::nullopt;
-  const long value = std::stol(m[1].str());
-  if (m[2] == "ms") return Millis(value);
-  if (m[2] == "m") return Millis(value * 60000);
-  return Millis(value * 1000);
+  const size_t digits = text.find_first_not_of("0123456789");
+  const std::string number = text.substr(0, digits);
+  const std::string unit = digits == std::string::npos ? "s" : text.substr(digits);
+  if (number.empty() || number.size() > 6) return std::nullopt;
+  const long value = std::stol(number);
+  if (unit == "ms") return Millis(value);
+  if (unit == "s") return Millis(value * 1000);
+  if (unit == "m") return Millis(value * 60000);
+  return std::nullopt;
 }
 
 std::optional<int> parse_int(const std::string& text, int lo, int hi) {
@@ -115,7 +117,8 @@ std::optional<Options> parse_args(int argc, char** argv) {
       value = argv[++i];
     }
     if (!apply_option(o, arg, value)) {
-      std::fprintf(stderr, "reload_bench: bad option %s %s\n%s", arg.c_str(), value.c_str(), kUsage);
+      std::fprintf(stderr, "reload_bench: bad option %s %s\n%s", arg.c_str(), value.c_str(),
+                   kUsage);
       return std::nullopt;
     }
   }
@@ -151,7 +154,10 @@ std::unique_ptr<load::LoadRun> start_load(const Options& o, const std::string& a
 CaseResult run_baseline(const Options& o, const std::string& mode, const CaseSpec& spec) {
   HelloAlone hello(binaries());
   hello.wait_serving();
-  load::LoadResult load = start_load(o, hello.address(), mode)->wait();
+  const Clock::time_point started = Clock::now();
+  auto run = start_load(o, hello.address(), mode);
+  sleep_until(started + o.duration);
+  load::LoadResult load = run->wait();
   hello.stop();
   CaseResult c = summarize_case(mode, spec.name, std::move(load), {});
   c.baseline = true;
@@ -164,11 +170,12 @@ std::vector<ReloadTiming> run_reloads(BatonService& service, const Options& o, i
   std::vector<ReloadTiming> timings;
   const auto spacing = o.duration / (reloads + 1);
   for (int i = 0; i < reloads; ++i) {
-    std::this_thread::sleep_until(started + spacing * (i + 1));
+    sleep_until(started + spacing * (i + 1));
     ReloadTiming t = service.reload();
     windows.push_back({t.requested, t.returned + kWindowTail});
-    std::this_thread::sleep_until(t.returned + kWindowTail);
+    sleep_until(t.returned + kWindowTail);
     service.wait_drained(t);
+    t.under_load = t.returned < started + o.duration;
     timings.push_back(t);
   }
   return timings;
@@ -180,11 +187,13 @@ CaseResult run_baton_case(const Options& o, const std::string& mode, const CaseS
   auto run = start_load(o, service.address(), mode);
   std::vector<Window> windows;
   std::vector<ReloadTiming> timings = run_reloads(service, o, spec.reloads, started, windows);
+  sleep_until(started + o.duration);
   load::LoadResult load = run->wait();
   run.reset();
   service.stop();
   CaseResult c = summarize_case(mode, spec.name, std::move(load), windows);
   c.under_baton = true;
+  c.boot_delay_ms = spec.boot_delay_ms;
   c.reloads = std::move(timings);
   return c;
 }
@@ -198,9 +207,10 @@ std::vector<CaseSpec> case_specs(const Options& o) {
 }
 
 void log_progress(const CaseResult& c) {
-  std::fprintf(stderr, "reload_bench: [%s] %s: %.0f req/s, %llu failed\n", c.mode.c_str(),
-               c.name.c_str(), c.seconds > 0 ? static_cast<double>(c.ok) / c.seconds : 0.0,
-               static_cast<unsigned long long>(c.failed));
+  std::fprintf(stderr, "reload_bench: [%s] %s: %.0f req/s, %llu failed, %zu app pids\n",
+               c.mode.c_str(), c.name.c_str(),
+               c.seconds > 0 ? static_cast<double>(c.ok) / c.seconds : 0.0,
+               static_cast<unsigned long long>(c.failed), c.app_pids);
 }
 
 std::vector<CaseResult> run_all(const Options& o) {
@@ -240,7 +250,8 @@ int main(int argc, char** argv) {
                        options->connections, options->reloads};
     print_report(info, cases);
     if (const uint64_t failed = failed_under_baton(cases); failed > 0) {
-      std::fprintf(stderr, "reload_bench: %llu requests FAILED under baton (see \"Failed requests\")\n",
+      std::fprintf(stderr,
+                   "reload_bench: %llu requests FAILED under baton (see \"Failed requests\")\n",
                    static_cast<unsigned long long>(failed));
       return 3;
     }

@@ -82,12 +82,11 @@ std::string mode_title(const std::string& mode) {
 void print_case_row(const CaseResult& c, const CaseResult* base) {
   const double base_rps = base ? rps(*base) : 0;
   const double base_p99 = base ? base->steady.p99_ms : 0;
-  const std::string window = c.window.count == 0
-                                 ? "–"
-                                 : fmt::format("{} ({} req)", latency_cell(c.window), c.window.count);
-  const std::string p99 =
-      fmt::format("{} / {}", ratio(c.steady.p99_ms, base_p99),
-                  c.window.count == 0 ? "–" : ratio(c.window.p99_ms, base_p99));
+  const std::string window =
+      c.window.count == 0 ? "–"
+                          : fmt::format("{} ({} req)", latency_cell(c.window), c.window.count);
+  const std::string p99 = fmt::format("{} / {}", ratio(c.steady.p99_ms, base_p99),
+                                      c.window.count == 0 ? "–" : ratio(c.window.p99_ms, base_p99));
   fmt::print("| {} | {:.0f} | {} | {} | {} | {} | {} | {} |\n", c.name, rps(c),
              ratio(rps(c), base_rps), failures_cell(c), latency_cell(c.steady), window, p99,
              c.app_pids);
@@ -123,13 +122,15 @@ std::string step_cell(const std::vector<ReloadTiming>& reloads, Get get) {
 void print_reload_table(const std::vector<CaseResult>& cases) {
   fmt::print("### Reload steps (median / max over the reloads, ms)\n\n");
   fmt::print(
-      "| mode | case | reloads | `baton reload` wall time | request → exec | exec → READY | "
-      "READY → drain signal | drain (signal → old generation exited) |\n");
+      "| mode | case | reloads (done under load) | `baton reload` wall time | request → exec | "
+      "exec → READY | READY → drain signal | drain (signal → old generation exited) |\n");
   fmt::print("|:--|:--|--:|--:|--:|--:|--:|--:|\n");
   for (const auto& c : cases) {
     if (c.reloads.empty()) continue;
     const auto& r = c.reloads;
-    fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} |\n", c.mode, c.name, r.size(),
+    const auto under_load = std::count_if(r.begin(), r.end(), [](auto& t) { return t.under_load; });
+    fmt::print("| {} | {} | {} ({}) | {} | {} | {} | {} | {} |\n", c.mode, c.name, r.size(),
+               under_load,
                step_cell(r, [](const ReloadTiming& t) { return std::optional(t.wall_ms); }),
                step_cell(r, [](const ReloadTiming& t) { return t.request_to_exec_ms; }),
                step_cell(r, [](const ReloadTiming& t) { return t.exec_to_ready_ms; }),
@@ -139,14 +140,36 @@ void print_reload_table(const std::vector<CaseResult>& cases) {
   fmt::print("\n");
 }
 
+/// Reloads whose new generation took over a second longer than its boot delay
+/// to send READY=1: it was starved of CPU (the old one kept serving meanwhile).
+void print_slow_starts(const std::vector<CaseResult>& cases) {
+  std::vector<std::string> notes;
+  for (const auto& c : cases) {
+    for (const auto& t : c.reloads) {
+      if (!t.exec_to_ready_ms || *t.exec_to_ready_ms <= c.boot_delay_ms + 1000) continue;
+      notes.push_back(
+          fmt::format("- {} / {}: generation {} took {} ms from exec to READY=1 (boot "
+                      "delay {} ms){}",
+                      c.mode, c.name, t.generation, step_ms(*t.exec_to_ready_ms), c.boot_delay_ms,
+                      t.under_load ? "" : "; the load run ended first"));
+    }
+  }
+  if (notes.empty()) return;
+  fmt::print("### Slow starts\n\n");
+  fmt::print("New generations that got little CPU while starting; the old one kept serving.\n\n");
+  for (const auto& n : notes) fmt::print("{}\n", n);
+  fmt::print("\n");
+}
+
 void print_failures(const std::vector<CaseResult>& cases) {
   bool any = false;
   for (const auto& c : cases) any = any || c.failed > 0;
   if (!any) return;
   fmt::print("### Failed requests\n\n");
   if (failed_under_baton(cases) > 0) {
-    fmt::print("**{} requests failed under baton.** Every request should succeed across reloads.\n\n",
-               failed_under_baton(cases));
+    fmt::print(
+        "**{} requests failed under baton.** Every request should succeed across reloads.\n\n",
+        failed_under_baton(cases));
   }
   for (const auto& c : cases) {
     if (c.failed == 0) continue;
@@ -205,6 +228,7 @@ void print_report(const RunInfo& info, const std::vector<CaseResult>& cases) {
   }
   for (const auto& mode : modes) print_mode_table(mode, cases);
   print_reload_table(cases);
+  print_slow_starts(cases);
   print_failures(cases);
   std::fflush(stdout);
 }

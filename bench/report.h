@@ -28,7 +28,8 @@ struct Window {
 /// One `baton reload`, as measured by the bench and reported by baton.
 struct ReloadTiming {
   std::chrono::steady_clock::time_point requested, returned;
-  double wall_ms = 0;  // `baton reload` run time, from just before fork to exit
+  double wall_ms = 0;       // `baton reload` run time, from just before fork to exit
+  bool under_load = false;  // `baton reload` returned before the load run ended
   int generation = 0;
   int pid = 0;
   // From `baton status --json` (last_reload) once the old generation exited.
@@ -41,6 +42,7 @@ struct CaseResult {
   std::string name;
   bool baseline = false;
   bool under_baton = false;
+  int boot_delay_ms = 0;  // HELLO_BOOT_DELAY_MS of every generation
   double seconds = 0;
   uint64_t ok = 0;
   uint64_t failed = 0;

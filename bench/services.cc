@@ -10,9 +10,8 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
-#include <regex>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -23,9 +22,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr Millis kStartTimeout = 15s;  // includes a 1.5 s slow boot
-constexpr Millis kStopTimeout = 20s;   // baton's drain_timeout is 10 s
-constexpr Millis kReloadTimeout = 60s;
+// Generous: on a saturated 2-CPU VM a freshly started app can be starved of
+// CPU for seconds (see README.md); this also covers a 1.5 s slow boot.
+constexpr Millis kStartTimeout = 60s;
+constexpr Millis kStopTimeout = 20s;    // baton's drain_timeout is 10 s
+constexpr Millis kReloadTimeout = 90s;  // more than ready_timeout
 constexpr Millis kDrainTimeout = 15s;
 
 UniqueFd open_log(const std::string& path) {
@@ -78,12 +79,20 @@ std::string indent(const std::string& text) {
 }
 
 /// "12ms", "1.5s" as `baton reload` prints them; "-" (or anything else) is nullopt.
-std::optional<double> printed_ms(const std::string& text) {
-  static const std::regex re(R"(^([0-9]+(?:\.[0-9]+)?)(ms|s)$)");
-  std::smatch m;
-  if (!std::regex_match(text, m, re)) return std::nullopt;
-  const double value = std::stod(m[1].str());
-  return m[2] == "ms" ? value : value * 1000;
+std::optional<double> printed_ms(std::string text) {
+  double scale = 1000;
+  if (text.ends_with("ms")) {
+    scale = 1;
+    text.resize(text.size() - 2);
+  } else if (text.ends_with("s")) {
+    text.resize(text.size() - 1);
+  } else {
+    return std::nullopt;
+  }
+  if (text.empty() || text.find_first_not_of("0123456789.") != std::string::npos) {
+    return std::nullopt;
+  }
+  return std::stod(text) * scale;
 }
 
 /// `object[key]` as milliseconds; nullopt if absent or null.
@@ -94,15 +103,18 @@ std::optional<double> json_ms(const nlohmann::json& object, const char* key) {
 
 /// Parses "baton: reload done: generation N (pid P) serving; exec after X, ...".
 bool parse_reload_line(const std::string& out, ReloadTiming& t) {
-  static const std::regex re(
-      R"(reload done: generation (\d+) \(pid (\d+)\) serving; exec after (\S+), READY after (\S+), drain signal after (\S+))");
-  std::smatch m;
-  if (!std::regex_search(out, m, re)) return false;
-  t.generation = std::stoi(m[1].str());
-  t.pid = std::stoi(m[2].str());
-  t.request_to_exec_ms = printed_ms(m[3].str());
-  t.exec_to_ready_ms = printed_ms(m[4].str());
-  t.ready_to_drain_ms = printed_ms(m[5].str());
+  const size_t at = out.find("reload done: generation ");
+  if (at == std::string::npos) return false;
+  char exec[32], ready[32], drain[32];
+  if (std::sscanf(out.c_str() + at,
+                  "reload done: generation %d (pid %d) serving; exec after %31[^,], "
+                  "READY after %31[^,], drain signal after %31s",
+                  &t.generation, &t.pid, exec, ready, drain) != 5) {
+    return false;
+  }
+  t.request_to_exec_ms = printed_ms(exec);
+  t.exec_to_ready_ms = printed_ms(ready);
+  t.ready_to_drain_ms = printed_ms(drain);
   return true;
 }
 
@@ -122,10 +134,11 @@ std::string toml_string(const std::string& s) {
 void wait_until_serving(const std::string& address, Clock::time_point deadline,
                         const std::function<void()>& check_alive) {
   for (;;) {
+    throw_if_interrupted();
     check_alive();
     if (answers(address)) return;
     if (Clock::now() >= deadline) throw BenchError(address + " did not answer a request in time");
-    std::this_thread::sleep_for(50ms);
+    sleep_until(Clock::now() + 50ms);
   }
 }
 
@@ -137,8 +150,7 @@ HelloAlone::HelloAlone(const Binaries& bins) {
   std::vector<std::string> env = clean_environment();
   env.insert(env.end(), {"LISTEN_FDS=1", "LISTEN_FDNAMES=http", "HELLO_VERSION=baseline"});
   // Its own session, as baton starts apps (see SpawnOptions::new_session).
-  hello_.emplace(
-      Child::spawn({{bins.hello}, env, log_.get(), log_.get(), listener_.get(), true}));
+  hello_.emplace(Child::spawn({{bins.hello}, env, log_.get(), log_.get(), listener_.get(), true}));
 }
 
 HelloAlone::~HelloAlone() {
@@ -177,15 +189,27 @@ BatonService::BatonService(const Binaries& bins, int boot_delay_ms)
   control_ = dir_.file("control.sock");
   log_ = open_log(dir_.file("baton.log"));
   start();
-  wait_ready();
+  try {
+    wait_ready();
+  } catch (...) {
+    shut_down();  // a throwing constructor gets no destructor call
+    throw;
+  }
 }
 
 BatonService::~BatonService() {
+  shut_down();
+}
+
+void BatonService::shut_down() noexcept {
   if (!baton_ || baton_->reaped()) return;
-  if (!baton_->terminate(kStopTimeout)) {
-    // baton was SIGKILLed: its apps (each its own process group) would outlive it.
-    for (int pid : app_pids_) kill(-pid, SIGKILL);
-  }
+  const auto status = baton_->terminate(kStopTimeout);
+  if (!status || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) kill_apps();
+}
+
+void BatonService::kill_apps() noexcept {
+  // Each app leads its own process group; without baton nobody stops them.
+  for (int pid : app_pids_) kill(-pid, SIGKILL);
 }
 
 std::string BatonService::write_config(int boot_delay_ms) const {
@@ -194,7 +218,7 @@ std::string BatonService::write_config(int boot_delay_ms) const {
   return fmt::format(
       "# Written by reload_bench.\n"
       "name = \"reload-bench\"\ncommand = [{}]\ncontrol = \"control.sock\"\n"
-      "drain_timeout = \"10s\"\nready_timeout = \"10s\"\n\n"
+      "drain_timeout = \"10s\"\nready_timeout = \"60s\"\n\n"
       "[environment]\n{}\n"
       "[[socket]]\nname = \"http\"\nlisten = \"tcp://127.0.0.1:0\"\n",
       toml_string(bins_.hello), env);
@@ -206,12 +230,15 @@ void BatonService::start() {
 }
 
 void BatonService::fail(const std::string& what) {
-  throw BenchError(fmt::format("{}\n  baton's log ends with:\n{}", what,
-                               file_tail(dir_.file("baton.log"))));
+  throw BenchError(
+      fmt::format("{}\n  baton's log ends with:\n{}", what, file_tail(dir_.file("baton.log"))));
 }
 
 void BatonService::check_alive() {
-  if (auto status = baton_->poll_exit()) fail("baton " + describe_wait_status(*status));
+  if (auto status = baton_->poll_exit()) {
+    kill_apps();
+    fail("baton " + describe_wait_status(*status));
+  }
 }
 
 std::optional<nlohmann::json> BatonService::try_status() {
@@ -242,8 +269,8 @@ void BatonService::wait_ready() {
       address_ = (*status)["sockets"][0]["address"].get<std::string>();
       break;
     }
-    if (Clock::now() >= deadline) fail("baton's first generation did not become ready in 15 s");
-    std::this_thread::sleep_for(20ms);
+    if (Clock::now() >= deadline) fail("baton's first generation did not become ready in 60 s");
+    sleep_until(Clock::now() + 20ms);
   }
   try {
     wait_until_serving(address_, Clock::now() + kStartTimeout, [this] { check_alive(); });
@@ -258,7 +285,7 @@ ReloadTiming BatonService::reload() {
   t.requested = r.started;
   t.returned = r.finished;
   t.wall_ms = std::chrono::duration<double, std::milli>(r.finished - r.started).count();
-  if (r.timed_out) fail("`baton reload` did not finish within 60 s (killed)");
+  if (r.timed_out) fail("`baton reload` did not finish within 90 s (killed)");
   if (r.exit_code != 0) {
     fail(fmt::format("`baton reload` exited with code {}; it printed:\n{}{}", r.exit_code,
                      indent(r.out), indent(r.err)));
@@ -289,7 +316,7 @@ void BatonService::wait_drained(ReloadTiming& t) {
       fail(fmt::format("the generation replaced by generation {} did not exit within 15 s",
                        t.generation));
     }
-    std::this_thread::sleep_for(50ms);
+    sleep_until(Clock::now() + 50ms);
   }
 }
 
@@ -297,10 +324,11 @@ void BatonService::stop() {
   const pid_t pid = baton_->pid();
   const auto status = baton_->terminate(kStopTimeout);
   if (!status) {
-    for (int app : app_pids_) kill(-app, SIGKILL);
+    kill_apps();
     fail(fmt::format("baton (pid {}) did not exit within 20 s of SIGTERM (killed)", pid));
   }
   if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+    kill_apps();
     fail(fmt::format("baton {} on SIGTERM", describe_wait_status(*status)));
   }
 }

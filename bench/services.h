@@ -82,6 +82,10 @@ class BatonService {
   void check_alive();
   [[noreturn]] void fail(const std::string& what);
   void remember_app_pids(const nlohmann::json& status);
+  /// Stops baton if it still runs: SIGTERM, then SIGKILL and kill_apps().
+  void shut_down() noexcept;
+  /// SIGKILLs the process group of every app pid seen, for when baton is gone.
+  void kill_apps() noexcept;
 
   Binaries bins_;
   TempDir dir_;

@@ -24,6 +24,7 @@ constexpr std::string_view kTopKeys[] = {
     "name",          "control",           "command",           "environment",
     "socket",        "working_directory", "drain_signal",      "drain_timeout",
     "ready_timeout", "restart_delay",     "restart_delay_max", "shim",
+    "watchdog_sec",
 };
 constexpr std::string_view kSocketKeys[] = {"name",   "listen", "backlog",
                                             "v6only", "mode",   "reuseport"};
@@ -244,6 +245,7 @@ void read_settings(const toml::table& table, Config& config, Problems& problems)
       problems.add(n->source(), "'shim' must be true or false");
   }
   read_duration(table, "drain_timeout", config.drain_timeout, problems);
+  read_duration(table, "watchdog_sec", config.watchdog_sec, problems);
   read_duration(table, "ready_timeout", config.ready_timeout, problems);
   read_duration(table, "restart_delay", config.restart_delay, problems);
   read_duration(table, "restart_delay_max", config.restart_delay_max, problems);

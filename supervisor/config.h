@@ -48,6 +48,10 @@ struct Config {
   /// on each consecutive failure up to restart_delay_max.
   Millis restart_delay{100};
   Millis restart_delay_max{10'000};
+  /// App watchdog: a ready app must send WATCHDOG=1 at least this often
+  /// (it gets WATCHDOG_USEC and WATCHDOG_PID); one that stops is replaced
+  /// through the normal handoff. Zero: off.
+  Millis watchdog_sec{0};
 };
 
 /// Reads and validates a TOML config file.

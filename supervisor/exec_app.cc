@@ -15,11 +15,13 @@ int exec_app(int argc, char** argv) {
     std::fprintf(stderr, "baton: __exec is internal: it needs a command\n");
     return 100;
   }
-  if (std::getenv("LISTEN_FDS")) {
-    char pid[32];
-    std::snprintf(pid, sizeof pid, "%d", static_cast<int>(getpid()));
-    setenv("LISTEN_PID", pid, 1);
-  }
+  // Lead a process group of our own (pgid == pid), so that baton's drain
+  // and kill signals reach every process the app starts.
+  setpgid(0, 0);
+  char pid[32];
+  std::snprintf(pid, sizeof pid, "%d", static_cast<int>(getpid()));
+  if (std::getenv("LISTEN_FDS")) setenv("LISTEN_PID", pid, 1);
+  if (std::getenv("WATCHDOG_USEC")) setenv("WATCHDOG_PID", pid, 1);
   execvp(argv[2], argv + 2);
   int err = errno;
   std::fprintf(stderr, "baton: cannot execute %s: %s\n", argv[2], std::strerror(err));

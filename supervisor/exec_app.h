@@ -1,6 +1,6 @@
 // The exec trampoline: `baton __exec COMMAND ARGS...` runs in the freshly
-// spawned child, sets LISTEN_PID to its own pid and execs the app, which
-// keeps that pid. It runs before baton initialises anything else.
+// spawned child, sets LISTEN_PID (and WATCHDOG_PID) to its own pid and execs
+// the app, which keeps that pid. It runs before baton initialises anything.
 #pragma once
 
 namespace baton {

@@ -124,10 +124,12 @@ Result<std::unique_ptr<Instance>> Instance::spawn(uv_loop_t* loop, const SpawnSp
   options.args = argv.data();
   options.env = env.data();
   options.cwd = spec.working_directory.empty() ? nullptr : spec.working_directory.c_str();
-  // DETACHED makes the child call setsid(): it leads its own process group,
-  // so drain and kill signals reach its workers, and a Ctrl-C aimed at baton's
-  // terminal does not reach it behind baton's back.
-  options.flags = UV_PROCESS_DETACHED;
+  // Not UV_PROCESS_DETACHED: setsid() would put the app in a new session,
+  // and with sched_autogroup each session is its own CPU scheduling group; a
+  // new one was seen starved for seconds under load. The trampoline makes
+  // the app lead its own process group instead (setpgid), so drain and kill
+  // signals reach its workers and a Ctrl-C at baton's terminal does not.
+  options.flags = 0;
   options.stdio_count = static_cast<int>(stdio.size());
   options.stdio = stdio.data();
   options.exit_cb = &Instance::on_process_exit;
@@ -145,6 +147,9 @@ Result<std::unique_ptr<Instance>> Instance::spawn(uv_loop_t* loop, const SpawnSp
                      -rc);
   }
   inst->pid_ = inst->process_.pid;
+  // uv_spawn returns once the child has exec'd (the trampoline): that is
+  // when the instance starts; time spent inside uv_spawn counts before it.
+  inst->started_at = Clock::now();
   inst->notify_pid = inst->pid_;
   for (Output* o : {inst->out_.get(), inst->err_.get()}) {
     uv_read_start(reinterpret_cast<uv_stream_t*>(&o->pipe), &Output::on_alloc, &Output::on_read);
@@ -155,7 +160,9 @@ Result<std::unique_ptr<Instance>> Instance::spawn(uv_loop_t* loop, const SpawnSp
 Instance::~Instance() = default;
 
 void Instance::signal_group(int sig) const {
-  if (pid_ > 0) ::kill(-pid_, sig);
+  if (pid_ <= 0) return;
+  // Until the trampoline has run setpgid() the group does not exist yet.
+  if (::kill(-pid_, sig) != 0 && errno == ESRCH) ::kill(pid_, sig);
 }
 
 bool Instance::group_alive() const {
@@ -164,6 +171,9 @@ bool Instance::group_alive() const {
 
 void Instance::arm_timer(std::chrono::milliseconds after) {
   if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_))) return;
+  // libuv measures from the time cached at the start of this loop turn;
+  // uv_spawn may have blocked since (it waits for the exec), so refresh it.
+  uv_update_time(timer_.loop);
   uv_timer_start(&timer_, &Instance::on_timer_fired, static_cast<uint64_t>(after.count()), 0);
 }
 

@@ -54,7 +54,8 @@ class Instance {
 
   pid_t pid() const { return pid_; }
   int generation() const { return generation_; }
-  /// Signals the whole process group (pgid == pid: the app is a session leader).
+  /// Signals the whole process group (pgid == pid: the trampoline made the app
+  /// a group leader).
   void signal_group(int sig) const;
   /// True while any process of the instance's group is alive.
   bool group_alive() const;

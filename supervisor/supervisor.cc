@@ -169,6 +169,9 @@ std::vector<std::string> Supervisor::child_environment(const Generation& gen) co
   env.push_back(fmt::format("LISTEN_FDNAMES={}", fmt::join(names, ":")));
   env.push_back(fmt::format("NOTIFY_SOCKET={}", notify_socket_env_));
   if (gen.config->shim) add_shim_environment(*gen.config, env);
+  if (gen.config->watchdog_sec.count() > 0) {
+    env.push_back(fmt::format("WATCHDOG_USEC={}", gen.config->watchdog_sec.count() * 1000));
+  }
   return env;
 }
 
@@ -242,6 +245,7 @@ void Supervisor::handle_notify(pid_t pid, const NotifyMessage& msg) {
     spdlog::info("[gen {} pid {}] STATUS={}", inst.generation(), pid, *msg.status);
   }
   if (msg.baton_shim == "loaded") inst.shim_loaded = true;
+  if (inst.state == InstanceState::kReady && msg.watchdog) arm_watchdog(*t);
   if (inst.state != InstanceState::kStarting) return;
   if (msg.baton_shim == "refused-bind") {
     return on_start_failed(*t, fmt::format("bound a socket of its own: {}",
@@ -267,6 +271,7 @@ void Supervisor::on_ready(Tracked& t) {
   inst.state = InstanceState::kReady;
   inst.ready_at = Clock::now();
   inst.cancel_timer();
+  arm_watchdog(t);
   spdlog::info(
       "generation {}: pid {} ready after {}", inst.generation(), inst.pid(),
       format_duration(std::chrono::duration_cast<Millis>(inst.ready_at - inst.started_at)));
@@ -335,9 +340,25 @@ void Supervisor::on_timer(Instance& inst) {
       }
       break;
     case InstanceState::kReady:
+      on_watchdog_expired(*find(inst));
+      break;
     case InstanceState::kExited:
       break;
   }
+}
+
+void Supervisor::arm_watchdog(Tracked& t) {
+  Millis every = t.gen->config->watchdog_sec;
+  if (every.count() > 0) t.inst->arm_timer(every);
+}
+
+void Supervisor::on_watchdog_expired(Tracked& t) {
+  Instance& inst = *t.inst;
+  spdlog::error("generation {}: pid {} sent no WATCHDOG=1 for {}; replacing it", inst.generation(),
+                inst.pid(), format_duration(t.gen->config->watchdog_sec));
+  if (state_ != State::kRunning || t.gen != current_) return;
+  if (reload_) return;  // the reload in progress replaces it
+  start_reload({}, GenerationPlan{current_->config, current_->sockets});
 }
 
 std::string Supervisor::ready_timeout_reason(const Tracked& t) const {
@@ -509,9 +530,10 @@ void Supervisor::broadcast(const std::string& message) {
   }
 }
 
-void Supervisor::start_reload(std::vector<ReloadRequest> requests) {
+void Supervisor::start_reload(std::vector<ReloadRequest> requests,
+                              std::optional<GenerationPlan> same) {
   auto requested_at = Clock::now();
-  auto plan = loader_();
+  Result<GenerationPlan> plan = same ? Result<GenerationPlan>(std::move(*same)) : loader_();
   if (!plan) {
     std::string why = fmt::format("refused, nothing was changed: {}", plan.error().message);
     spdlog::error("reload {}", why);

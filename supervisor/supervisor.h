@@ -118,7 +118,12 @@ class Supervisor {
   void report_status();
 
   // The reload transaction.
-  void start_reload(std::vector<ReloadRequest> requests);
+  /// Starts a reload from the re-read config, or from `same` (the current
+  /// generation's config and sockets, to replace a hung instance).
+  void start_reload(std::vector<ReloadRequest> requests,
+                    std::optional<GenerationPlan> same = std::nullopt);
+  void arm_watchdog(Tracked& t);
+  void on_watchdog_expired(Tracked& t);
   void commit_reload(Tracked& t);
   /// Ends a failed reload; `failed` is its released instance, if it had one.
   void roll_back(const Instance* failed);

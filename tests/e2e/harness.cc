@@ -30,6 +30,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+/// Stands for "NOTIFY_SOCKET=<this Baton's listener>" in a launcher's
+/// arguments, which are built before the listener exists.
+constexpr const char* kNotifyPlaceholder = "NOTIFY_SOCKET=@baton-e2e-placeholder";
+
 int remaining_ms(Clock::time_point deadline) {
   auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now()).count();
   return left > 0 ? static_cast<int>(left) : 0;
@@ -210,16 +214,41 @@ NotifyListener::NotifyListener() {
 
 NotifyListener::~NotifyListener() {
   close(fd_);
+  for (const auto& entry : fds_) close(entry.second);
 }
 
 std::optional<std::string> NotifyListener::next(Millis timeout) {
   pollfd p{fd_, POLLIN, 0};
   if (poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
   char buf[4097];
-  ssize_t n = recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
+  iovec iov{buf, sizeof buf};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
   if (n < 0) return std::nullopt;
+  // Keep the fds that came with it (FDSTORE=1): the test may use them.
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      fds_.emplace_back(history_.size(), fd);
+    }
+  }
   history_.emplace_back(buf, static_cast<size_t>(n));
   return history_.back();
+}
+
+int NotifyListener::fd_of(const std::string& text) const {
+  for (const auto& [index, fd] : fds_) {
+    if (history_[index] == text) return fd;
+  }
+  return -1;
 }
 
 bool NotifyListener::wait_for(const std::function<bool(const std::string&)>& match,
@@ -233,16 +262,40 @@ bool NotifyListener::wait_for(const std::function<bool(const std::string&)>& mat
 
 Baton::Baton(const TempDir& dir, std::vector<std::string> args, std::string control,
              const std::string& launcher)
-    : log_path_(dir.file("baton.log")), control_(std::move(control)) {
-  std::vector<std::string> argv = {baton_bin(), "run"};
-  // systemd-socket-activate passes only the variables it is told to with -E.
-  if (!launcher.empty()) argv = {launcher, "-E", "NOTIFY_SOCKET=" + notify_.socket_env()};
+    : Baton(
+          dir,
+          [&] {
+            std::vector<std::string> argv = {baton_bin(), "run"};
+            // systemd-socket-activate passes only the variables given with -E.
+            if (!launcher.empty()) argv = {launcher, "-E", kNotifyPlaceholder};
+            argv.insert(argv.end(), args.begin(), args.end());
+            return argv;
+          }(),
+          std::move(control), {}, -1) {}
+
+std::unique_ptr<Baton> Baton::with_socket(const TempDir& dir, std::vector<std::string> args,
+                                          std::string control, int fd, const std::string& name) {
+  // A shell in front sets LISTEN_PID to its own pid, which exec keeps.
+  std::vector<std::string> argv = {"/bin/sh", "-c", "export LISTEN_PID=$$; exec \"$0\" \"$@\"",
+                                   baton_bin(), "run"};
   argv.insert(argv.end(), args.begin(), args.end());
+  return std::unique_ptr<Baton>(new Baton(dir, std::move(argv), std::move(control),
+                                          {"LISTEN_FDS=1", "LISTEN_FDNAMES=" + name}, fd));
+}
+
+Baton::Baton(const TempDir& dir, std::vector<std::string> argv, std::string control,
+             std::vector<std::string> extra_env, int fd3)
+    : log_path_(dir.file("baton.log")), control_(std::move(control)) {
+  for (std::string& a : argv) {
+    if (a == kNotifyPlaceholder) a = "NOTIFY_SOCKET=" + notify_.socket_env();
+  }
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) {
-    if (!std::string_view(*e).starts_with("NOTIFY_SOCKET=")) env.emplace_back(*e);
+    std::string_view v(*e);
+    if (!v.starts_with("NOTIFY_SOCKET=") && !v.starts_with("LISTEN_")) env.emplace_back(*e);
   }
   env.push_back("NOTIFY_SOCKET=" + notify_.socket_env());
+  env.insert(env.end(), extra_env.begin(), extra_env.end());
   int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   auto a = c_strings(argv);
   auto e = c_strings(env);
@@ -250,6 +303,7 @@ Baton::Baton(const TempDir& dir, std::vector<std::string> args, std::string cont
   if (pid_ == 0) {
     dup2(log, 1);
     dup2(log, 2);
+    if (fd3 >= 0) dup2(fd3, 3);  // dup2 clears CLOEXEC on the copy
     if (chdir(dir.path().c_str()) == 0) execve(a[0], a.data(), e.data());
     _exit(127);
   }

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -55,11 +56,16 @@ class NotifyListener {
   bool wait_for(const std::function<bool(const std::string&)>& match, Millis timeout);
   /// Every datagram received so far, in order.
   const std::vector<std::string>& history() const { return history_; }
+  /// The fd that arrived with the datagram `text` (FDSTORE=1), or -1. The
+  /// listener keeps owning it.
+  int fd_of(const std::string& text) const;
 
  private:
   int fd_ = -1;
   std::string env_;
   std::vector<std::string> history_;
+  /// Fds received, with the index of their datagram in history_.
+  std::vector<std::pair<size_t, int>> fds_;
 };
 
 /// A running `baton run`, logging to DIR/baton.log.
@@ -71,6 +77,11 @@ class Baton {
   /// line (e.g. systemd-socket-activate ... baton run ...).
   Baton(const TempDir& dir, std::vector<std::string> args, std::string control,
         const std::string& launcher = "");
+
+  /// Starts `baton run ARGS...` as systemd would after a restart: `fd` as
+  /// fd 3 with LISTEN_FDS=1, LISTEN_FDNAMES=`name`, LISTEN_PID=its pid.
+  static std::unique_ptr<Baton> with_socket(const TempDir& dir, std::vector<std::string> args,
+                                            std::string control, int fd, const std::string& name);
   ~Baton();
 
   pid_t pid() const { return pid_; }
@@ -91,6 +102,8 @@ class Baton {
 
  private:
   void remember_app_pids();
+  Baton(const TempDir& dir, std::vector<std::string> argv, std::string control,
+        std::vector<std::string> extra_env, int fd3);
 
   std::string log_path_;
   std::string control_;

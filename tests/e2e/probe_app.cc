@@ -45,7 +45,8 @@ void write_report(const char* path, int argc, char** argv, const std::vector<int
   std::fprintf(f, "pid=%d\nfds=", static_cast<int>(getpid()));
   for (size_t i = 0; i < fds.size(); ++i) std::fprintf(f, "%s%d", i ? "," : "", fds[i]);
   std::fprintf(f, "\n");
-  for (const char* key : {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"}) {
+  for (const char* key : {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
+                          "WATCHDOG_USEC", "WATCHDOG_PID"}) {
     const char* v = std::getenv(key);
     std::fprintf(f, "%s=%s\n", key, v ? v : "(unset)");
   }

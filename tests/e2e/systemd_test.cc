@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <future>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -107,4 +109,72 @@ TEST_CASE("baton tells its manager READY, RELOADING, READY, STOPPING with STATUS
   CHECK(has("; last reload ok"));
   // baton's own sockets go to the fd store under their names.
   CHECK(has("FDSTORE=1\nFDNAME=http"));
+}
+
+TEST_CASE("an app that stops sending WATCHDOG=1 is replaced through the normal handoff") {
+  TempDir dir;
+  std::string config =
+      dir.write("baton.toml", config_text("tcp://127.0.0.1:0", "watchdog_sec = \"300ms\""));
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  pid_t first = baton.instance_pid("ready");
+  REQUIRE(first > 0);
+  // hello never sends WATCHDOG=1: 300 ms after READY=1 it is replaced.
+  REQUIRE(baton.notify().wait_for(
+      [](const std::string& m) { return m.starts_with("STATUS=generation 2 pid"); }, 10s));
+  CHECK(baton.log().find(fmt::format("generation 1: pid {} sent no WATCHDOG=1 for 300ms; "
+                                     "replacing it",
+                                     first)) != std::string::npos);
+  REQUIRE(eventually([&] { return !process_exists(first); }));
+}
+
+TEST_CASE("the app gets WATCHDOG_USEC and its own pid as WATCHDOG_PID") {
+  TempDir dir;
+  std::string report = dir.file("report");
+  std::string config = dir.write(
+      "baton.toml",
+      fmt::format("command = [\"{}\"]\ncontrol = \"control.sock\"\nwatchdog_sec = \"1h\"\n"
+                  "[environment]\nPROBE_OUT = \"{}\"\n"
+                  "[[socket]]\nname = \"http\"\nlisten = \"tcp://127.0.0.1:0\"\n",
+                  probe_bin(), report));
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  pid_t app = baton.instance_pid("ready");
+  std::ifstream in(report);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text.find("WATCHDOG_USEC=3600000000\n") != std::string::npos);
+  CHECK(text.find(fmt::format("WATCHDOG_PID={}\n", app)) != std::string::npos);
+}
+
+TEST_CASE("sockets parked in the fd store come back to a restarted baton, queued client served") {
+  TempDir dir;
+  std::string config = dir.write("baton.toml", config_text("tcp://127.0.0.1:0"));
+  int stored = -1;
+  std::string address;
+  {
+    Baton first(dir, {"-c", config}, dir.file("control.sock"));
+    REQUIRE(first.wait_ready());
+    address = first.status()["sockets"][0]["address"];
+    // Sent before READY=1, so already received.
+    int fd = first.notify().fd_of("FDSTORE=1\nFDNAME=http");
+    REQUIRE(fd >= 0);
+    stored = dup(fd);  // what systemd keeps while baton is gone
+    // baton and its app die without a chance to clean up (a crash).
+    pid_t app = first.instance_pid("ready");
+    kill(first.pid(), SIGKILL);
+    REQUIRE(first.wait_exit().has_value());
+    kill(-app, SIGKILL);
+    REQUIRE(eventually([&] { return !process_exists(app); }));
+  }
+  // While no baton runs, a client connects: the parked socket queues it.
+  int client = connect_stream(address, 10s);
+  REQUIRE(client >= 0);
+  auto second = Baton::with_socket(dir, {"-c", config}, dir.file("control.sock"), stored, "http");
+  close(stored);
+  REQUIRE(second->wait_ready());
+  Response r = http_get_on(client);
+  CHECK(r.error == "");
+  CHECK(r.body == fmt::format("hello from pid {} version 1\n", second->instance_pid("ready")));
+  CHECK(second->log().find("socket http: taken from systemd (fd 3 (name \"http\") from systemd)") !=
+        std::string::npos);
 }
