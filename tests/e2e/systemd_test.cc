@@ -2,8 +2,11 @@
 // PID 1: sockets from systemd-socket-activate, the READY/RELOADING/STOPPING
 // sequence and STATUS lines sent to its NOTIFY_SOCKET, and its sockets
 // parked in the fd store.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <unistd.h>
 
@@ -177,4 +180,24 @@ TEST_CASE("sockets parked in the fd store come back to a restarted baton, queued
   CHECK(r.body == fmt::format("hello from pid {} version 1\n", second->instance_pid("ready")));
   CHECK(second->log().find("socket http: taken from systemd (fd 3 (name \"http\") from systemd)") !=
         std::string::npos);
+}
+
+TEST_CASE("when stderr is the journal, lines carry syslog priorities and no timestamps") {
+  TempDir dir;
+  int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int port = free_port();
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(busy, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(listen(busy, 1) == 0);
+  // JOURNAL_STREAM names stderr's device and inode, as systemd sets it.
+  CommandResult r = run_command(
+      {"/bin/sh", "-c", "export JOURNAL_STREAM=$(stat -L -c %d:%i /dev/stderr); exec \"$0\" \"$@\"",
+       baton_bin(), "run", "--listen", fmt::format("http=tcp://127.0.0.1:{}", port), "--control",
+       dir.file("c.sock"), "--", hello_bin()});
+  close(busy);
+  CHECK(r.exit_code == 111);
+  CHECK(r.err == fmt::format("<2>http: cannot bind 127.0.0.1:{}: Address already in use\n", port));
 }
