@@ -177,22 +177,6 @@ void sleep_until(Clock::time_point t) {
   throw_if_interrupted();
 }
 
-UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
-  if (this != &other) reset(other.release());
-  return *this;
-}
-
-int UniqueFd::release() {
-  const int fd = fd_;
-  fd_ = -1;
-  return fd;
-}
-
-void UniqueFd::reset(int fd) {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
-}
-
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
   std::string pattern =

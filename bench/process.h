@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "unique_fd.h"
+
 namespace bench {
 
 using Clock = std::chrono::steady_clock;
@@ -31,25 +33,7 @@ void throw_if_interrupted();
 /// Sleeps until `t`; throws as soon as the bench is interrupted.
 void sleep_until(Clock::time_point t);
 
-/// Owns one file descriptor.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int release();
-  void reset(int fd = -1);
-
- private:
-  int fd_ = -1;
-};
+using baton::UniqueFd;
 
 /// A fresh directory under $TMPDIR (or /tmp), removed with its contents at destruction.
 class TempDir {

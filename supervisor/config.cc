@@ -15,6 +15,8 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "file_util.h"
+
 namespace baton {
 namespace {
 
@@ -288,19 +290,6 @@ Result<toml::table> parse_toml(std::string_view text, const std::string& path) {
   }
 }
 
-Result<std::string> read_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "re");
-  if (!f) return sys_error(fmt::format("cannot read config {}", path));
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  bool failed = std::ferror(f);
-  std::fclose(f);
-  if (failed) return sys_error(fmt::format("cannot read config {}", path));
-  return text;
-}
-
 }  // namespace
 
 Result<Config> parse_config(std::string_view text, const std::string& path) {
@@ -318,13 +307,13 @@ Result<Config> parse_config(std::string_view text, const std::string& path) {
 }
 
 Result<Config> load_config(const std::string& path) {
-  auto text = read_file(path);
+  auto text = read_whole_file(path, "config");
   if (!text) return text.error();
   return parse_config(*text, path);
 }
 
 Result<std::string> read_control_path(const std::string& path) {
-  auto text = read_file(path);
+  auto text = read_whole_file(path, "config");
   if (!text) return text.error();
   auto table = parse_toml(*text, path);
   if (!table) return table.error();

@@ -13,7 +13,7 @@
 
 #include <fmt/format.h>
 
-#include "unique_fd.h"
+#include "file_util.h"
 
 namespace baton {
 namespace {
@@ -31,19 +31,8 @@ struct ElfFacts {
   bool go = false;       // has a .go.buildinfo section or a Go build ID note
 };
 
-Result<std::string> read_all(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "re");
-  if (!f) return sys_error(fmt::format("cannot read {}", path));
-  std::string data;
-  char buf[65536];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) data.append(buf, n);
-  std::fclose(f);
-  return data;
-}
-
 Result<ElfFacts> inspect_elf(const std::string& path) {
-  auto data = read_all(path);
+  auto data = read_whole_file(path, "program");
   if (!data) return data.error();
   const std::string& d = *data;
   if (d.size() < sizeof(Elf64_Ehdr) || std::memcmp(d.data(), ELFMAG, SELFMAG) != 0) {

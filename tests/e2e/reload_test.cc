@@ -87,6 +87,15 @@ std::string describe(const load::LoadResult& r) {
   return text;
 }
 
+/// Stops the load and checks that not one request failed.
+load::LoadResult finish_without_failures(load::LoadRun& run) {
+  run.stop();
+  load::LoadResult result = run.wait();
+  INFO(describe(result));
+  CHECK(result.failed() == 0);
+  return result;
+}
+
 std::string mode_name(load::Mode mode) {
   return mode == load::Mode::kKeepAlive ? "keep-alive" : "connection per request";
 }
@@ -111,10 +120,7 @@ TEST_CASE("20 consecutive reloads under load: 0 failed requests, every generatio
       // The new generation answers the load before the next reload.
       REQUIRE(eventually([&] { return load->has_served(pid); }));
     }
-    load->stop();
-    load::LoadResult result = load->wait();
-    INFO(describe(result));
-    CHECK(result.failed() == 0);
+    load::LoadResult result = finish_without_failures(*load);
     CHECK(generations.size() == 21);
     std::set<pid_t> served;
     for (const auto& [pid, count] : result.pids) served.insert(pid);
@@ -157,10 +163,7 @@ TEST_CASE("a new version that fails to start is rolled back; the old one serves 
               std::string::npos);
       }
       REQUIRE(traffic_flows(*load));
-      load->stop();
-      load::LoadResult result = load->wait();
-      INFO(describe(result));
-      CHECK(result.failed() == 0);
+      load::LoadResult result = finish_without_failures(*load);
       CHECK(result.pids.size() == 1);
       CHECK(result.pids.count(old) == 1);
       auto status = service.baton().status();
@@ -196,10 +199,7 @@ TEST_CASE("a request in flight at reload time completes on the old version, unde
     CHECK(response.status == 200);
     CHECK(response.body == fmt::format("hello from pid {} version 1\n", old));
     REQUIRE(eventually([&] { return !process_exists(old); }));
-    load->stop();
-    load::LoadResult result = load->wait();
-    INFO(describe(result));
-    CHECK(result.failed() == 0);
+    load::LoadResult result = finish_without_failures(*load);
     std::string drained = service.baton().status()["last_reload"]["drain_result"];
     CHECK(drained.starts_with("exited with status 0 after draining for "));
   }
@@ -236,10 +236,7 @@ TEST_CASE("a config made invalid is refused and nothing is restarted, under load
                                "'drain_timeout'?)\n",
                                service.dir().file("baton.toml")));
     REQUIRE(traffic_flows(*load));
-    load->stop();
-    load::LoadResult result = load->wait();
-    INFO(describe(result));
-    CHECK(result.failed() == 0);
+    load::LoadResult result = finish_without_failures(*load);
     CHECK(result.pids.size() == 1);
     auto status = service.baton().status();
     CHECK(status["generation"] == 1);
