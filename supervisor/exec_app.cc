@@ -22,6 +22,10 @@ int exec_app(int argc, char** argv) {
   std::snprintf(pid, sizeof pid, "%d", static_cast<int>(getpid()));
   if (std::getenv("LISTEN_FDS")) setenv("LISTEN_PID", pid, 1);
   if (std::getenv("WATCHDOG_USEC")) setenv("WATCHDOG_PID", pid, 1);
+  if (const char* preload = std::getenv("BATON_LD_PRELOAD")) {
+    setenv("LD_PRELOAD", preload, 1);  // the shim: for the app, not for us
+    unsetenv("BATON_LD_PRELOAD");
+  }
   execvp(argv[2], argv + 2);
   int err = errno;
   std::fprintf(stderr, "baton: cannot execute %s: %s\n", argv[2], std::strerror(err));

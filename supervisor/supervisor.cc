@@ -68,8 +68,10 @@ bool is_own_variable(std::string_view entry) {
          std::end(kOwnVariables);
 }
 
-/// LD_PRELOAD (kept in front of any the environment had) and the drain
-/// signal the shim intercepts.
+/// The shim's LD_PRELOAD (in front of any the environment had), handed to
+/// the trampoline as BATON_LD_PRELOAD so that it applies to the app only (a
+/// sanitizer build of baton itself must not load it), and the drain signal
+/// the shim intercepts.
 void add_shim_environment(const Config& config, std::vector<std::string>& env) {
   std::string preload = config.shim_library;
   for (auto it = env.begin(); it != env.end(); ++it) {
@@ -78,7 +80,7 @@ void add_shim_environment(const Config& config, std::vector<std::string>& env) {
     env.erase(it);
     break;
   }
-  env.push_back("LD_PRELOAD=" + preload);
+  env.push_back("BATON_LD_PRELOAD=" + preload);
   env.push_back(fmt::format("BATON_SHIM_DRAIN_SIGNAL={}", config.drain_signal));
 }
 
