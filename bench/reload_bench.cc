@@ -5,6 +5,9 @@
 //   2. hello under baton, no reloads;
 //   3. hello under baton with --reloads evenly spaced reloads;
 //   4. the same with every generation booting in 1.5 s (HELLO_BOOT_DELAY_MS);
+// and, in mode "shim" (one connection per request), examples/legacy, which
+// binds its own port: alone, under `baton run` with `shim = true`, and the
+// same with --reloads reloads;
 // and prints markdown tables: throughput, failed requests, latency inside and
 // outside reload windows, per-step reload timings, and ratios against the
 // baseline of the same run (the machines are shared and noisy).
@@ -13,6 +16,7 @@
 // 3 the tables were printed but some requests failed under baton.
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -40,21 +44,37 @@ struct Options {
   Millis duration = 12s;
   int connections = 8;
   int reloads = 5;
-  std::vector<std::string> modes = {"close", "keepalive"};
+  std::vector<std::string> modes = default_modes();
+
+  static std::vector<std::string> default_modes() {
+    if (have_legacy()) return {"close", "keepalive", "shim"};
+    return {"close", "keepalive"};
+  }
+  static bool have_legacy() {
+#ifdef LEGACY_BIN
+    return true;
+#else
+    return false;
+#endif
+  }
 };
 
 struct CaseSpec {
   std::string name;
   bool under_baton = false;
+  bool legacy = false;  // examples/legacy (alone, or under baton with the shim)
   int reloads = 0;
   int boot_delay_ms = 0;
 };
 
 constexpr const char* kUsage =
     "usage: reload_bench [--duration-per-case 12s] [--connections 8] [--reloads 5]\n"
-    "                    [--mode close|keepalive|both]\n"
+    "                    [--mode close|keepalive|shim|both|all]\n"
     "Puts HTTP load on examples/hello on loopback, alone and under baton with and\n"
-    "without reloads, and prints markdown tables. Defaults: 12s, 8, 5, both.\n"
+    "without reloads, and prints markdown tables. Mode shim: examples/legacy (binds\n"
+    "its own port) alone and under `baton run --shim`, one connection per request.\n"
+    "both = close and keepalive; all = close, keepalive and shim. Defaults: 12s, 8,\n"
+    "5, all.\n"
     "Durations: 500ms, 12s, 1m. Exit codes: 0 done, 1 a step failed, 2 usage,\n"
     "3 some requests failed under baton.\n";
 
@@ -92,9 +112,20 @@ bool apply_option(Options& o, const std::string& name, const std::string& value)
     if (!n) return false;
     (name == "--reloads" ? o.reloads : o.connections) = *n;
   } else if (name == "--mode") {
-    if (value != "close" && value != "keepalive" && value != "both") return false;
-    o.modes = value == "both" ? std::vector<std::string>{"close", "keepalive"}
-                              : std::vector<std::string>{value};
+    if (value == "all") {
+      o.modes = {"close", "keepalive", "shim"};
+    } else if (value == "both") {
+      o.modes = {"close", "keepalive"};
+    } else if (value == "close" || value == "keepalive" || value == "shim") {
+      o.modes = {value};
+    } else {
+      return false;
+    }
+    if (!Options::have_legacy() &&
+        std::find(o.modes.begin(), o.modes.end(), "shim") != o.modes.end()) {
+      std::fprintf(stderr, "reload_bench: this build has no examples/legacy (mode shim)\n");
+      return false;
+    }
   } else {
     return false;
   }
@@ -128,12 +159,17 @@ std::optional<Options> parse_args(int argc, char** argv) {
 // ---- Cases -----------------------------------------------------------------------
 
 const Binaries& binaries() {
-  static const Binaries bins{BATON_BIN, HELLO_BIN};
+#ifdef LEGACY_BIN
+  static const Binaries bins{BATON_BIN, HELLO_BIN, LEGACY_BIN, SHIM_LIB};
+#else
+  static const Binaries bins{BATON_BIN, HELLO_BIN, "", ""};
+#endif
   return bins;
 }
 
+/// legacy answers with Connection: close, so mode "shim" is one connection per request.
 load::Mode load_mode(const std::string& mode) {
-  return mode == "close" ? load::Mode::kConnectionPerRequest : load::Mode::kKeepAlive;
+  return mode == "keepalive" ? load::Mode::kKeepAlive : load::Mode::kConnectionPerRequest;
 }
 
 std::unique_ptr<load::LoadRun> start_load(const Options& o, const std::string& address,
@@ -151,14 +187,23 @@ std::unique_ptr<load::LoadRun> start_load(const Options& o, const std::string& a
   return std::move(started.run);
 }
 
-CaseResult run_baseline(const Options& o, const std::string& mode, const CaseSpec& spec) {
-  HelloAlone hello(binaries());
-  hello.wait_serving();
+/// The app alone (HelloAlone or LegacyAlone): serve, load, stop.
+template <class App>
+load::LoadResult load_app_alone(const Options& o, const std::string& mode) {
+  App app(binaries());
+  app.wait_serving();
   const Clock::time_point started = Clock::now();
-  auto run = start_load(o, hello.address(), mode);
+  auto run = start_load(o, app.address(), mode);
   sleep_until(started + o.duration);
   load::LoadResult load = run->wait();
-  hello.stop();
+  run.reset();
+  app.stop();
+  return load;
+}
+
+CaseResult run_baseline(const Options& o, const std::string& mode, const CaseSpec& spec) {
+  load::LoadResult load =
+      spec.legacy ? load_app_alone<LegacyAlone>(o, mode) : load_app_alone<HelloAlone>(o, mode);
   CaseResult c = summarize_case(mode, spec.name, std::move(load), {});
   c.baseline = true;
   return c;
@@ -182,7 +227,7 @@ std::vector<ReloadTiming> run_reloads(BatonService& service, const Options& o, i
 }
 
 CaseResult run_baton_case(const Options& o, const std::string& mode, const CaseSpec& spec) {
-  BatonService service(binaries(), spec.boot_delay_ms);
+  BatonService service(binaries(), spec.boot_delay_ms, spec.legacy ? free_loopback_port() : 0);
   const Clock::time_point started = Clock::now();
   auto run = start_load(o, service.address(), mode);
   std::vector<Window> windows;
@@ -198,12 +243,17 @@ CaseResult run_baton_case(const Options& o, const std::string& mode, const CaseS
   return c;
 }
 
-std::vector<CaseSpec> case_specs(const Options& o) {
-  return {{"baseline: hello alone", false, 0, 0},
-          {"baton, no reloads", true, 0, 0},
-          {fmt::format("baton + {} reloads", o.reloads), true, o.reloads, 0},
+std::vector<CaseSpec> case_specs(const Options& o, const std::string& mode) {
+  if (mode == "shim") {
+    return {{"baseline: legacy alone", false, true, 0, 0},
+            {"baton --shim, no reloads", true, true, 0, 0},
+            {fmt::format("baton --shim + {} reloads", o.reloads), true, true, o.reloads, 0}};
+  }
+  return {{"baseline: hello alone", false, false, 0, 0},
+          {"baton, no reloads", true, false, 0, 0},
+          {fmt::format("baton + {} reloads", o.reloads), true, false, o.reloads, 0},
           {fmt::format("baton + {} reloads, {:g} s boot", o.reloads, kSlowBootMs / 1000.0), true,
-           o.reloads, kSlowBootMs}};
+           false, o.reloads, kSlowBootMs}};
 }
 
 void log_progress(const CaseResult& c) {
@@ -216,7 +266,7 @@ void log_progress(const CaseResult& c) {
 std::vector<CaseResult> run_all(const Options& o) {
   std::vector<CaseResult> results;
   for (const auto& mode : o.modes) {
-    for (const auto& spec : case_specs(o)) {
+    for (const auto& spec : case_specs(o, mode)) {
       std::fprintf(stderr, "reload_bench: [%s] %s ...\n", mode.c_str(), spec.name.c_str());
       try {
         results.push_back(spec.under_baton ? run_baton_case(o, mode, spec)
@@ -249,6 +299,13 @@ int main(int argc, char** argv) {
                        std::chrono::duration<double>(options->duration).count(),
                        options->connections, options->reloads};
     print_report(info, cases);
+    for (const auto& c : cases) {
+      if (c.mode == "shim" && c.under_baton && c.failed > 0) {
+        std::fprintf(stderr, "reload_bench: %llu requests FAILED under the shim in \"%s\"\n",
+                     static_cast<unsigned long long>(c.failed), c.name.c_str());
+        for (const auto& e : c.failure_examples) std::fprintf(stderr, "  %s\n", e.c_str());
+      }
+    }
     if (const uint64_t failed = failed_under_baton(cases); failed > 0) {
       std::fprintf(stderr,
                    "reload_bench: %llu requests FAILED under baton (see \"Failed requests\")\n",

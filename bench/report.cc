@@ -76,6 +76,10 @@ const CaseResult* baseline_of(const std::vector<CaseResult>& cases, const std::s
 
 std::string mode_title(const std::string& mode) {
   if (mode == "close") return "Mode `close`: a new TCP connection per request";
+  if (mode == "shim") {
+    return "Mode `shim`: examples/legacy (binds its own port) alone and under `baton run "
+           "--shim`, a new TCP connection per request";
+  }
   return "Mode `keepalive`: one connection per client thread, reused until the server closes it";
 }
 
@@ -103,6 +107,18 @@ void print_mode_table(const std::string& mode, const std::vector<CaseResult>& ca
     if (c.mode == mode) print_case_row(c, base);
   }
   fmt::print("\n");
+  if (mode != "shim") return;
+  fmt::print(
+      "*× baseline* here is legacy alone (binding 127.0.0.1:PORT itself, backlog 128); under "
+      "the shim legacy's bind() gets baton's socket on the same address.\n\n");
+  for (const auto& c : cases) {
+    if (c.mode == mode && c.under_baton && c.failed > 0) {
+      fmt::print("**FAILED REQUESTS UNDER THE SHIM: {} in \"{}\"** ({}); examples:\n\n", c.failed,
+                 c.name, failures_cell(c));
+      for (const auto& e : c.failure_examples) fmt::print("- `{}`\n", e);
+      fmt::print("\n");
+    }
+  }
 }
 
 /// "median / max" of one step over the reloads ("–" if baton did not report it).
@@ -188,7 +204,8 @@ void print_header(const RunInfo& info) {
   fmt::print(
       "Latencies are of successful requests, in ms. *Reload windows*: requests that started "
       "between a reload request and 500 ms after `baton reload` returned; *steady*: all the "
-      "others. *× baseline*: ratio to hello alone (no baton), same mode, same run.\n\n");
+      "others. *× baseline*: ratio to the app alone (no baton: hello, or legacy in mode `shim`), "
+      "same mode, same run.\n\n");
 }
 
 }  // namespace

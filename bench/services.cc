@@ -1,4 +1,4 @@
-// hello alone and hello under baton, for reload_bench (see services.h).
+// hello alone, legacy alone, and either under baton, for reload_bench (see services.h).
 #include "services.h"
 
 #include <arpa/inet.h>
@@ -131,6 +131,19 @@ std::string toml_string(const std::string& s) {
 
 }  // namespace
 
+int free_loopback_port() {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (!fd.valid() || bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+      getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    throw BenchError(fmt::format("cannot pick a free port on 127.0.0.1: {}", std::strerror(errno)));
+  }
+  return ntohs(addr.sin_port);  // closed when `fd` goes
+}
+
 void wait_until_serving(const std::string& address, Clock::time_point deadline,
                         const std::function<void()>& check_alive) {
   for (;;) {
@@ -181,11 +194,65 @@ void HelloAlone::stop() {
   }
 }
 
+// ---- LegacyAlone -------------------------------------------------------------
+
+LegacyAlone::LegacyAlone(const Binaries& bins) {
+  if (bins.legacy.empty()) throw BenchError("examples/legacy was not built");
+  const int port = free_loopback_port();
+  address_ = fmt::format("127.0.0.1:{}", port);
+  log_ = open_log(dir_.file("legacy.log"));
+  std::vector<std::string> env = clean_environment();
+  env.push_back("LEGACY_VERSION=baseline");
+  // Its own session, as baton starts apps (see SpawnOptions::new_session).
+  legacy_.emplace(
+      Child::spawn({{bins.legacy, "--port", std::to_string(port), "--host", "127.0.0.1"},
+                    env,
+                    log_.get(),
+                    log_.get(),
+                    -1,
+                    true}));
+}
+
+LegacyAlone::~LegacyAlone() {
+  if (legacy_ && !legacy_->reaped()) legacy_->terminate(kStopTimeout);
+}
+
+void LegacyAlone::check_alive() {
+  if (auto status = legacy_->poll_exit()) {
+    throw BenchError(fmt::format("legacy (alone) {}; its log ends with:\n{}",
+                                 describe_wait_status(*status),
+                                 file_tail(dir_.file("legacy.log"))));
+  }
+}
+
+void LegacyAlone::wait_serving() {
+  try {
+    wait_until_serving(address_, Clock::now() + kStartTimeout, [this] { check_alive(); });
+  } catch (const BenchError& e) {
+    throw BenchError(fmt::format("legacy (alone) did not start serving: {}", e.what()));
+  }
+}
+
+void LegacyAlone::stop() {
+  const pid_t pid = legacy_->pid();
+  const auto status = legacy_->terminate(kStopTimeout);
+  if (!status) throw BenchError(fmt::format("legacy (alone, pid {}) ignored SIGTERM", pid));
+  const bool clean = (WIFSIGNALED(*status) && WTERMSIG(*status) == SIGTERM) ||
+                     (WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  if (!clean) {
+    throw BenchError(fmt::format("legacy (alone) {} on SIGTERM", describe_wait_status(*status)));
+  }
+}
+
 // ---- BatonService ------------------------------------------------------------
 
-BatonService::BatonService(const Binaries& bins, int boot_delay_ms)
-    : bins_(bins), env_(clean_environment()) {
-  config_ = dir_.write("baton.toml", write_config(boot_delay_ms));
+BatonService::BatonService(const Binaries& bins, int boot_delay_ms, int shim_port)
+    : bins_(bins), shim_(shim_port > 0), env_(clean_environment()) {
+  if (shim_ && (bins_.legacy.empty() || bins_.shim_library.empty())) {
+    throw BenchError("examples/legacy or the shim library was not built");
+  }
+  if (shim_) env_.push_back("BATON_SHIM_LIBRARY=" + bins_.shim_library);
+  config_ = dir_.write("baton.toml", write_config(boot_delay_ms, shim_port));
   control_ = dir_.file("control.sock");
   log_ = open_log(dir_.file("baton.log"));
   start();
@@ -212,7 +279,17 @@ void BatonService::kill_apps() noexcept {
   for (int pid : app_pids_) kill(-pid, SIGKILL);
 }
 
-std::string BatonService::write_config(int boot_delay_ms) const {
+std::string BatonService::write_config(int boot_delay_ms, int shim_port) const {
+  if (shim_port > 0) {
+    return fmt::format(
+        "# Written by reload_bench.\n"
+        "name = \"reload-bench-shim\"\ncommand = [{}, \"--port\", \"{}\", \"--host\", "
+        "\"127.0.0.1\"]\ncontrol = \"control.sock\"\nshim = true\n"
+        "drain_timeout = \"10s\"\nready_timeout = \"60s\"\n\n"
+        "[environment]\nLEGACY_VERSION = \"1\"\n\n"
+        "[[socket]]\nname = \"http\"\nlisten = \"tcp://127.0.0.1:{}\"\n",
+        toml_string(bins_.legacy), shim_port, shim_port);
+  }
   std::string env = "HELLO_VERSION = \"1\"\n";
   if (boot_delay_ms > 0) env += fmt::format("HELLO_BOOT_DELAY_MS = \"{}\"\n", boot_delay_ms);
   return fmt::format(
@@ -275,7 +352,8 @@ void BatonService::wait_ready() {
   try {
     wait_until_serving(address_, Clock::now() + kStartTimeout, [this] { check_alive(); });
   } catch (const BenchError& e) {
-    fail(fmt::format("hello under baton did not start serving: {}", e.what()));
+    fail(fmt::format("{} under baton did not start serving: {}", shim_ ? "legacy" : "hello",
+                     e.what()));
   }
 }
 

@@ -1,8 +1,10 @@
 // The services reload_bench puts load on: examples/hello alone (socket
 // activated by the bench itself, the baseline) and hello under `baton run`
 // (started from a config in a temporary directory, reloaded with `baton
-// reload`). Both listen on 127.0.0.1 with a kernel-chosen port, and both are
-// stopped with SIGTERM and reaped by pid, even when a step fails.
+// reload`), both on 127.0.0.1 with a kernel-chosen port; and examples/legacy
+// (binds its own port) alone and under `baton run` with `shim = true`, on a
+// free loopback port picked up front. All are stopped with SIGTERM and reaped
+// by pid, even when a step fails.
 #pragma once
 
 #include <functional>
@@ -22,7 +24,12 @@ namespace bench {
 struct Binaries {
   std::string baton;
   std::string hello;
+  std::string legacy;        // "" if examples/legacy is not built
+  std::string shim_library;  // libbaton_shim.so, "" likewise
 };
+
+/// A loopback port that was free a moment ago (bound to port 0, read, closed).
+int free_loopback_port();
 
 /// Waits until `address` answers a request; calls `check_alive` between
 /// attempts (it throws if the server died). Throws BenchError at `deadline`.
@@ -53,13 +60,38 @@ class HelloAlone {
   std::optional<Child> hello_;
 };
 
-/// hello under `baton run -c CONFIG`.
+/// examples/legacy binding 127.0.0.1:PORT itself (a free port), no supervisor.
+class LegacyAlone {
+ public:
+  explicit LegacyAlone(const Binaries& bins);
+  ~LegacyAlone();
+  LegacyAlone(const LegacyAlone&) = delete;
+  LegacyAlone& operator=(const LegacyAlone&) = delete;
+
+  const std::string& address() const { return address_; }
+  /// Waits until legacy answers; throws if it does not within 60 s.
+  void wait_serving();
+  /// SIGTERM (legacy has no handler: it dies of it); throws if it lingers 20 s.
+  void stop();
+
+ private:
+  void check_alive();
+
+  TempDir dir_;
+  UniqueFd log_;
+  std::string address_;
+  std::optional<Child> legacy_;
+};
+
+/// hello, or legacy under the shim, under `baton run -c CONFIG`.
 class BatonService {
  public:
   /// Writes the config (every generation sleeps `boot_delay_ms` before
   /// READY=1), starts baton and waits until its first generation is ready
-  /// and answers. Throws BenchError naming what failed.
-  BatonService(const Binaries& bins, int boot_delay_ms);
+  /// and answers. With `shim_port` > 0 the app is examples/legacy instead,
+  /// run with `shim = true` on 127.0.0.1:shim_port (boot_delay_ms ignored).
+  /// Throws BenchError naming what failed.
+  BatonService(const Binaries& bins, int boot_delay_ms, int shim_port = 0);
   ~BatonService();
   BatonService(const BatonService&) = delete;
   BatonService& operator=(const BatonService&) = delete;
@@ -74,7 +106,7 @@ class BatonService {
   void stop();
 
  private:
-  std::string write_config(int boot_delay_ms) const;
+  std::string write_config(int boot_delay_ms, int shim_port) const;
   void start();
   void wait_ready();
   /// `baton status --json`, or nullopt if baton does not answer (yet).
@@ -88,6 +120,7 @@ class BatonService {
   void kill_apps() noexcept;
 
   Binaries bins_;
+  bool shim_ = false;
   TempDir dir_;
   std::string config_;
   std::string control_;
