@@ -82,8 +82,12 @@ Result<std::string> find_shim_library() {
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   std::vector<std::string> candidates;
-  if (!ec)
+  if (!ec) {
+    // A build tree (build/supervisor/baton, build/shim/), then an install
+    // tree moved as a whole (PREFIX/bin/baton, PREFIX/LIBDIR/baton/).
     candidates.push_back((exe.parent_path() / "../shim/libbaton_shim.so").lexically_normal());
+    candidates.push_back((exe.parent_path() / ".." / BATON_SHIM_RELATIVE_PATH).lexically_normal());
+  }
   candidates.push_back(BATON_SHIM_INSTALL_PATH);
   for (const std::string& c : candidates) {
     if (is_file(c)) return c;

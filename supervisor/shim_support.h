@@ -9,7 +9,8 @@
 namespace baton {
 
 /// The path of libbaton_shim.so: $BATON_SHIM_LIBRARY if set, else next to
-/// the baton binary in a build tree (../shim/), else the installed copy.
+/// the baton binary in a build tree (../shim/) or an install tree
+/// (../LIBDIR/baton/), else the configured install path.
 Result<std::string> find_shim_library();
 
 /// Refuses programs LD_PRELOAD cannot reach: statically linked binaries, Go
