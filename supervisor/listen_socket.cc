@@ -264,9 +264,7 @@ Status ListenSocket::update(const SocketSpec& spec) {
       chmod(spec.path.c_str(), *spec.mode) != 0) {
     return sys_error(fmt::format("{}: cannot chmod {} to {:o}", spec.name, spec.path, *spec.mode));
   }
-  std::string url = spec_.url;
   spec_ = spec;
-  spec_.url = spec.url.empty() ? url : spec.url;
   return {};
 }
 

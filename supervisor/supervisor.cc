@@ -222,6 +222,10 @@ Supervisor::Tracked* Supervisor::find_live(pid_t pid) {
   return nullptr;
 }
 
+const Config& Supervisor::config_of(const Instance& inst) {
+  return *find(inst)->gen->config;
+}
+
 Supervisor::Tracked* Supervisor::find(const Instance& inst) {
   for (Tracked& t : instances_) {
     if (t.inst.get() == &inst) return &t;
@@ -327,14 +331,15 @@ void Supervisor::on_exit(Instance& inst, int64_t status, int signal) {
 
 void Supervisor::on_timer(Instance& inst) {
   switch (inst.state) {
-    case InstanceState::kStarting:
-      on_start_failed(*find(inst), ready_timeout_reason(*find(inst)));
+    case InstanceState::kStarting: {
+      Tracked& t = *find(inst);
+      on_start_failed(t, ready_timeout_reason(t));
       break;
+    }
     case InstanceState::kDraining:
       if (!inst.exited) {
         spdlog::warn("generation {}: pid {} still running after drain_timeout ({}); killing it",
-                     inst.generation(), inst.pid(),
-                     format_duration(find(inst)->gen->config->drain_timeout));
+                     inst.generation(), inst.pid(), format_duration(config_of(inst).drain_timeout));
         inst.drain_killed = true;
         inst.signal_group(SIGKILL);
       } else {
@@ -399,7 +404,7 @@ void Supervisor::on_released(Instance& inst) {
 
 void Supervisor::check_group_after_exit(Instance& inst) {
   if (!inst.group_alive()) return finish(inst);
-  if (since(inst.drain_started_at) >= find(inst)->gen->config->drain_timeout) {
+  if (since(inst.drain_started_at) >= config_of(inst).drain_timeout) {
     spdlog::warn("generation {}: processes of pid {}'s group outlived drain_timeout; killing them",
                  inst.generation(), inst.pid());
     inst.drain_killed = true;
@@ -411,22 +416,22 @@ void Supervisor::check_group_after_exit(Instance& inst) {
 
 void Supervisor::drain(Instance& inst) {
   if (inst.state == InstanceState::kDraining || inst.state == InstanceState::kExited) return;
-  const Config& config = *find(inst)->gen->config;
+  Tracked& t = *find(inst);
+  const Config& config = *t.gen->config;
   inst.state = InstanceState::kDraining;
   inst.drain_started_at = Clock::now();
   spdlog::info("generation {}: sending {} to pid {} (drain_timeout {})", inst.generation(),
                signal_name(config.drain_signal), inst.pid(), format_duration(config.drain_timeout));
   inst.signal_group(config.drain_signal);
   inst.arm_timer(config.drain_timeout);
-  Tracked* t = find(inst);
-  if (t->gen->instance == &inst) t->gen->instance = nullptr;
+  if (t.gen->instance == &inst) t.gen->instance = nullptr;
 }
 
 void Supervisor::finish(Instance& inst) {
   if (inst.state == InstanceState::kDraining) {
     std::string how = inst.drain_killed
                           ? fmt::format("killed by SIGKILL after drain_timeout ({})",
-                                        format_duration(find(inst)->gen->config->drain_timeout))
+                                        format_duration(config_of(inst).drain_timeout))
                           : fmt::format("{} after draining for {}", inst.exit_description,
                                         format_duration(since(inst.drain_started_at)));
     note_drained(inst, how);
@@ -588,8 +593,8 @@ void Supervisor::commit_reload(Tracked& t) {
     record.drain_sent_at = Clock::now();
     broadcast(fmt::format("generation {}: pid {} told to drain ({}, drain_timeout {})",
                           record.replaced_generation, old->pid(),
-                          signal_name(find(*old)->gen->config->drain_signal),
-                          format_duration(find(*old)->gen->config->drain_timeout)));
+                          signal_name(config_of(*old).drain_signal),
+                          format_duration(config_of(*old).drain_timeout)));
   }
   record.result = "ok";
   ++reloads_;

@@ -100,6 +100,8 @@ class Supervisor {
   std::vector<std::string> child_environment(const Generation& gen) const;
   Tracked* find_live(pid_t pid);
   Tracked* find(const Instance& inst);
+  /// The config of the generation `inst` belongs to.
+  const Config& config_of(const Instance& inst);
 
   // Events, each handled per instance state.
   void on_exit(Instance& inst, int64_t status, int signal);
