@@ -85,7 +85,9 @@ int command_status(const std::string& control_path, bool json) {
     return report_failure(error((*reply).value("error", "status failed")));
   }
   const nlohmann::json& status = (*reply)["status"];
-  std::string text = json ? status.dump(2) + "\n" : format_status(status);
+  std::string text =
+      json ? status.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"
+           : format_status(status);
   std::fputs(text.c_str(), stdout);
   return kExitOk;
 }

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "control_request.h"
 #include "unique_fd.h"
 
 namespace baton {
@@ -123,7 +124,7 @@ class ControlConnection : public ControlReply,
 
   void write(const nlohmann::json& message) {
     if (closed_) return;
-    auto* w = new WriteReq{{}, message.dump() + "\n"};
+    auto* w = new WriteReq{{}, encode_control_message(message) + "\n"};
     uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
     if (uv_write(&w->req, stream(), &buf, 1,
                  [](uv_write_t* r, int) noexcept { delete reinterpret_cast<WriteReq*>(r); }) != 0) {

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
+#include "control_request.h"
 #include "control_server.h"
 #include "exit_codes.h"
 #include "notify_server.h"
@@ -211,20 +212,22 @@ void Daemon::on_signal(int signum) {
   supervisor_->stop([this] { on_stopped(); });
 }
 
-void Daemon::handle_control(const nlohmann::json& request, std::shared_ptr<ControlReply> reply) {
-  std::string command = request.value("command", "");
-  if (command == "status") {
+void Daemon::handle_control(const nlohmann::json& json, std::shared_ptr<ControlReply> reply) {
+  auto request = parse_control_request(json);
+  if (!request) {
+    spdlog::info("control socket: refused a request: {}", request.error().message);
+    return reply->finish({{"ok", false}, {"error", request.error().message}});
+  }
+  if (request->command == "status") {
     reply->finish({{"ok", true}, {"status", supervisor_->status()}});
-  } else if (command == "reload") {
+  } else if (request->command == "reload") {
     spdlog::info("reload requested on the control socket");
-    supervisor_->reload(ReloadRequest{std::move(reply), request.value("wait", false)});
-  } else if (command == "stop") {
+    supervisor_->reload(ReloadRequest{std::move(reply), request->wait});
+  } else {  // "stop"
     spdlog::info("stop requested on the control socket");
     reply->event({{"event", "stopping"}});
     stop_replies_.push_back(std::move(reply));
     supervisor_->stop([this] { on_stopped(); });
-  } else {
-    reply->finish({{"ok", false}, {"error", fmt::format("unknown command \"{}\"", command)}});
   }
 }
 
