@@ -46,6 +46,20 @@ std::string format_last_reload(const nlohmann::json& r, int reloads) {
   return out + "\n";
 }
 
+/// The last exit and the pending restart, while the generation is failing.
+std::string format_crash_loop(const nlohmann::json& s) {
+  const nlohmann::json& last = s.value("last_exit", nlohmann::json());
+  const nlohmann::json& next = s.value("next_start_in_ms", nlohmann::json());
+  if (last.is_null() || (next.is_null() && !s["instances"].empty())) return "";
+  std::string out = fmt::format("  last exit {} ago: {}\n", ago(last["ago_ms"]),
+                                last["reason"].get<std::string>());
+  if (next.is_number()) {
+    out += fmt::format("  next start in {} (failure {} in a row)\n", ago(next),
+                       s["consecutive_failures"].get<int>());
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string format_status(const nlohmann::json& s) {
@@ -61,6 +75,7 @@ std::string format_status(const nlohmann::json& s) {
   out += fmt::format("generation {} ({} restarts)\n", s["generation"].get<int>(),
                      s["restarts"].get<int>());
   if (s["instances"].empty()) out += "  no app process is running\n";
+  out += format_crash_loop(s);
   for (const auto& i : s["instances"]) {
     out += fmt::format("  gen {} pid {} {}, up {}", i["generation"].get<int>(), i["pid"].get<int>(),
                        i["state"].get<std::string>(), ago(i["uptime_ms"]));

@@ -7,6 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+
+#include "shim_support.h"
 
 namespace baton {
 
@@ -26,9 +29,25 @@ int exec_app(int argc, char** argv) {
     setenv("LD_PRELOAD", preload, 1);  // the shim: for the app, not for us
     unsetenv("BATON_LD_PRELOAD");
   }
-  execvp(argv[2], argv + 2);
+  // execv, not execvp: execvp runs a file without a #! line or ELF header
+  // under /bin/sh (its ENOEXEC fallback); baton runs exactly the program.
+  std::string path = find_executable(argv[2]);
+  if (path.empty()) {
+    std::fprintf(stderr, "baton: cannot execute %s: %s\n", argv[2],
+                 std::strchr(argv[2], '/') ? "no such executable file"
+                                           : "not found in PATH (or not executable)");
+    return 127;
+  }
+  execv(path.c_str(), argv + 2);
   int err = errno;
-  std::fprintf(stderr, "baton: cannot execute %s: %s\n", argv[2], std::strerror(err));
+  if (err == ENOEXEC) {
+    std::fprintf(stderr,
+                 "baton: cannot execute %s: it is neither an ELF binary nor a script with a "
+                 "#! line (Exec format error)\n",
+                 path.c_str());
+  } else {
+    std::fprintf(stderr, "baton: cannot execute %s: %s\n", path.c_str(), std::strerror(err));
+  }
   return 127;
 }
 

@@ -143,8 +143,11 @@ Result<std::unique_ptr<Instance>> Instance::spawn(uv_loop_t* loop, const SpawnSp
     inst->callbacks_.on_released = [](Instance& self) { delete &self; };
     inst->close();
     (void)inst.release();
-    return sys_error(fmt::format("cannot start {}", spec.argv.size() > 2 ? spec.argv[2] : "app"),
-                     -rc);
+    std::string what = spec.argv.size() > 2 ? spec.argv[2] : "app";
+    if (!spec.working_directory.empty()) {
+      what += fmt::format(" in working directory {}", spec.working_directory);
+    }
+    return sys_error(fmt::format("cannot start {}", what), -rc);
   }
   inst->pid_ = inst->process_.pid;
   // uv_spawn returns once the child has exec'd (the trampoline): that is

@@ -111,12 +111,16 @@ void NotifyServer::receive_all() noexcept {
     }
     pid_t pid = take_control(msg);
     if (static_cast<size_t>(n) > kMaxDatagram) {
-      spdlog::warn("notify: ignored a {}-byte datagram from pid {} (limit {})", n, pid,
-                   kMaxDatagram);
+      if (auto more = dropped_.allow()) {
+        spdlog::info("notify: ignored a {}-byte datagram from pid {} (limit {}){}", n, pid,
+                     kMaxDatagram, *more);
+      }
       continue;
     }
     if (pid <= 0) {
-      spdlog::warn("notify: ignored a datagram without sender credentials");
+      if (auto more = dropped_.allow()) {
+        spdlog::info("notify: ignored a datagram without sender credentials{}", *more);
+      }
       continue;
     }
     handler_(pid, parse_notify_message(std::string_view(data, static_cast<size_t>(n))));

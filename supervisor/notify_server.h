@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "log_throttle.h"
 #include "notify_message.h"
 #include "result.h"
 #include "unique_fd.h"
@@ -44,6 +45,8 @@ class NotifyServer {
   bool polling_ = false;
   std::string socket_env_;
   Handler handler_;
+  /// Datagrams dropped before they reach the handler (too long, no sender).
+  LogThrottle dropped_;
 };
 
 }  // namespace baton

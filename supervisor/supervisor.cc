@@ -28,6 +28,8 @@
 #include <nlohmann/json.hpp>
 
 #include "duration.h"
+#include "environment.h"
+#include "file_util.h"
 
 extern char** environ;
 
@@ -56,32 +58,16 @@ namespace {
 /// its group live on, the group is checked this often.
 constexpr Millis kGroupPoll{50};
 
-/// Variables baton sets for the app, or that describe baton's own manager
-/// and must not leak to the app.
-constexpr std::string_view kOwnVariables[] = {"LISTEN_FDS",    "LISTEN_PID",    "LISTEN_FDNAMES",
-                                              "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
-                                              "JOURNAL_STREAM"};
-
-bool is_own_variable(std::string_view entry) {
-  std::string_view key = entry.substr(0, entry.find('='));
-  return std::find(std::begin(kOwnVariables), std::end(kOwnVariables), key) !=
-         std::end(kOwnVariables);
-}
-
 /// The shim's LD_PRELOAD (in front of any the environment had), handed to
 /// the trampoline as BATON_LD_PRELOAD so that it applies to the app only (a
 /// sanitizer build of baton itself must not load it), and the drain signal
 /// the shim intercepts.
-void add_shim_environment(const Config& config, std::vector<std::string>& env) {
+void add_shim_environment(const Config& config, Environment& env) {
   std::string preload = config.shim_library;
-  for (auto it = env.begin(); it != env.end(); ++it) {
-    if (!it->starts_with("LD_PRELOAD=")) continue;
-    preload += ":" + it->substr(11);
-    env.erase(it);
-    break;
-  }
-  env.push_back("BATON_LD_PRELOAD=" + preload);
-  env.push_back(fmt::format("BATON_SHIM_DRAIN_SIGNAL={}", config.drain_signal));
+  if (const std::string* existing = env.get("LD_PRELOAD")) preload += ":" + *existing;
+  env.erase("LD_PRELOAD");
+  env.set("BATON_LD_PRELOAD", preload);
+  env.set("BATON_SHIM_DRAIN_SIGNAL", std::to_string(config.drain_signal));
 }
 
 /// The process group of `pid`, from /proc; -1 if it is gone.
@@ -98,6 +84,14 @@ pid_t process_group_of(pid_t pid) {
   char state = 0;
   if (!close || std::sscanf(close + 1, " %c %d %d", &state, &ppid, &pgrp) != 3) return -1;
   return pgrp;
+}
+
+/// A process's command name from /proc, for messages; "gone" if it exited.
+std::string command_of(pid_t pid) {
+  auto comm = read_whole_file(fmt::format("/proc/{}/comm", pid), "comm");
+  if (!comm) return "gone";
+  while (!comm->empty() && comm->back() == '\n') comm->pop_back();
+  return *comm;
 }
 
 Millis since(Clock::time_point t) {
@@ -139,9 +133,7 @@ Supervisor::Supervisor(uv_loop_t* loop, GenerationPlan first, std::string notify
       notify_socket_env_(std::move(notify_socket_env)),
       manager_(manager),
       loader_(std::move(loader)) {
-  for (char** e = environ; *e; ++e) {
-    if (!is_own_variable(*e)) base_environment_.emplace_back(*e);
-  }
+  base_environment_ = inherited_environment(environ);
   current_ = std::make_shared<Generation>();
   current_->number = next_generation_++;
   current_->config = std::move(first.config);
@@ -153,31 +145,27 @@ Supervisor::Supervisor(uv_loop_t* loop, GenerationPlan first, std::string notify
 Supervisor::~Supervisor() = default;
 
 void Supervisor::start() {
-  spawn_instance(current_);
-  if (!current_->instance) schedule_restart(Clock::now());
+  if (!spawn_instance(current_)) schedule_restart(nullptr);
 }
 
 // ---- Starting instances ---------------------------------------------------
 
 std::vector<std::string> Supervisor::child_environment(const Generation& gen) const {
-  std::vector<std::string> env = base_environment_;
-  for (const auto& [key, value] : gen.config->environment) {
-    std::erase_if(env, [&](const std::string& e) { return e.starts_with(key + "="); });
-    env.push_back(fmt::format("{}={}", key, value));
-  }
+  Environment env(base_environment_);
+  for (const auto& [key, value] : gen.config->environment) env.set(key, value);
   std::vector<std::string> names;
   for (const SocketSpec& s : gen.config->sockets) names.push_back(s.name);
-  env.push_back(fmt::format("LISTEN_FDS={}", gen.sockets.size()));
-  env.push_back(fmt::format("LISTEN_FDNAMES={}", fmt::join(names, ":")));
-  env.push_back(fmt::format("NOTIFY_SOCKET={}", notify_socket_env_));
+  env.set("LISTEN_FDS", std::to_string(gen.sockets.size()));
+  env.set("LISTEN_FDNAMES", fmt::format("{}", fmt::join(names, ":")));
+  env.set("NOTIFY_SOCKET", notify_socket_env_);
   if (gen.config->shim) add_shim_environment(*gen.config, env);
   if (gen.config->watchdog_sec.count() > 0) {
-    env.push_back(fmt::format("WATCHDOG_USEC={}", gen.config->watchdog_sec.count() * 1000));
+    env.set("WATCHDOG_USEC", std::to_string(gen.config->watchdog_sec.count() * 1000));
   }
-  return env;
+  return env.entries();
 }
 
-void Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen) {
+Status Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen) {
   const Config& config = *gen->config;
   SpawnSpec spec;
   // The trampoline (`baton __exec`) sets LISTEN_PID to its own pid, which
@@ -197,7 +185,9 @@ void Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen) {
   auto inst = Instance::spawn(loop_, spec, gen->number, std::move(callbacks));
   if (!inst) {
     spdlog::error("generation {}: {}", gen->number, inst.error().message);
-    return;
+    gen->last_exit = inst.error().message;
+    gen->last_exit_at = Clock::now();
+    return inst.error();
   }
   gen->instance = inst->get();
   gen->instance->arm_timer(config.ready_timeout);
@@ -205,19 +195,26 @@ void Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen) {
                fmt::join(config.command, " "));
   instances_.push_back(Tracked{std::move(*inst), gen});
   report_status();
+  return {};
 }
 
 Supervisor::Tracked* Supervisor::find_live(pid_t pid) {
+  // A started pid is unique among live instances: it wins over any MAINPID=.
   for (Tracked& t : instances_) {
-    if (!t.inst->exited && (t.inst->pid() == pid || t.inst->notify_pid == pid)) return &t;
+    if (!t.inst->exited && t.inst->pid() == pid) return &t;
+  }
+  // A pid named with MAINPID= counts only while it is still in the
+  // instance's process group: once it has exited, its number can be reused
+  // by another generation's process, whose messages must not be credited
+  // to this instance.
+  pid_t group = process_group_of(pid);
+  for (Tracked& t : instances_) {
+    if (!t.inst->exited && t.inst->notify_pid == pid && group == t.inst->pid()) return &t;
   }
   // In shim mode any process of the app's group may speak: the shim in a
   // pre-fork worker can be the first to see the app accept.
-  pid_t group = -1;
   for (Tracked& t : instances_) {
-    if (t.inst->exited || !t.gen->config->shim) continue;
-    if (group == -1) group = process_group_of(pid);
-    if (group == t.inst->pid()) return &t;
+    if (!t.inst->exited && t.gen->config->shim && group == t.inst->pid()) return &t;
   }
   return nullptr;
 }
@@ -238,7 +235,12 @@ Supervisor::Tracked* Supervisor::find(const Instance& inst) {
 void Supervisor::handle_notify(pid_t pid, const NotifyMessage& msg) {
   Tracked* t = find_live(pid);
   if (!t) {
-    spdlog::debug("notify: ignored a message from pid {}, which is not an app's main pid", pid);
+    if (auto more = foreign_notify_.allow()) {
+      spdlog::info(
+          "notify: ignored a message from pid {} ({}): only an instance's main pid, or the pid "
+          "it names with MAINPID=, may send READY=1 and the other messages{}",
+          pid, command_of(pid), *more);
+    }
     return;
   }
   Instance& inst = *t->inst;
@@ -311,12 +313,14 @@ void Supervisor::on_exit(Instance& inst, int64_t status, int signal) {
         spdlog::error("generation {}: pid {} {}", inst.generation(), inst.pid(), reason);
       }
       if (t->gen->instance == &inst) t->gen->instance = nullptr;
+      t->gen->last_exit = fmt::format("pid {} {}", inst.pid(), reason);
+      t->gen->last_exit_at = Clock::now();
       if (inst.group_alive()) inst.signal_group(SIGKILL);  // orphaned workers
       finish(inst);
       if (reload_ && t->gen == reload_->gen) {
         if (reload_->failure.empty()) reload_->failure = reason;  // rolled back once released
       } else if (t->gen == current_ && state_ == State::kRunning && !reload_) {
-        schedule_restart(inst.started_at);
+        schedule_restart(&inst);
       }
       break;
     }
@@ -441,24 +445,29 @@ void Supervisor::finish(Instance& inst) {
   inst.retire();
 }
 
-void Supervisor::schedule_restart(Clock::time_point failed_started_at) {
+void Supervisor::schedule_restart(const Instance* failed) {
   const Config& config = *current_->config;
-  // A run longer than the longest delay counts as healthy: start over.
-  if (since(failed_started_at) >= config.restart_delay_max) current_->consecutive_failures = 0;
+  // A run that became ready and lasted the longest delay counts as healthy:
+  // start over. One that never became ready is a failure however long it
+  // took, so a slow crash loop still backs off.
+  bool healthy = failed && failed->ready_at != Clock::time_point{} &&
+                 since(failed->ready_at) >= config.restart_delay_max;
+  if (healthy) current_->consecutive_failures = 0;
   int failures = ++current_->consecutive_failures;
   Millis delay = config.restart_delay;
   for (int i = 1; i < failures && delay < config.restart_delay_max; ++i) delay *= 2;
   delay = std::min(delay, config.restart_delay_max);
+  current_->next_start_at = Clock::now() + delay;
   spdlog::info("generation {}: restarting in {} (failure {} in a row)", current_->number,
                format_duration(delay), failures);
   uv_timer_start(
       &restart_timer_,
       [](uv_timer_t* timer) noexcept {
         auto* self = static_cast<Supervisor*>(timer->data);
+        self->current_->next_start_at = {};
         if (self->state_ != State::kRunning || self->reload_ || self->current_->instance) return;
         self->current_->restarts++;
-        self->spawn_instance(self->current_);
-        if (!self->current_->instance) self->schedule_restart(Clock::now());
+        if (!self->spawn_instance(self->current_)) self->schedule_restart(nullptr);
       },
       static_cast<uint64_t>(delay.count()), 0);
 }
@@ -470,6 +479,7 @@ void Supervisor::stop(std::function<void()> on_stopped) {
   spdlog::info("stopping: draining {} instance(s)", instances_.size());
   manager_.notify("STOPPING=1");
   uv_timer_stop(&restart_timer_);
+  current_->next_start_at = {};
   for (ReloadRequest& q : queued_) {
     if (q.reply) q.reply->finish({{"ok", false}, {"error", "reload aborted: baton is stopping"}});
   }
@@ -567,13 +577,14 @@ void Supervisor::start_reload(std::vector<ReloadRequest> requests,
   record.replaced_generation = current_->number;
   record.replaced_pid = current_->instance ? current_->instance->pid() : 0;
   uv_timer_stop(&restart_timer_);  // the new generation takes over from a crash loop too
+  current_->next_start_at = {};
   manager_.notify("RELOADING=1");
   broadcast(fmt::format("config ok; starting generation {}", reload_->gen->number));
 
-  spawn_instance(reload_->gen);
+  Status spawned = spawn_instance(reload_->gen);
   reload_->inst = reload_->gen->instance;
-  if (!reload_->inst) {
-    reload_->failure = "could not be started (see baton's log)";
+  if (!spawned) {
+    reload_->failure = fmt::format("could not be started: {}", spawned.error().message);
     return roll_back(nullptr);
   }
   record.exec_at = reload_->inst->started_at;
@@ -622,11 +633,7 @@ void Supervisor::roll_back(const Instance* failed) {
   r.record.result = state_ == State::kRunning ? "rolled back" : "aborted";
   r.record.error = fmt::format("generation {}{} {}", r.record.generation,
                                r.record.pid ? fmt::format(" pid {}", r.record.pid) : "", r.failure);
-  std::string serving =
-      current_->instance
-          ? fmt::format("generation {} (pid {}) keeps serving", current_->number,
-                        current_->instance->pid())
-          : fmt::format("generation {} keeps its place (restarting)", current_->number);
+  std::string serving = serving_after_rollback();
   spdlog::error("reload rolled back: {}; {}", r.record.error, serving);
   nlohmann::json tail = nlohmann::json::array();
   if (failed) {
@@ -641,7 +648,19 @@ void Supervisor::roll_back(const Instance* failed) {
                        {"reload", record_json(r.record)}});
   }
   end_reload();
-  if (state_ == State::kRunning && !current_->instance) schedule_restart(Clock::now());
+  if (state_ == State::kRunning && !current_->instance) schedule_restart(nullptr);
+}
+
+std::string Supervisor::serving_after_rollback() const {
+  if (state_ != State::kRunning) {
+    return fmt::format("baton is stopping: generation {} is draining", current_->number);
+  }
+  if (current_->instance) {
+    return fmt::format("generation {} (pid {}) keeps serving", current_->number,
+                       current_->instance->pid());
+  }
+  return fmt::format("generation {} keeps its place (no process is running; it restarts)",
+                     current_->number);
 }
 
 void Supervisor::end_reload() {
@@ -708,6 +727,14 @@ nlohmann::json Supervisor::status() const {
             {"sockets", std::move(sockets)},
             {"instances", std::move(instances)}};
   s["last_reload"] = last_reload_ ? record_json(*last_reload_) : json(nullptr);
+  s["consecutive_failures"] = current_->consecutive_failures;
+  s["last_exit"] = current_->last_exit.empty()
+                       ? json(nullptr)
+                       : json{{"reason", current_->last_exit},
+                              {"ago_ms", since(current_->last_exit_at).count()}};
+  s["next_start_in_ms"] = current_->next_start_at == Clock::time_point{}
+                              ? json(nullptr)
+                              : json(std::max<int64_t>(0, -since(current_->next_start_at).count()));
   return s;
 }
 

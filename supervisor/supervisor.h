@@ -17,6 +17,7 @@
 #include "config.h"
 #include "control_server.h"
 #include "instance.h"
+#include "log_throttle.h"
 #include "manager_notifier.h"
 #include "notify_message.h"
 #include "socket_set.h"
@@ -36,8 +37,15 @@ struct Generation {
   Instance* instance = nullptr;
   /// Instances started after the first one (crash restarts).
   int restarts = 0;
-  /// Failures in a row; sets the restart delay. Reset by a long enough run.
+  /// Failures in a row; sets the restart delay. Reset by a run that became
+  /// ready and lasted restart_delay_max.
   int consecutive_failures = 0;
+  /// How its last instance ended ("pid 12 exited with status 1 before
+  /// READY=1"), and when; empty until one has.
+  std::string last_exit;
+  Clock::time_point last_exit_at{};
+  /// When the pending restart is due; zero when none is pending.
+  Clock::time_point next_start_at{};
 };
 
 /// What a reload starts from: a validated config and its sockets.
@@ -96,7 +104,8 @@ class Supervisor {
   struct Reload;
 
   // Starting instances.
-  void spawn_instance(const std::shared_ptr<Generation>& gen);
+  /// Starts an instance of `gen`; the error says why it could not be started.
+  Status spawn_instance(const std::shared_ptr<Generation>& gen);
   std::vector<std::string> child_environment(const Generation& gen) const;
   Tracked* find_live(pid_t pid);
   Tracked* find(const Instance& inst);
@@ -115,7 +124,9 @@ class Supervisor {
   void drain(Instance& inst);
   void finish(Instance& inst);
   void check_group_after_exit(Instance& inst);
-  void schedule_restart(Clock::time_point failed_started_at);
+  /// Restarts the current generation after its backoff delay. `failed` is
+  /// the instance that just ended, or null when none could be started.
+  void schedule_restart(const Instance* failed);
   void check_stopped();
   void report_status();
 
@@ -130,6 +141,8 @@ class Supervisor {
   /// Ends a failed reload; `failed` is its released instance, if it had one.
   void roll_back(const Instance* failed);
   void end_reload();
+  /// Who serves after a failed reload, for its messages.
+  std::string serving_after_rollback() const;
   void note_drained(const Instance& inst, const std::string& how);
   void broadcast(const std::string& message);
 
@@ -156,6 +169,8 @@ class Supervisor {
   int reloads_ = 0;
   int next_generation_ = 1;
   uv_timer_t restart_timer_{};
+  /// Notify messages from processes that are no instance's.
+  LogThrottle foreign_notify_;
   bool told_manager_ready_ = false;
   Clock::time_point started_at_ = Clock::now();
   std::vector<std::function<void()>> on_stopped_;
