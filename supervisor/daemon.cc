@@ -11,14 +11,15 @@
 
 #include <fmt/format.h>
 #include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
 #include "control_request.h"
 #include "control_server.h"
 #include "exit_codes.h"
+#include "log_queue.h"
 #include "notify_server.h"
+#include "orphan_reaper.h"
 #include "shim_support.h"
 #include "supervisor.h"
 
@@ -51,6 +52,8 @@ class Daemon {
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<Supervisor> supervisor_;
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
+  /// SIGCHLD, watched only when baton adopts orphans (PID 1, subreaper).
+  uv_signal_t sigchld_{};
   std::vector<std::shared_ptr<ControlReply>> stop_replies_;
   /// Set when baton stops: its sockets then stay in systemd's fd store, so
   /// a restarted baton gets them back.
@@ -189,6 +192,11 @@ Status Daemon::start() {
   watch_signal(sigterm_, SIGTERM);
   watch_signal(sigint_, SIGINT);
   watch_signal(sighup_, SIGHUP);
+  if (adopts_orphans()) {
+    spdlog::info("baton is {}: it reaps the orphans it adopts",
+                 getpid() == 1 ? "PID 1" : "a child subreaper");
+    watch_signal(sigchld_, SIGCHLD);
+  }
   supervisor_->start();
   return {};
 }
@@ -203,6 +211,11 @@ void Daemon::watch_signal(uv_signal_t& handle, int signum) {
 }
 
 void Daemon::on_signal(int signum) {
+  if (signum == SIGCHLD) {
+    int reaped = reap_orphans([this](pid_t pid) { return supervisor_->spawned(pid); });
+    if (reaped) spdlog::debug("reaped {} orphaned process(es)", reaped);
+    return;
+  }
   if (signum == SIGHUP) {
     spdlog::info("SIGHUP: reloading");
     supervisor_->reload(ReloadRequest{});
@@ -245,7 +258,7 @@ void Daemon::shutdown() {
   }
   if (notify_) notify_->close();
   manager_.close();
-  for (uv_signal_t* h : {&sigterm_, &sigint_, &sighup_}) {
+  for (uv_signal_t* h : {&sigterm_, &sigint_, &sighup_, &sigchld_}) {
     if (uv_is_active(reinterpret_cast<uv_handle_t*>(h))) {
       uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
     }
@@ -281,10 +294,14 @@ bool stderr_is_journal() {
   return std::string(stream) == fmt::format("{}:{}", st.st_dev, st.st_ino);
 }
 
+/// The sink every log line goes through; shut down when `baton run` ends.
+std::shared_ptr<QueuedStderrSink> log_sink;
+
 }  // namespace
 
 void setup_logging() {
-  auto logger = spdlog::stderr_color_mt("baton");
+  log_sink = std::make_shared<QueuedStderrSink>(STDERR_FILENO);
+  auto logger = std::make_shared<spdlog::logger>("baton", log_sink);
   if (stderr_is_journal()) {
     auto formatter = std::make_unique<spdlog::pattern_formatter>();
     formatter->add_flag<SyslogPriority>('*').set_pattern("%*%v");
@@ -293,7 +310,6 @@ void setup_logging() {
     logger->set_pattern("%Y-%m-%d %H:%M:%S.%e baton[%P] %^%l%$: %v");
   }
   spdlog::set_default_logger(logger);
-  spdlog::flush_on(spdlog::level::trace);
 }
 
 int run_daemon(const Config& config) {
@@ -314,6 +330,9 @@ int run_daemon(const Config& config) {
     uv_run(&loop, UV_RUN_DEFAULT);
   }
   if (uv_loop_close(&loop) != 0) spdlog::error("internal: handles left open at exit");
+  // The last lines (stopped, exit reasons) are written before baton exits,
+  // unless stderr's reader has stopped reading altogether.
+  if (log_sink) log_sink->shutdown(std::chrono::seconds(2));
   return code;
 }
 

@@ -223,6 +223,11 @@ const Config& Supervisor::config_of(const Instance& inst) {
   return *find(inst)->gen->config;
 }
 
+bool Supervisor::spawned(pid_t pid) const {
+  return std::any_of(instances_.begin(), instances_.end(),
+                     [&](const Tracked& t) { return t.inst->pid() == pid; });
+}
+
 Supervisor::Tracked* Supervisor::find(const Instance& inst) {
   for (Tracked& t : instances_) {
     if (t.inst.get() == &inst) return &t;

@@ -95,6 +95,9 @@ class Supervisor {
   void stop(std::function<void()> on_stopped);
   /// A datagram arrived on the notify socket from `pid`.
   void handle_notify(pid_t pid, const NotifyMessage& msg);
+  /// True for a process baton spawned whose handles are still open (libuv
+  /// waits for it; nobody else may).
+  bool spawned(pid_t pid) const;
   /// Everything `baton status` shows.
   nlohmann::json status() const;
 

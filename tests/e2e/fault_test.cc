@@ -1,4 +1,176 @@
-// End-to-end tests: faults under load (crashes after READY, escaped processes, PID 1, slow log readers).
+// End-to-end tests: faults under load (baton as PID 1 with an app that
+// leaves orphans, a reader of baton's stderr that stops reading, a pid
+// named with MAINPID= that is reused by the next generation, a crash soon
+// after READY, a process that escapes the app's group).
 #include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <fmt/format.h>
 
 #include "harness.h"
+#include "load_support.h"
+
+using namespace e2e;
+
+namespace {
+
+/// A launcher script for Baton: runs `baton run ...` as PID 1 of a new pid
+/// namespace (with its own /proc), as a container entrypoint would be. The
+/// harness passes "-E NOTIFY_SOCKET=..." first (for systemd-socket-activate);
+/// the environment already carries it, so the script drops those two.
+std::string pid1_launcher(const TempDir& dir) {
+  std::string path = dir.write("pid1.sh",
+                               "#!/bin/sh\nshift 2\nexec unshare --pid --fork --mount-proc "
+                               "\"$@\"\n");
+  chmod(path.c_str(), 0755);
+  return path;
+}
+
+/// The pids of `pid`'s children.
+std::vector<pid_t> children_of(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/task/{}/children", pid, pid));
+  std::vector<pid_t> out;
+  for (pid_t child; in >> child;) out.push_back(child);
+  return out;
+}
+
+/// How many of `pid`'s children are zombies.
+int zombie_children(pid_t pid) {
+  int zombies = 0;
+  for (pid_t child : children_of(pid)) {
+    std::ifstream stat(fmt::format("/proc/{}/stat", child));
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    size_t close = text.rfind(')');
+    if (close != std::string::npos && text.compare(close + 1, 3, " Z ") == 0) ++zombies;
+  }
+  return zombies;
+}
+
+std::string config_text(const std::string& command,
+                        const std::string& extra = "ready_timeout = \"5s\"", int port = 0) {
+  return fmt::format(
+      "command = {}\ncontrol = \"control.sock\"\ndrain_timeout = \"5s\"\n{}\n[[socket]]\nname = "
+      "\"http\"\nlisten = \"tcp://127.0.0.1:{}\"\n",
+      command, extra, port);
+}
+
+std::string address_of(Baton& baton) {
+  return baton.status()["sockets"][0]["address"].get<std::string>();
+}
+
+CommandResult reload(const std::string& config) {
+  return run_command({baton_bin(), "reload", "-c", config}, 60s);
+}
+
+}  // namespace
+
+TEST_CASE("fault: as PID 1 baton reaps the orphans its app leaves, and SIGTERM drains it") {
+  TempDir dir;
+  // Each generation leaves a short-lived orphan behind: the subshell exits
+  // at once, so its sleep is reparented to PID 1, which is baton.
+  std::string config = dir.write(
+      "baton.toml",
+      config_text(fmt::format("[\"/bin/sh\", \"-c\", \"(sleep 0.01 &); exec {}\"]", hello_bin())));
+  Baton baton(dir, {baton_bin(), "run", "-c", config}, dir.file("control.sock"),
+              pid1_launcher(dir));
+  REQUIRE(baton.wait_ready());
+  INFO(baton.log());
+  std::vector<pid_t> inner = children_of(baton.pid());  // unshare's child: baton, as PID 1
+  REQUIRE(inner.size() == 1);
+  pid_t baton_pid = inner[0];
+  CHECK(baton.status()["pid"] == 1);
+
+  auto load = start_load(address_of(baton));
+  REQUIRE(traffic_flows(*load));
+  for (int i = 0; i < 20; ++i) {
+    CommandResult r = reload(config);
+    INFO("reload ", i + 1, ": ", r.out, r.err);
+    REQUIRE(r.exit_code == 0);
+  }
+  REQUIRE(traffic_flows(*load));
+  finish_without_failures(*load);
+  // Every orphan exits 10ms after its generation starts; baton reaps each
+  // on its SIGCHLD, so none is left a zombie (before, all 21 stayed).
+  CHECK(eventually([&] { return zombie_children(baton_pid) == 0; }, 5s));
+  CHECK(zombie_children(baton_pid) == 0);
+
+  REQUIRE(kill(baton_pid, SIGTERM) == 0);
+  CHECK(baton.wait_exit(15s) == std::optional<int>(0));
+}
+
+TEST_CASE("fault: a reader of baton's stderr that stops reading does not stall reloads") {
+  TempDir dir;
+  // baton's stderr is a fifo whose reader never reads: once the pipe is
+  // full, every write to it would block.
+  std::string launcher = dir.write(
+      "stalled-stderr.sh", fmt::format("#!/bin/sh\nshift 2\nmkfifo {0}/stderr.fifo\n"
+                                       "sleep 600 < {0}/stderr.fifo &\necho $! > {0}/reader.pid\n"
+                                       "exec \"$@\" 2> {0}/stderr.fifo\n",
+                                       dir.path()));
+  chmod(launcher.c_str(), 0755);
+  // Each generation writes 200,000 lines to stderr while it serves.
+  std::string config = dir.write(
+      "baton.toml", config_text(fmt::format("[\"/bin/sh\", \"-c\", \"seq 1 200000 >&2 & exec {}\"]",
+                                            hello_bin())));
+  Baton baton(dir, {baton_bin(), "run", "-c", config}, dir.file("control.sock"), launcher);
+  struct ReaderGuard {
+    const TempDir& dir;
+    ~ReaderGuard() {
+      std::ifstream in(dir.file("reader.pid"));
+      pid_t pid = 0;
+      if (in >> pid && pid > 1) kill(pid, SIGKILL);
+    }
+  } reader_guard{dir};
+  REQUIRE(baton.wait_ready());
+
+  auto load = start_load(address_of(baton));
+  REQUIRE(traffic_flows(*load));
+  for (int i = 0; i < 5; ++i) {
+    CommandResult r = reload(config);
+    INFO("reload ", i + 1, ": ", r.out, r.err);
+    REQUIRE(r.exit_code == 0);
+    REQUIRE(traffic_flows(*load));
+  }
+  finish_without_failures(*load);
+  CHECK(baton.status()["generation"] == 6);
+}
+
+TEST_CASE("fault: a pid named with MAINPID= and reused by the next generation is not credited") {
+  TempDir dir;
+  // Generation 1 names pid 4000 with MAINPID= (no such process yet), then
+  // makes 4000 the next pid of baton's pid namespace: the next process
+  // baton starts, generation 2, gets it. Its READY=1 must count for
+  // generation 2, not for generation 1's stale MAINPID.
+  std::string app = dir.write("mainpid.py", R"(import os, signal, socket, time
+addr = os.environ["NOTIFY_SOCKET"]
+addr = "\0" + addr[1:] if addr.startswith("@") else addr
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"MAINPID=4000", addr)
+with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+    f.write("3999")
+s.sendto(b"READY=1", addr)
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+while True:
+    time.sleep(60)
+)");
+  std::string config =
+      dir.write("baton.toml",
+                config_text(fmt::format("[\"python3\", \"{}\"]", app), "ready_timeout = \"3s\""));
+  Baton baton(dir, {baton_bin(), "run", "-c", config}, dir.file("control.sock"),
+              pid1_launcher(dir));
+  bool ready = baton.wait_ready();
+  INFO(baton.log());
+  REQUIRE(ready);
+  int port = std::stoi(address_of(baton).substr(address_of(baton).rfind(':') + 1));
+  dir.write("baton.toml", config_text(fmt::format("[\"{}\"]", hello_bin()), "", port));
+  CommandResult r = reload(config);
+  INFO(r.out, r.err);
+  REQUIRE(r.exit_code == 0);
+  nlohmann::json status = baton.status();
+  CHECK(status["generation"] == 2);
+  CHECK(baton.instance_pid("ready") == 4000);
+}

@@ -13,6 +13,7 @@
 
 #include "harness.h"
 #include "load_client.h"
+#include "load_support.h"
 
 using namespace e2e;
 
@@ -63,38 +64,6 @@ class Service {
   std::unique_ptr<Baton> baton_;
   std::string address_;
 };
-
-std::unique_ptr<load::LoadRun> start_load(const std::string& address, load::Mode mode) {
-  load::LoadOptions options;
-  options.address = address;
-  options.mode = mode;
-  options.connections = 4;
-  options.max_duration = 120s;
-  auto started = load::LoadRun::start(options);
-  REQUIRE(started.run);
-  return std::move(started.run);
-}
-
-/// Waits until the load has completed `more` requests beyond now.
-bool traffic_flows(load::LoadRun& run, uint64_t more = 50) {
-  uint64_t target = run.completed() + more;
-  return eventually([&] { return run.completed() >= target; });
-}
-
-std::string describe(const load::LoadResult& r) {
-  std::string text = fmt::format("ok {}, failed {}", r.ok, r.failed());
-  for (const std::string& e : r.failure_examples) text += "\n  " + e;
-  return text;
-}
-
-/// Stops the load and checks that not one request failed.
-load::LoadResult finish_without_failures(load::LoadRun& run) {
-  run.stop();
-  load::LoadResult result = run.wait();
-  INFO(describe(result));
-  CHECK(result.failed() == 0);
-  return result;
-}
 
 std::string mode_name(load::Mode mode) {
   return mode == load::Mode::kKeepAlive ? "keep-alive" : "connection per request";

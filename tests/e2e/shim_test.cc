@@ -14,6 +14,7 @@
 
 #include "harness.h"
 #include "load_client.h"
+#include "load_support.h"
 
 using namespace e2e;
 
@@ -44,12 +45,6 @@ std::string write_shim_config(const TempDir& dir, int port, const std::string& c
                                cmd, dir.path(), port));
 }
 
-std::string describe(const load::LoadResult& r) {
-  std::string text = fmt::format("ok {}, failed {}", r.ok, r.failed());
-  for (const std::string& e : r.failure_examples) text += "\n  " + e;
-  return text;
-}
-
 /// Runs `reloads` reloads of the shim service under load (one connection per
 /// request) and checks that no request failed and every generation served
 /// (when `pids_in_body`: the app names its pid in each response).
@@ -61,15 +56,9 @@ void reload_under_load(const std::string& command, int reloads, bool pids_in_bod
   REQUIRE(baton.wait_ready(20s));
   INFO(baton.log());
   std::string address = fmt::format("127.0.0.1:{}", port);
-  load::LoadOptions options;
-  options.address = address;
-  options.connections = 4;
-  options.max_duration = 200s;
-  auto started = load::LoadRun::start(options);
-  REQUIRE(started.run);
-  load::LoadRun& run = *started.run;
-  uint64_t target = run.completed() + 50;
-  REQUIRE(eventually([&] { return run.completed() >= target; }));
+  auto load = start_load(address);
+  load::LoadRun& run = *load;
+  REQUIRE(traffic_flows(run));
 
   std::set<pid_t> generations = {baton.instance_pid("ready")};
   for (int i = 0; i < reloads; ++i) {
@@ -81,14 +70,10 @@ void reload_under_load(const std::string& command, int reloads, bool pids_in_bod
     if (pids_in_body) {
       REQUIRE(eventually([&] { return run.has_served(pid); }));
     } else {
-      uint64_t more = run.completed() + 20;
-      REQUIRE(eventually([&] { return run.completed() >= more; }));
+      REQUIRE(traffic_flows(run, 20));
     }
   }
-  run.stop();
-  load::LoadResult result = run.wait();
-  INFO(describe(result));
-  CHECK(result.failed() == 0);
+  load::LoadResult result = finish_without_failures(run);
   CHECK(generations.size() == static_cast<size_t>(reloads + 1));
   if (pids_in_body) {
     std::set<pid_t> served;
