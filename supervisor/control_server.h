@@ -1,11 +1,13 @@
 // ControlServer: the unix stream socket that `baton status`, `baton stop`
-// (and later `baton reload`) talk to. Requests and replies are JSON, one
-// object per line: a request, then any number of progress events, then one
-// final reply carrying "ok".
+// and `baton reload` talk to. Requests and replies are JSON, one object per
+// line: a request, then any number of progress events, then one final reply
+// carrying "ok". Any local client may be slow, idle or hostile: the server
+// bounds how long it waits for a request and how many connections it holds.
 #pragma once
 
 #include <uv.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -14,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "result.h"
+#include "unique_fd.h"
 
 namespace baton {
 
@@ -36,8 +39,9 @@ class ControlServer {
       std::function<void(const nlohmann::json& request, std::shared_ptr<ControlReply> reply)>;
 
   /// Listens on `path` with owner-only permissions, creating its directory
-  /// if missing. Refuses when another live process answers on `path`; a
-  /// stale socket file is replaced.
+  /// (0700) if missing. Refuses a directory that is not trusted (see
+  /// check_control_directory), and a `path` another live process answers
+  /// on; a stale socket file is replaced.
   static Result<std::unique_ptr<ControlServer>> open(uv_loop_t* loop, const std::string& path,
                                                      Handler handler);
   ~ControlServer();
@@ -50,19 +54,58 @@ class ControlServer {
   void close_connections();
 
  private:
+  /// One kind of log line, rate-limited: the first event after a quiet
+  /// period is logged at once; later ones within the interval are counted
+  /// and logged as one line when it ends (from the server's timer).
+  struct LogThrottle {
+    /// The line is prefix + "N connection(s)" + suffix.
+    std::string prefix, suffix;
+    bool warning = false;
+    /// Loop time (ms) from which the next line may be written at once.
+    uint64_t quiet_at = 0;
+    /// Events not logged yet.
+    uint64_t held = 0;
+  };
+
   ControlServer() = default;
-  static void on_connection(uv_stream_t* server, int status) noexcept;
+  Status listen_on(const std::string& path);
+  static void on_readable(uv_poll_t* poll, int status, int events) noexcept;
+  static void on_timer(uv_timer_t* timer) noexcept;
+  void accept_pending();
+  void admit(UniqueFd fd);
+  void refuse_without_fds(int err);
+  size_t open_connections() const;
+  void close_idle_connections();
+  void note(LogThrottle& throttle, uint64_t count);
+  void flush(LogThrottle& throttle, bool force);
+  void schedule();
 
   uv_loop_t* loop_ = nullptr;
-  uv_pipe_t pipe_{};
-  bool listening_ = false;
   std::string path_;
   Handler handler_;
+  /// The listening socket; invalid once closed.
+  UniqueFd listen_fd_;
+  /// An fd held open on /dev/null, released for a moment when accept fails
+  /// with EMFILE/ENFILE so the waiting clients can be told why.
+  UniqueFd reserve_fd_;
+  /// Watches listen_fd_; closed (with timer_) by close().
+  uv_poll_t poll_{};
+  /// Fires at the next request deadline, log flush or accept retry.
+  uv_timer_t timer_{};
+  bool listening_ = false;
+  /// Loop time (ms) until which accepting is paused (out of fds, nothing
+  /// reserved to refuse with), or 0.
+  uint64_t accept_paused_until_ = 0;
+  /// How many connections may be open at once (see connection_cap()).
+  size_t max_connections_ = 0;
+  /// Accepted connections, oldest first; expired entries are dropped lazily.
   std::vector<std::weak_ptr<ControlConnection>> connections_;
+  LogThrottle timed_out_, over_cap_, out_of_fds_;
 };
 
 /// Sends one request to the baton listening on `path` and calls `on_line`
-/// for every JSON line it answers with. Returns the final reply.
+/// for every JSON line it answers with. Returns the final reply. Refuses
+/// (EPERM, before connecting) when `path` is in an untrusted directory.
 Result<nlohmann::json> control_request(const std::string& path, const nlohmann::json& request,
                                        const std::function<void(const nlohmann::json&)>& on_event);
 
