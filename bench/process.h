@@ -1,9 +1,10 @@
-// Process and file helpers for reload_bench: an owning fd, a temporary
-// directory, child processes that are always reaped (killed by pid if still
-// running when their owner goes away) and bounded command runs with captured
-// output. Children are forked from a multi-threaded process (the load client's
-// threads), so everything a child needs is prepared before fork() and the
-// child itself only makes async-signal-safe calls.
+// Process and file helpers for the bench programs (reload_bench, soak): an
+// owning fd, a temporary directory, child processes that are always reaped
+// (killed by pid if still running when their owner goes away) and bounded
+// command runs with captured output. Children are forked from a
+// multi-threaded process (the load client's threads), so everything a child
+// needs is prepared before fork() and the child itself only makes
+// async-signal-safe calls.
 #pragma once
 
 #include <sys/types.h>

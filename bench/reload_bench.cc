@@ -14,18 +14,16 @@
 //
 // Exit codes: 0 done; 1 a step failed (the message names it); 2 usage;
 // 3 the tables were printed but some requests failed under baton.
-#include <sys/utsname.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "args.h"
 #include "load_client.h"
 #include "process.h"
 #include "report.h"
@@ -79,27 +77,6 @@ constexpr const char* kUsage =
     "3 some requests failed under baton.\n";
 
 // ---- Command line --------------------------------------------------------------
-
-/// "500ms", "12s", "1m"; a bare number is seconds.
-std::optional<Millis> parse_duration(const std::string& text) {
-  const size_t digits = text.find_first_not_of("0123456789");
-  const std::string number = text.substr(0, digits);
-  const std::string unit = digits == std::string::npos ? "s" : text.substr(digits);
-  if (number.empty() || number.size() > 6) return std::nullopt;
-  const long value = std::stol(number);
-  if (unit == "ms") return Millis(value);
-  if (unit == "s") return Millis(value * 1000);
-  if (unit == "m") return Millis(value * 60000);
-  return std::nullopt;
-}
-
-std::optional<int> parse_int(const std::string& text, int lo, int hi) {
-  if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos)
-    return std::nullopt;
-  const int value = std::stoi(text);
-  if (value < lo || value > hi) return std::nullopt;
-  return value;
-}
 
 /// Applies one "--name value"; false if the value is invalid.
 bool apply_option(Options& o, const std::string& name, const std::string& value) {
@@ -278,12 +255,6 @@ std::vector<CaseResult> run_all(const Options& o) {
     }
   }
   return results;
-}
-
-std::string machine_description() {
-  utsname u{};
-  uname(&u);
-  return fmt::format("{} CPUs, {} {}", std::thread::hardware_concurrency(), u.sysname, u.release);
 }
 
 }  // namespace

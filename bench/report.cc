@@ -1,9 +1,12 @@
 // reload_bench's statistics and markdown tables (see report.h).
 #include "report.h"
 
+#include <sys/utsname.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -15,17 +18,6 @@ using std::chrono::microseconds;
 double nearest_rank(const std::vector<microseconds>& sorted, double p) {
   const auto rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
   return static_cast<double>(sorted[std::max<size_t>(rank, 1) - 1].count()) / 1000.0;
-}
-
-LatencySummary summarize(std::vector<microseconds> latencies) {
-  LatencySummary s;
-  s.count = latencies.size();
-  if (latencies.empty()) return s;
-  std::sort(latencies.begin(), latencies.end());
-  s.p50_ms = nearest_rank(latencies, 0.50);
-  s.p99_ms = nearest_rank(latencies, 0.99);
-  s.max_ms = static_cast<double>(latencies.back().count()) / 1000.0;
-  return s;
 }
 
 bool in_any(const std::vector<Window>& windows, std::chrono::steady_clock::time_point t) {
@@ -43,11 +35,6 @@ std::string ms(double v) {
 /// Reload steps: baton reports whole milliseconds.
 std::string step_ms(double v) {
   return v < 10 ? fmt::format("{:.1f}", v) : fmt::format("{:.0f}", v);
-}
-
-std::string latency_cell(const LatencySummary& s) {
-  if (s.count == 0) return "–";
-  return fmt::format("{} / {} / {}", ms(s.p50_ms), ms(s.p99_ms), ms(s.max_ms));
 }
 
 std::string ratio(double num, double den) {
@@ -210,6 +197,22 @@ void print_header(const RunInfo& info) {
 
 }  // namespace
 
+LatencySummary summarize_latencies(std::vector<microseconds> latencies) {
+  LatencySummary s;
+  s.count = latencies.size();
+  if (latencies.empty()) return s;
+  std::sort(latencies.begin(), latencies.end());
+  s.p50_ms = nearest_rank(latencies, 0.50);
+  s.p99_ms = nearest_rank(latencies, 0.99);
+  s.max_ms = static_cast<double>(latencies.back().count()) / 1000.0;
+  return s;
+}
+
+std::string latency_cell(const LatencySummary& s) {
+  if (s.count == 0) return "–";
+  return fmt::format("{} / {} / {}", ms(s.p50_ms), ms(s.p99_ms), ms(s.max_ms));
+}
+
 CaseResult summarize_case(std::string mode, std::string name, load::LoadResult&& load,
                           const std::vector<Window>& windows) {
   CaseResult c;
@@ -226,9 +229,15 @@ CaseResult summarize_case(std::string mode, std::string name, load::LoadResult&&
     if (!s.ok) continue;
     (in_any(windows, s.start) ? window : steady).push_back(s.latency);
   }
-  c.steady = summarize(std::move(steady));
-  c.window = summarize(std::move(window));
+  c.steady = summarize_latencies(std::move(steady));
+  c.window = summarize_latencies(std::move(window));
   return c;
+}
+
+std::string machine_description() {
+  utsname u{};
+  uname(&u);
+  return fmt::format("{} CPUs, {} {}", std::thread::hardware_concurrency(), u.sysname, u.release);
 }
 
 uint64_t failed_under_baton(const std::vector<CaseResult>& cases) {

@@ -1,6 +1,7 @@
 // Results of reload_bench's cases and their markdown report: throughput,
 // failures by kind, latency percentiles inside and outside reload windows,
-// per-step reload timings, and ratios against the same run's baseline.
+// per-step reload timings, and ratios against the same run's baseline; and
+// the percentile and machine helpers the soak report shares.
 #pragma once
 
 #include <chrono>
@@ -19,6 +20,12 @@ struct LatencySummary {
   size_t count = 0;
   double p50_ms = 0, p99_ms = 0, max_ms = 0;
 };
+
+/// Nearest-rank p50 and p99, and the maximum, of `latencies`.
+LatencySummary summarize_latencies(std::vector<std::chrono::microseconds> latencies);
+
+/// "p50 / p99 / max" in ms, with precision by magnitude; "–" if there are none.
+std::string latency_cell(const LatencySummary& s);
 
 /// From the reload request until shortly after `baton reload` returned.
 struct Window {
@@ -56,6 +63,9 @@ struct CaseResult {
 /// Builds a case's result from its load run and reload windows.
 CaseResult summarize_case(std::string mode, std::string name, load::LoadResult&& load,
                           const std::vector<Window>& windows);
+
+/// "2 CPUs, Linux 6.1.0": the CPU count and kernel, for report headers.
+std::string machine_description();
 
 /// What the report header says about the run.
 struct RunInfo {

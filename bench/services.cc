@@ -357,13 +357,20 @@ void BatonService::wait_ready() {
   }
 }
 
-ReloadTiming BatonService::reload() {
-  const CommandResult r = run_command({bins_.baton, "reload", "-c", config_}, env_, kReloadTimeout);
-  ReloadTiming t;
+ReloadOutcome BatonService::try_reload(bool wait_for_drain) {
+  std::vector<std::string> argv = {bins_.baton, "reload", "-c", config_};
+  if (wait_for_drain) argv.push_back("--wait");
+  const CommandResult r = run_command(argv, env_, kReloadTimeout);
+  ReloadOutcome o;
+  ReloadTiming& t = o.timing;
   t.requested = r.started;
   t.returned = r.finished;
   t.wall_ms = std::chrono::duration<double, std::milli>(r.finished - r.started).count();
   if (r.timed_out) fail("`baton reload` did not finish within 90 s (killed)");
+  if (r.exit_code == 1) {
+    o.message = r.out + r.err;
+    return o;
+  }
   if (r.exit_code != 0) {
     fail(fmt::format("`baton reload` exited with code {}; it printed:\n{}{}", r.exit_code,
                      indent(r.out), indent(r.err)));
@@ -372,7 +379,14 @@ ReloadTiming BatonService::reload() {
     fail("`baton reload` succeeded but printed no \"reload done\" line:\n" + indent(r.out));
   }
   app_pids_.insert(t.pid);
-  return t;
+  o.ok = true;
+  return o;
+}
+
+ReloadTiming BatonService::reload() {
+  ReloadOutcome o = try_reload(false);
+  if (!o.ok) fail("`baton reload` exited with code 1; it printed:\n" + indent(o.message));
+  return o.timing;
 }
 
 void BatonService::wait_drained(ReloadTiming& t) {

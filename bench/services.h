@@ -1,4 +1,4 @@
-// The services reload_bench puts load on: examples/hello alone (socket
+// The services reload_bench and soak put load on: examples/hello alone (socket
 // activated by the bench itself, the baseline) and hello under `baton run`
 // (started from a config in a temporary directory, reloaded with `baton
 // reload`), both on 127.0.0.1 with a kernel-chosen port; and examples/legacy
@@ -83,6 +83,14 @@ class LegacyAlone {
   std::optional<Child> legacy_;
 };
 
+/// A `baton reload` that ran to completion: done, or refused / rolled back.
+struct ReloadOutcome {
+  ReloadTiming timing;  // generation and pid only if `ok`
+  bool ok = false;
+  /// If !ok: what `baton reload` printed ("baton: reload failed: ...").
+  std::string message;
+};
+
 /// hello, or legacy under the shim, under `baton run -c CONFIG`.
 class BatonService {
  public:
@@ -97,8 +105,15 @@ class BatonService {
   BatonService& operator=(const BatonService&) = delete;
 
   const std::string& address() const { return address_; }
+  /// baton's own pid (the `baton run` process).
+  pid_t pid() const { return baton_->pid(); }
   /// Runs `baton reload -c CONFIG`; throws unless it succeeds.
   ReloadTiming reload();
+  /// Runs `baton reload -c CONFIG` (with `--wait` if `wait_for_drain`: it
+  /// returns once the old generation exited). Exit status 1 (the reload was
+  /// refused or rolled back) is an outcome; a timeout, any other status or an
+  /// unreadable success message throws.
+  ReloadOutcome try_reload(bool wait_for_drain);
   /// Waits for the replaced generation to exit and fills in baton's own
   /// step timings from `baton status --json`.
   void wait_drained(ReloadTiming& timing);
