@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "control_server.h"
+#include "control_client.h"
 #include "duration.h"
 #include "exit_codes.h"
 #include "shim_support.h"

@@ -103,10 +103,4 @@ class ControlServer {
   LogThrottle timed_out_, over_cap_, out_of_fds_;
 };
 
-/// Sends one request to the baton listening on `path` and calls `on_line`
-/// for every JSON line it answers with. Returns the final reply. Refuses
-/// (EPERM, before connecting) when `path` is in an untrusted directory.
-Result<nlohmann::json> control_request(const std::string& path, const nlohmann::json& request,
-                                       const std::function<void(const nlohmann::json&)>& on_event);
-
 }  // namespace baton

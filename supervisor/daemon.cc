@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
+#include "control_client.h"
 #include "control_request.h"
 #include "control_server.h"
 #include "exit_codes.h"
@@ -165,6 +166,13 @@ Result<std::vector<SharedSocket>> adopt_inherited(const Config& config) {
 }
 
 Status Daemon::start() {
+  // The control path is checked before any socket is bound: a refusal
+  // then leaves nothing half started.
+  if (auto addr = control_address(config_.control_path); !addr) return addr.error();
+  if (Status s = check_control_directory(directory_of(config_.control_path));
+      !s && s.error().sys_errno != ENOENT) {
+    return s;
+  }
   auto inherited = adopt_inherited(config_);
   if (!inherited) return inherited.error();
   sockets_.adopt(*inherited);  // the plan below finds them by address
