@@ -30,6 +30,8 @@
 #include "duration.h"
 #include "environment.h"
 #include "file_util.h"
+#include "proc_stat.h"
+#include "socket_holders.h"
 
 extern char** environ;
 
@@ -72,18 +74,8 @@ void add_shim_environment(const Config& config, Environment& env) {
 
 /// The process group of `pid`, from /proc; -1 if it is gone.
 pid_t process_group_of(pid_t pid) {
-  std::FILE* f = std::fopen(fmt::format("/proc/{}/stat", pid).c_str(), "re");
-  if (!f) return -1;
-  char buf[512];
-  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  buf[n] = '\0';
-  // Fields after the command name (which may contain spaces): state ppid pgrp.
-  const char* close = std::strrchr(buf, ')');
-  int ppid = 0, pgrp = -1;
-  char state = 0;
-  if (!close || std::sscanf(close + 1, " %c %d %d", &state, &ppid, &pgrp) != 3) return -1;
-  return pgrp;
+  auto st = read_proc_stat(pid);
+  return st ? st->pgrp : -1;
 }
 
 /// A process's command name from /proc, for messages; "gone" if it exited.
@@ -132,7 +124,9 @@ Supervisor::Supervisor(uv_loop_t* loop, GenerationPlan first, std::string notify
     : loop_(loop),
       notify_socket_env_(std::move(notify_socket_env)),
       manager_(manager),
-      loader_(std::move(loader)) {
+      loader_(std::move(loader)),
+      escaped_(loop, [this] { return escape_scope(); }) {
+  escaped_.on_empty = [this] { check_stopped(); };
   base_environment_ = inherited_environment(environ);
   current_ = std::make_shared<Generation>();
   current_->number = next_generation_++;
@@ -448,6 +442,32 @@ void Supervisor::finish(Instance& inst) {
   inst.state = InstanceState::kExited;
   inst.cancel_timer();
   inst.retire();
+  // What left the group was not signalled with it: give it the rest of the
+  // drain timeout, then end it.
+  auto drain_from =
+      inst.drain_started_at != Clock::time_point{} ? inst.drain_started_at : Clock::now();
+  escaped_.sweep(fmt::format("generation {} pid {}", inst.generation(), inst.pid()),
+                 drain_from + config_of(inst).drain_timeout);
+}
+
+EscapedHolders::Scope Supervisor::escape_scope() const {
+  EscapedHolders::Scope scope;
+  auto add_sockets = [&](const Generation& gen) {
+    for (size_t i = 0; i < gen.sockets.size(); ++i) {
+      auto inode = socket_inode(gen.sockets[i]->fd());
+      bool known = std::any_of(scope.sockets.begin(), scope.sockets.end(),
+                               [&](const auto& s) { return inode && s.first == *inode; });
+      if (inode && !known) scope.sockets.emplace_back(*inode, gen.sockets[i]->spec().name);
+    }
+  };
+  add_sockets(*current_);
+  if (reload_) add_sockets(*reload_->gen);
+  for (const Tracked& t : instances_) {
+    add_sockets(*t.gen);
+    scope.groups.push_back(t.inst->pid());
+    if (!t.inst->exited) scope.running.push_back(t.inst->pid());
+  }
+  return scope;
 }
 
 void Supervisor::schedule_restart(const Instance* failed) {
@@ -495,9 +515,10 @@ void Supervisor::stop(std::function<void()> on_stopped) {
 }
 
 void Supervisor::check_stopped() {
-  if (state_ != State::kStopping || !instances_.empty()) return;
+  if (state_ != State::kStopping || !instances_.empty() || !escaped_.empty()) return;
   state_ = State::kStopped;
   uv_close(reinterpret_cast<uv_handle_t*>(&restart_timer_), nullptr);
+  escaped_.close();
   spdlog::info("stopped");
   auto callbacks = std::move(on_stopped_);
   for (auto& cb : callbacks) cb();

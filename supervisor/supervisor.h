@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "control_server.h"
+#include "escaped_holders.h"
 #include "instance.h"
 #include "log_throttle.h"
 #include "manager_notifier.h"
@@ -131,6 +132,9 @@ class Supervisor {
   /// the instance that just ended, or null when none could be started.
   void schedule_restart(const Instance* failed);
   void check_stopped();
+  /// What EscapedHolders looks for: every socket a generation holds, and
+  /// the process groups of the instances still tracked.
+  EscapedHolders::Scope escape_scope() const;
   void report_status();
 
   // The reload transaction.
@@ -172,6 +176,8 @@ class Supervisor {
   int reloads_ = 0;
   int next_generation_ = 1;
   uv_timer_t restart_timer_{};
+  /// Processes outside every instance's group that hold baton's sockets.
+  EscapedHolders escaped_;
   /// Notify messages from processes that are no instance's.
   LogThrottle foreign_notify_;
   bool told_manager_ready_ = false;

@@ -51,9 +51,10 @@ int zombie_children(pid_t pid) {
 }
 
 std::string config_text(const std::string& command,
-                        const std::string& extra = "ready_timeout = \"5s\"", int port = 0) {
+                        const std::string& extra = "ready_timeout = \"5s\"\ndrain_timeout = \"5s\"",
+                        int port = 0) {
   return fmt::format(
-      "command = {}\ncontrol = \"control.sock\"\ndrain_timeout = \"5s\"\n{}\n[[socket]]\nname = "
+      "command = {}\ncontrol = \"control.sock\"\n{}\n[[socket]]\nname = "
       "\"http\"\nlisten = \"tcp://127.0.0.1:{}\"\n",
       command, extra, port);
 }
@@ -158,8 +159,8 @@ while True:
     time.sleep(60)
 )");
   std::string config =
-      dir.write("baton.toml",
-                config_text(fmt::format("[\"python3\", \"{}\"]", app), "ready_timeout = \"3s\""));
+      dir.write("baton.toml", config_text(fmt::format("[\"python3\", \"{}\"]", app),
+                                          "ready_timeout = \"3s\"\ndrain_timeout = \"5s\""));
   Baton baton(dir, {baton_bin(), "run", "-c", config}, dir.file("control.sock"),
               pid1_launcher(dir));
   bool ready = baton.wait_ready();
@@ -173,4 +174,78 @@ while True:
   nlohmann::json status = baton.status();
   CHECK(status["generation"] == 2);
   CHECK(baton.instance_pid("ready") == 4000);
+}
+
+namespace {
+
+/// A hello service whose app leaves a process outside its group (setsid)
+/// holding the listening socket; the escaped pid is written to escaped.pid.
+struct EscapingService {
+  TempDir dir;
+  std::string config = dir.write(
+      "baton.toml",
+      config_text(fmt::format("[\"/bin/sh\", \"-c\", \"setsid sleep 300 & echo $! > {}; exec {}\"]",
+                              dir.file("escaped.pid"), hello_bin()),
+                  "ready_timeout = \"5s\"\ndrain_timeout = \"1s\""));
+  Baton baton{dir, {"-c", config}, dir.file("control.sock")};
+
+  /// The escaped process (-1 until the app has written it).
+  pid_t escaped() const {
+    std::ifstream in(dir.file("escaped.pid"));
+    pid_t pid = -1;
+    in >> pid;
+    return pid;
+  }
+  ~EscapingService() {
+    if (pid_t pid = escaped(); pid > 1 && process_exists(pid)) kill(pid, SIGKILL);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("fault: a process that escaped the app's group is named and killed at stop") {
+  EscapingService service;
+  REQUIRE(service.baton.wait_ready());
+  std::string address = address_of(service.baton);
+  REQUIRE(eventually([&] { return service.escaped() > 0; }));
+  pid_t escaped = service.escaped();
+
+  CommandResult r = run_command({baton_bin(), "stop", "-c", service.config}, 30s);
+  INFO(service.baton.log());
+  CHECK(r.exit_code == 0);
+  CHECK(service.baton.wait_exit(10s) == std::optional<int>(0));
+  // Before, the escaped sleep kept the socket: the port stayed in LISTEN
+  // and new clients hung. Now it is killed, and once the test (baton's
+  // manager here) drops the copies baton parked in its fd store, nothing
+  // holds the socket and the port refuses at once.
+  CHECK_FALSE(process_exists(escaped));
+  service.baton.notify().next(0ms);
+  service.baton.notify().drop_fds();
+  CHECK(connect_stream(address, 2s) == -1);
+  std::string log = service.baton.log();
+  CHECK(log.find(fmt::format("pid {} (sleep 300) is outside every instance's process group but "
+                             "still holds socket http after generation 1 pid",
+                             escaped)) != std::string::npos);
+  CHECK(log.find(fmt::format("pid {} (sleep 300): drain_timeout is over; killing it (SIGKILL)",
+                             escaped)) != std::string::npos);
+}
+
+TEST_CASE("fault: an escaped process of the replaced generation is killed after its drain") {
+  EscapingService service;
+  REQUIRE(service.baton.wait_ready());
+  REQUIRE(eventually([&] { return service.escaped() > 0; }));
+  pid_t escaped = service.escaped();
+  auto load = start_load(address_of(service.baton));
+  REQUIRE(traffic_flows(*load));
+  CommandResult r = reload(service.config);
+  INFO(r.out, r.err, service.baton.log());
+  REQUIRE(r.exit_code == 0);
+  // drain_timeout is 1s: the escaped process of generation 1 is gone soon
+  // after, while generation 2 (and its own escaped process) serves on.
+  CHECK(eventually([&] { return !process_exists(escaped); }, 10s));
+  REQUIRE(traffic_flows(*load));
+  finish_without_failures(*load);
+  pid_t second = service.escaped();
+  CHECK(second != escaped);
+  CHECK(process_exists(second));
 }

@@ -217,6 +217,11 @@ NotifyListener::~NotifyListener() {
   for (const auto& entry : fds_) close(entry.second);
 }
 
+void NotifyListener::drop_fds() {
+  for (const auto& entry : fds_) close(entry.second);
+  fds_.clear();
+}
+
 std::optional<std::string> NotifyListener::next(Millis timeout) {
   pollfd p{fd_, POLLIN, 0};
   if (poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;

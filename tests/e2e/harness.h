@@ -59,6 +59,8 @@ class NotifyListener {
   /// The fd that arrived with the datagram `text` (FDSTORE=1), or -1. The
   /// listener keeps owning it.
   int fd_of(const std::string& text) const;
+  /// Closes every fd received so far, as a manager that drops its fd store.
+  void drop_fds();
 
  private:
   int fd_ = -1;
