@@ -52,12 +52,20 @@ struct Config {
   /// (it gets WATCHDOG_USEC and WATCHDOG_PID); one that stops is replaced
   /// through the normal handoff. Zero: off.
   Millis watchdog_sec{0};
+  /// After a reload's new generation is ready, the old generation keeps
+  /// running this long; if the new one exits within it, baton switches back
+  /// to the old one. Zero: off.
+  Millis min_ready{0};
 };
 
-/// Reads and validates a TOML config file.
+/// Reads and validates a TOML config file. A file over 1 MiB is refused
+/// without being read whole.
 Result<Config> load_config(const std::string& path);
 
-/// Parses and validates TOML text; `path` names it in messages and sets base_dir.
+/// Parses and validates TOML text; `path` names it in messages and sets
+/// base_dir. Text over 1 MiB, or nested more than 64 levels deep (which
+/// would overflow the parser's stack), is refused before parsing. It never
+/// throws: every problem is in the error.
 Result<Config> parse_config(std::string_view text, const std::string& path);
 
 /// Reads only the control socket path from a config file, for client
