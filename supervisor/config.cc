@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <charconv>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -18,6 +20,7 @@
 #include <toml++/toml.h>
 
 #include "file_util.h"
+#include "shim_support.h"
 
 namespace baton {
 namespace {
@@ -622,6 +625,33 @@ Result<std::string> read_control_path(const std::string& path) {
   read_identity(*table, path, config, problems);
   if (!problems.empty()) return problems.error();
   return config.control_path;
+}
+
+Status check_runnable(const Config& config) {
+  Problems problems(config.file.empty() ? "baton" : config.file);
+  constexpr size_t kSunPath = sizeof(sockaddr_un{}.sun_path);  // with the terminating NUL
+  if (config.control_path.size() + 1 > kSunPath) {
+    problems.add(
+        fmt::format("control socket path {} is {} bytes; a unix socket path holds at "
+                    "most {}",
+                    config.control_path, config.control_path.size(), kSunPath - 1));
+  }
+  if (const std::string& dir = config.working_directory; !dir.empty()) {
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0)
+      problems.add(fmt::format("working_directory {}: {}", dir, std::strerror(errno)));
+    else if (!S_ISDIR(st.st_mode))
+      problems.add(fmt::format("working_directory {} is not a directory", dir));
+  }
+  const std::string program = config.command.empty() ? "" : config.command[0];
+  if (find_executable(program).empty()) {
+    problems.add(
+        fmt::format("command {} is not an executable file (or not found in PATH)", program));
+  } else if (config.shim) {
+    if (Status s = check_shim_target(program); !s) problems.add(s.error().message);
+  }
+  if (!problems.empty()) return problems.error();
+  return {};
 }
 
 Result<Config> config_from_flags(const std::vector<std::string>& listens,

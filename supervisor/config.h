@@ -72,6 +72,14 @@ Result<Config> parse_config(std::string_view text, const std::string& path);
 /// commands; it does not validate the rest.
 Result<std::string> read_control_path(const std::string& path);
 
+/// The checks of a parsed config that need the file system but no socket:
+/// the control path fits a unix socket address, working_directory is a
+/// directory, the command is an executable file, and (in shim mode) the
+/// shim can reach it. `baton check` and `baton run` refuse the same
+/// configs through it. Problems are named after the config file, or
+/// "baton" for a command-line config.
+Status check_runnable(const Config& config);
+
 /// Builds a config from `--listen NAME=URL` flags and a command line.
 Result<Config> config_from_flags(const std::vector<std::string>& listens,
                                  const std::string& control_path, std::vector<std::string> command,

@@ -442,3 +442,48 @@ mode = "0660"
   }
   CHECK(failed == 0);
 }
+
+TEST_CASE("check_runnable refuses what baton run cannot start, with every problem") {
+  TempDir dir;
+  Config c;
+  c.file = "/etc/baton/app.toml";
+  c.control_path = "/tmp/" + std::string(102, 'c');  // 107 bytes: the most that fits
+  c.command = {dir.write("app", "#!/bin/sh\nexit 0\n", 0755)};
+  c.working_directory = dir.path.string();
+  Status ok = check_runnable(c);
+  CHECK_MESSAGE(ok.ok(), ok.error().message);
+
+  Config bad = c;
+  bad.control_path += "c";
+  bad.working_directory = (dir.path / "missing").string();
+  bad.command = {dir.write("data", "x", 0644)};
+  CHECK(check_runnable(bad).error().message ==
+        "/etc/baton/app.toml: control socket path " + bad.control_path +
+            " is 108 bytes; a unix socket path holds at most 107\n"
+            "/etc/baton/app.toml: working_directory " +
+            bad.working_directory +
+            ": No such file or directory\n"
+            "/etc/baton/app.toml: command " +
+            bad.command[0] + " is not an executable file (or not found in PATH)");
+
+  Config file_dir = c;
+  file_dir.working_directory = c.command[0];
+  CHECK(check_runnable(file_dir).error().message ==
+        "/etc/baton/app.toml: working_directory " + c.command[0] + " is not a directory");
+}
+
+TEST_CASE("check_runnable checks the shim target, and names a flag config 'baton'") {
+  TempDir dir;
+  Config c;
+  c.control_path = "/tmp/c.sock";
+  c.command = {dir.write("app", "#!/bin/sh\nexit 0\n", 0755)};
+  c.shim = true;
+  CHECK(check_runnable(c).error().message ==
+        "baton: shim: " + c.command[0] + " is not an ELF binary");
+  c.command = {"baton-no-such-program"};
+  CHECK(check_runnable(c).error().message ==
+        "baton: command baton-no-such-program is not an executable file (or not found in PATH)");
+  c.command = {"sh"};  // found in PATH
+  c.shim = false;
+  CHECK(check_runnable(c).ok());
+}
