@@ -590,6 +590,65 @@ Result<toml::table> parse_toml(std::string_view text, const std::string& path) {
   }
 }
 
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
+}
+
+/// `key` and the value of a line `key = "value"` or `key = 'value'` (with
+/// an optional comment), if the line is exactly that and the string has no
+/// escapes.
+std::optional<std::pair<std::string_view, std::string_view>> plain_assignment(
+    std::string_view line) {
+  size_t eq = line.find('=');
+  if (eq == std::string_view::npos) return std::nullopt;
+  std::string_view key = trim(line.substr(0, eq));
+  std::string_view rest = trim(line.substr(eq + 1));
+  if (rest.empty() || (rest[0] != '"' && rest[0] != '\'')) return std::nullopt;
+  size_t close = rest.find(rest[0], 1);
+  if (close == std::string_view::npos) return std::nullopt;
+  std::string_view value = rest.substr(1, close - 1);
+  if (rest[0] == '"' && value.find('\\') != std::string_view::npos) return std::nullopt;
+  std::string_view after = trim(rest.substr(close + 1));
+  if (!after.empty() && after[0] != '#') return std::nullopt;
+  return std::pair{key, value};
+}
+
+/// `name` and `control` as the plain lines before the first table header
+/// give them, read without the TOML parser: for client commands when the
+/// rest of the file does not parse. The first of each counts.
+struct IdentityLines {
+  std::optional<std::string> name, control;
+};
+
+IdentityLines read_identity_lines(std::string_view text) {
+  IdentityLines found;
+  TomlCursor cursor(text);
+  while (!cursor.done()) {
+    cursor.skip_spaces();
+    if (cursor.peek() == '[') break;
+    if (auto assignment = plain_assignment(cursor.rest_of_line())) {
+      auto [key, value] = *assignment;
+      if (key == "name" && !found.name) found.name = std::string(value);
+      if (key == "control" && !found.control) found.control = std::string(value);
+    }
+    cursor.skip_statement();  // a multi-line string or array may span lines
+  }
+  return found;
+}
+
+/// The control path from the plain lines of a config that did not parse;
+/// `parse_error` when they name neither the service nor its socket.
+Result<std::string> control_path_from_lines(std::string_view text, const std::string& path,
+                                            const Error& parse_error) {
+  IdentityLines lines = read_identity_lines(text);
+  if (!lines.name && !lines.control) return parse_error;
+  std::string name = lines.name.value_or(fs::path(path).stem().string());
+  return control_path_of(base_dir_of(path), name, lines.control);
+}
+
 }  // namespace
 
 Result<Config> parse_config(std::string_view text, const std::string& path) {
@@ -618,7 +677,7 @@ Result<std::string> read_control_path(const std::string& path) {
   if (!head) return head.error();
   Result<toml::table> table =
       head->complete ? parse_toml(head->text, path) : too_large(path, head->size);
-  if (!table) return table.error();
+  if (!table) return control_path_from_lines(head->text, path, table.error());
   Config config;
   config.base_dir = base_dir_of(path);
   Problems problems(path);

@@ -69,7 +69,10 @@ Result<Config> load_config(const std::string& path);
 Result<Config> parse_config(std::string_view text, const std::string& path);
 
 /// Reads only the control socket path from a config file, for client
-/// commands; it does not validate the rest.
+/// commands; it does not validate the rest. When the file does not parse,
+/// the plain `name = "..."` and `control = "..."` lines before the first
+/// table header still give it, so a running baton can be stopped after its
+/// config broke; with neither, the error is the parse error.
 Result<std::string> read_control_path(const std::string& path);
 
 /// The checks of a parsed config that need the file system but no socket:

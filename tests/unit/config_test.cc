@@ -487,3 +487,41 @@ TEST_CASE("check_runnable checks the shim target, and names a flag config 'baton
   c.shim = false;
   CHECK(check_runnable(c).ok());
 }
+
+TEST_CASE("read_control_path reads the plain lines of a config that does not parse") {
+  TempDir dir;
+  std::string broken = dir.write("broken.toml",
+                                 "# service\n"
+                                 "name = \"web\"  # comment\n"
+                                 "control = 'run/web.sock'\n"
+                                 "command = [\"./app\"\n"
+                                 "[[socket]]\n"
+                                 "control = \"other.sock\"\n");
+  REQUIRE_FALSE(load_config(broken).ok());
+  CHECK(read_control_path(broken).value() == (dir.path / "run/web.sock").string());
+
+  std::string name_only = dir.write("n.toml", "name = 'api'\n[t.t\n");
+  CHECK(read_control_path(name_only).value() == default_control_path("api"));
+
+  std::string deep =
+      dir.write("deep.toml", "control = \"/run/x.sock\"\n[" + repeat("t.", 50'000) + "t]\n");
+  CHECK(read_control_path(deep).value() == "/run/x.sock");
+
+  std::string big = dir.write(
+      "big.toml", "control = \"/run/big.sock\"\n# " + std::string(2 * 1024 * 1024, 'x') + "\n");
+  CHECK(read_control_path(big).value() == "/run/big.sock");
+}
+
+TEST_CASE("read_control_path returns the parse error when no plain line names the service") {
+  TempDir dir;
+  for (std::string text : {"command = [\n", "[table]\nname = \"web\"\nbroken =\n",
+                           "x = \"\"\"\ncontrol = \"/run/inside-a-string.sock\"\n\"\"\"\n=\n",
+                           "name = \"we\\\"b\"\ncontrol = \"/a\" junk\n=\n"}) {
+    CAPTURE(text);
+    std::string file = dir.write("bad.toml", text);
+    auto path = read_control_path(file);
+    REQUIRE_FALSE(path.ok());
+    CHECK(path.error().message == load_config(file).error().message);
+    CHECK(path.error().message.starts_with(file + ":"));
+  }
+}
