@@ -443,6 +443,14 @@ mode = "0660"
   CHECK(failed == 0);
 }
 
+TEST_CASE("input that breaks toml++'s own asserts is a parse error") {
+  // Without NDEBUG these aborted in toml++ (parse_time, parse_value).
+  CHECK(config_error("e = 1979-05-27Teee07:32:00Z\n") ==
+        "/etc/baton/test.toml:1:16: Error while parsing time: expected 2-digit hour, saw 'e'");
+  CHECK(config_error("a = [1,}\n") ==
+        "/etc/baton/test.toml:1:8: Error while parsing value: could not determine value type");
+}
+
 TEST_CASE("check_runnable refuses what baton run cannot start, with every problem") {
   TempDir dir;
   Config c;
