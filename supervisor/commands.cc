@@ -170,16 +170,10 @@ int command_check(const std::string& config_file) {
     std::fprintf(stderr, "%s\n", config.error().message.c_str());
     return kExitFailed;
   }
-  if (find_executable(config->command[0]).empty()) {
-    std::fprintf(stderr, "%s: command %s is not an executable file (or not found in PATH)\n",
-                 config_file.c_str(), config->command[0].c_str());
+  // The same checks `baton run` makes before it binds anything.
+  if (Status s = check_runnable(*config); !s) {
+    std::fprintf(stderr, "%s\n", s.error().message.c_str());
     return kExitFailed;
-  }
-  if (config->shim) {
-    if (Status s = check_shim_target(config->command[0]); !s) {
-      std::fprintf(stderr, "%s: %s\n", config_file.c_str(), s.error().message.c_str());
-      return kExitFailed;
-    }
   }
   std::printf("%s: ok (%zu socket%s, command %s)\n", config_file.c_str(), config->sockets.size(),
               config->sockets.size() == 1 ? "" : "s", config->command[0].c_str());

@@ -3,30 +3,48 @@
 #include "config.h"
 
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
-#include <set>
+#include <map>
+#include <optional>
 
 #include <fmt/format.h>
+// toml++ asserts things about its input (TOML_ASSERT_ASSUME in parse_time,
+// parse_value) that a malformed config breaks; its release path then reports
+// a parse error, but without NDEBUG the assert aborts baton. A config must
+// never do that, so its asserts are off here, the one file that includes it.
+#define TOML_ASSERT(expr) static_cast<void>(0)
 #include <toml++/toml.h>
 
 #include "file_util.h"
+#include "shim_support.h"
 
 namespace baton {
 namespace {
 
 namespace fs = std::filesystem;
 
+/// The longest config baton reads: far above any real one, and small enough
+/// that a runaway file costs nothing.
+constexpr size_t kMaxConfigBytes = 1024 * 1024;
+/// The deepest nesting a config may have; toml++ recurses once per level.
+constexpr int kMaxNesting = 64;
+/// The shortest restart_delay and restart_delay_max.
+constexpr Millis kMinRestartDelay{10};
+
 constexpr std::string_view kTopKeys[] = {
     "name",          "control",           "command",           "environment",
     "socket",        "working_directory", "drain_signal",      "drain_timeout",
     "ready_timeout", "restart_delay",     "restart_delay_max", "shim",
-    "watchdog_sec",
+    "watchdog_sec",  "min_ready",
 };
 constexpr std::string_view kSocketKeys[] = {"name",   "listen", "backlog",
                                             "v6only", "mode",   "reuseport"};
@@ -52,8 +70,11 @@ class Problems {
   explicit Problems(std::string file) : file_(std::move(file)) {}
 
   void add(const toml::source_region& where, std::string_view message) {
-    lines_.push_back({where.begin, fmt::format("{}:{}:{}: {}", file_, where.begin.line,
-                                               where.begin.column, message)});
+    add(where.begin, message);
+  }
+  void add(const toml::source_position& where, std::string_view message) {
+    lines_.push_back(
+        {where, fmt::format("{}:{}:{}: {}", file_, where.line, where.column, message)});
   }
   /// A problem of the whole file, reported after the positioned ones.
   void add(std::string_view message) {
@@ -84,6 +105,8 @@ void check_keys(const toml::table& table, const std::string_view (&allowed)[N],
     if (std::find(std::begin(allowed), std::end(allowed), k) != std::end(allowed)) continue;
     std::string hint;
     for (std::string_view candidate : allowed) {
+      // The distance is at least the difference in length; skip the work for long keys.
+      if (k.size() > candidate.size() + 2 || candidate.size() > k.size() + 2) continue;
       if (edit_distance(k, candidate) <= 2) hint = fmt::format(" (did you mean '{}'?)", candidate);
     }
     problems.add(key.source(), fmt::format("unknown key '{}' in {}{}", k, where, hint));
@@ -100,19 +123,47 @@ std::optional<std::string> get_string(const toml::table& table, std::string_view
   return std::nullopt;
 }
 
-void read_duration(const toml::table& table, std::string_view key, Millis& out,
-                   Problems& problems) {
+/// Reads an optional duration into `out`; returns its node when it was read.
+const toml::node* read_duration(const toml::table& table, std::string_view key, Millis& out,
+                                Problems& problems) {
   const toml::node* node = table.get(key);
-  if (!node) return;
+  if (!node) return nullptr;
   auto text = node->value<std::string>();
   if (!text) {
     problems.add(node->source(),
                  fmt::format("'{}' must be a string with a unit, e.g. \"30s\"", key));
-    return;
+    return nullptr;
   }
   auto d = parse_duration(*text);
-  if (!d) return problems.add(node->source(), fmt::format("'{}': {}", key, d.error().message));
+  if (!d) {
+    problems.add(node->source(), fmt::format("'{}': {}", key, d.error().message));
+    return nullptr;
+  }
   out = *d;
+  return node;
+}
+
+/// restart_delay and restart_delay_max: a crashing app is restarted after
+/// this long, so a delay near zero would spawn it as fast as it can crash.
+void read_restart_delay(const toml::table& table, std::string_view key, Millis& out,
+                        Problems& problems) {
+  const toml::node* node = read_duration(table, key, out, problems);
+  if (node && out < kMinRestartDelay) {
+    problems.add(node->source(),
+                 fmt::format("'{}' is {}; it must be at least {} (a shorter delay makes a crash "
+                             "loop spin)",
+                             key, format_duration(out), format_duration(kMinRestartDelay)));
+  }
+}
+
+/// Reads an optional boolean; an integer is not one (toml++ would convert it).
+void read_bool(const toml::table& table, std::string_view key, bool& out, Problems& problems) {
+  const toml::node* node = table.get(key);
+  if (!node) return;
+  if (const auto* b = node->as_boolean())
+    out = b->get();
+  else
+    problems.add(node->source(), fmt::format("'{}' must be true or false", key));
 }
 
 void read_command(const toml::table& table, Config& config, Problems& problems) {
@@ -166,20 +217,15 @@ void read_socket(const toml::table& t, Config& config, Problems& problems) {
   }
   spec->name = *name;
   if (const toml::node* n = t.get("backlog")) {
-    auto v = n->value<int64_t>();
-    if (!v || *v < 1 || *v > 65535)
+    // Only an integer: toml++ converting a float such as 1e300 would overflow.
+    const auto* v = n->as_integer();
+    if (!v || v->get() < 1 || v->get() > 65535)
       problems.add(n->source(), "'backlog' must be 1 to 65535");
     else
-      spec->backlog = static_cast<int>(*v);
+      spec->backlog = static_cast<int>(v->get());
   }
-  for (auto [key, field] : {std::pair{"v6only", &spec->v6only}, {"reuseport", &spec->reuseport}}) {
-    if (const toml::node* n = t.get(key)) {
-      if (auto v = n->value<bool>())
-        *field = *v;
-      else
-        problems.add(n->source(), fmt::format("'{}' must be true or false", key));
-    }
-  }
+  read_bool(t, "v6only", spec->v6only, problems);
+  read_bool(t, "reuseport", spec->reuseport, problems);
   if (auto mode = get_string(t, "mode", problems)) {
     auto m = parse_mode(*mode);
     if (!m)
@@ -190,17 +236,66 @@ void read_socket(const toml::table& t, Config& config, Problems& problems) {
   config.sockets.push_back(std::move(*spec));
 }
 
+/// Where a [[socket]]'s `name` and `listen` keys stand, for messages about it.
+struct SocketKeys {
+  toml::source_position name, listen;
+};
+
+/// Where `key` of `table` is written (toml++ gives a value's node the
+/// position of the value).
+toml::source_position key_position(const toml::table& table, std::string_view key) {
+  auto it = table.find(key);
+  return it == table.end() ? table.source().begin : it->first.source().begin;
+}
+
+/// Refuses a second socket with the name or address of an earlier one.
+/// `keys` is empty for --listen flags; for a file it has one entry per
+/// socket, and problems stand at the second socket's key and name the
+/// first one's line.
+void check_unique_sockets(const std::vector<SocketSpec>& sockets,
+                          const std::vector<SocketKeys>& keys, Problems& problems) {
+  auto report = [&](size_t i, size_t first, toml::source_position SocketKeys::*key,
+                    const std::string& message) {
+    if (keys.empty()) return problems.add(message);
+    problems.add(keys[i].*key,
+                 fmt::format("{} (first at line {})", message, (keys[first].*key).line));
+  };
+  std::map<std::string, size_t> names, addresses;
+  for (size_t i = 0; i < sockets.size(); ++i) {
+    const SocketSpec& s = sockets[i];
+    if (auto [first, fresh] = names.emplace(s.name, i); !fresh) {
+      report(i, first->second, &SocketKeys::name,
+             fmt::format("socket name '{}' is used twice", s.name));
+    }
+    // Port 0 asks the kernel for a fresh port each time, so it may repeat.
+    if (s.kind != SocketKind::kUnix && s.port == 0) continue;
+    std::string address = fmt::format("{}:{}", s.kind_name(), s.address());
+    if (auto [first, fresh] = addresses.emplace(address, i); !fresh) {
+      report(i, first->second, &SocketKeys::listen,
+             fmt::format("address {} is configured twice", s.url));
+    }
+  }
+}
+
 void read_sockets(const toml::table& table, Config& config, Problems& problems) {
   const toml::node* node = table.get("socket");
   if (!node) return;
   const toml::array* array = node->as_array();
   if (!array) return problems.add(node->source(), "write sockets as [[socket]] tables");
+  std::vector<SocketKeys> keys;  // one per socket read
   for (const toml::node& item : *array) {
-    if (const toml::table* t = item.as_table())
-      read_socket(*t, config, problems);
-    else
+    const toml::table* t = item.as_table();
+    if (!t) {
       problems.add(item.source(), "write sockets as [[socket]] tables");
+      continue;
+    }
+    size_t before = config.sockets.size();
+    read_socket(*t, config, problems);
+    if (config.sockets.size() > before) {
+      keys.push_back({key_position(*t, "name"), key_position(*t, "listen")});
+    }
   }
+  check_unique_sockets(config.sockets, keys, problems);
 }
 
 std::string resolve(const std::string& base_dir, const std::string& path) {
@@ -214,15 +309,19 @@ std::string base_dir_of(const std::string& path) {
   return (ec ? fs::path(path) : abs).parent_path().lexically_normal().string();
 }
 
+/// The control path of a service: `control` if set (relative to the
+/// config's directory), else the default for `name`.
+std::string control_path_of(const std::string& base_dir, const std::string& name,
+                            const std::optional<std::string>& control) {
+  return control ? resolve(base_dir, *control) : default_control_path(name);
+}
+
 /// The service name and control path, shared by full parsing and clients.
 void read_identity(const toml::table& table, const std::string& path, Config& config,
                    Problems& problems) {
   config.name = get_string(table, "name", problems).value_or(fs::path(path).stem().string());
-  if (auto control = get_string(table, "control", problems)) {
-    config.control_path = resolve(config.base_dir, *control);
-  } else {
-    config.control_path = default_control_path(config.name);
-  }
+  config.control_path =
+      control_path_of(config.base_dir, config.name, get_string(table, "control", problems));
 }
 
 void read_settings(const toml::table& table, Config& config, Problems& problems) {
@@ -240,17 +339,13 @@ void read_settings(const toml::table& table, Config& config, Problems& problems)
     else
       problems.add(table.get("drain_signal")->source(), s.error().message);
   }
-  if (const toml::node* n = table.get("shim")) {
-    if (auto v = n->value<bool>())
-      config.shim = *v;
-    else
-      problems.add(n->source(), "'shim' must be true or false");
-  }
+  read_bool(table, "shim", config.shim, problems);
   read_duration(table, "drain_timeout", config.drain_timeout, problems);
   read_duration(table, "watchdog_sec", config.watchdog_sec, problems);
   read_duration(table, "ready_timeout", config.ready_timeout, problems);
-  read_duration(table, "restart_delay", config.restart_delay, problems);
-  read_duration(table, "restart_delay_max", config.restart_delay_max, problems);
+  read_duration(table, "min_ready", config.min_ready, problems);
+  read_restart_delay(table, "restart_delay", config.restart_delay, problems);
+  read_restart_delay(table, "restart_delay_max", config.restart_delay_max, problems);
 }
 
 /// Checks that hold whatever the config came from.
@@ -266,28 +361,297 @@ void validate(Config& config, Problems& problems) {
   if (config.sockets.empty()) {
     problems.add("no sockets configured (add a [[socket]] table or --listen NAME=URL)");
   }
-  std::set<std::string> names, addresses;
-  for (const SocketSpec& s : config.sockets) {
-    if (!names.insert(s.name).second) {
-      problems.add(fmt::format("socket name '{}' is used twice", s.name));
-    }
-    std::string key = fmt::format("{}:{}", s.kind_name(), s.address());
-    if (!(s.kind != SocketKind::kUnix && s.port == 0) && !addresses.insert(key).second) {
-      problems.add(fmt::format("address {} is configured twice", s.url));
-    }
-  }
+  // A config file checks this as it reads [[socket]] tables, with positions.
+  if (config.file.empty()) check_unique_sockets(config.sockets, {}, problems);
   if (config.restart_delay_max < config.restart_delay) {
     problems.add("restart_delay_max is shorter than restart_delay");
   }
 }
 
+/// A position in TOML text, walked a byte at a time. It skips comments and
+/// all four string forms the way toml++ reads them, and reports line and
+/// column as toml++ does (columns count UTF-8 code points).
+class TomlCursor {
+ public:
+  explicit TomlCursor(std::string_view text) : text_(text) {}
+
+  bool done() const { return i_ >= text_.size(); }
+  char peek() const { return done() ? '\0' : text_[i_]; }
+  size_t offset() const { return i_; }
+  void next() { ++i_; }
+  /// The rest of the current line, from here.
+  std::string_view rest_of_line() const {
+    std::string_view rest = text_.substr(i_);
+    return rest.substr(0, rest.find('\n'));
+  }
+  void skip_spaces() {
+    while (peek() == ' ' || peek() == '\t' || peek() == '\r') next();
+  }
+  /// From '#' to the end of the line (the newline stays).
+  void skip_comment() {
+    while (!done() && peek() != '\n') next();
+  }
+  /// From an opening quote past the closing one. A single-line string stops
+  /// at the end of its line if unterminated: the parser reports it there.
+  void skip_string() {
+    char quote = peek();
+    std::string_view triple = quote == '"' ? R"(""")" : "'''";
+    bool multi = text_.substr(i_).starts_with(triple);
+    i_ += multi ? 3 : 1;
+    while (!done()) {
+      char c = peek();
+      if (c == '\\' && quote == '"') {
+        i_ = std::min(i_ + 2, text_.size());
+      } else if (c == '\n' && !multi) {
+        return;
+      } else if (c == quote && (!multi || text_.substr(i_).starts_with(triple))) {
+        i_ += multi ? 3 : 1;
+        // Up to two quotes may stand just before the closing three: """a"""" ends with a quote.
+        for (int extra = 0; multi && extra < 2 && peek() == quote; ++extra) next();
+        return;
+      } else {
+        next();
+      }
+    }
+  }
+  /// Past the next newline that is outside strings, comments and brackets.
+  void skip_statement() {
+    int depth = 0;
+    while (!done()) {
+      char c = peek();
+      if (c == '#') {
+        skip_comment();
+      } else if (c == '"' || c == '\'') {
+        skip_string();
+      } else {
+        next();
+        if (c == '[' || c == '{') ++depth;
+        if ((c == ']' || c == '}') && depth > 0) --depth;
+        if (c == '\n' && depth == 0) return;
+      }
+    }
+  }
+  /// "file:line:column" of the current byte.
+  std::string where(const std::string& file) const {
+    std::string_view before = text_.substr(0, i_);
+    size_t line = 1 + static_cast<size_t>(std::count(before.begin(), before.end(), '\n'));
+    size_t line_start = before.rfind('\n') == std::string_view::npos ? 0 : before.rfind('\n') + 1;
+    size_t column = 1;
+    for (size_t j = line_start; j < i_; ++j) {
+      if ((static_cast<unsigned char>(text_[j]) & 0xC0) != 0x80) ++column;
+    }
+    return fmt::format("{}:{}:{}", file, line, column);
+  }
+
+ private:
+  std::string_view text_;
+  size_t i_ = 0;
+};
+
+/// Measures how deeply TOML text nests before toml++ parses it: the parser
+/// and the tables it builds recurse once per level, so 50,000 levels
+/// overflow the stack. A level is a part of a dotted key (in a [table]
+/// header, an [[array]] header, a key = value line or an inline table) or
+/// an array or inline table opened in a value. Dots in values (1.5, times)
+/// are not keys. Invalid TOML is measured as far as it reads; the parser
+/// stops at its first error, so only the valid start of it matters.
+class NestingScanner {
+ public:
+  explicit NestingScanner(std::string_view text) : cursor_(text) {}
+
+  /// Where nesting first goes deeper than kMaxNesting; nullopt if it never does.
+  std::optional<TomlCursor> find_too_deep() {
+    start_line();
+    while (!cursor_.done()) {
+      if (!step()) return cursor_;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  /// An array or inline table opened in a value.
+  struct Open {
+    char kind;  // '[' or '{'
+    int depth;  // its own level
+  };
+
+  /// Reads one byte (or one comment or string); false where nesting is too deep.
+  bool step() {
+    char c = cursor_.peek();
+    if (c == '#') {
+      cursor_.skip_comment();
+      return true;
+    }
+    if (c == '"' || c == '\'') {
+      if (in_key_ && !start_segment()) return false;
+      cursor_.skip_string();
+      return true;
+    }
+    bool ok = in_key_ ? key_byte(c) : value_byte(c);
+    if (ok) cursor_.next();
+    if (c == '\n' && open_.empty()) start_line();
+    return ok;
+  }
+
+  bool key_byte(char c) {
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n') return true;
+    if (c == '}' && !open_.empty()) {  // {} or a trailing comma: the inline table ends
+      in_key_ = false;
+      return value_byte(c);
+    }
+    if (c == '[' && open_.empty() && !in_header_ && segments_ == 0) {
+      in_header_ = true;  // a [table] or [[array]] header: its keys start from the top
+      return true;
+    }
+    if (c == '[' && in_header_ && segments_ == 0) return true;  // the second '[' of [[
+    if (c == '.') {
+      need_segment_ = true;
+      return true;
+    }
+    if (c == ']' && in_header_) {
+      table_depth_ = segments_;
+      in_key_ = in_header_ = false;  // what follows on the line is not a key
+      return true;
+    }
+    if (c == '=' && !in_header_) {
+      value_depth_ = key_base() + segments_;
+      in_key_ = false;
+      return true;
+    }
+    return start_segment();
+  }
+
+  bool value_byte(char c) {
+    if (c == '[' || c == '{') {
+      int depth = value_depth_ + 1;
+      if (depth > kMaxNesting) return false;
+      open_.push_back({c, depth});
+      value_depth_ = depth;
+      if (c == '{') start_key();
+    } else if ((c == ']' || c == '}') && !open_.empty()) {
+      open_.pop_back();
+      if (!open_.empty()) value_depth_ = open_.back().depth;
+    } else if (c == ',' && !open_.empty() && open_.back().kind == '{') {
+      start_key();
+    }
+    return true;
+  }
+
+  /// The level keys start from: the top for a header, else the current
+  /// inline table or the last [table].
+  int key_base() const {
+    if (in_header_) return 0;
+    return open_.empty() ? table_depth_ : open_.back().depth;
+  }
+  /// A byte of a key: the first of a dotted part counts a level.
+  bool start_segment() {
+    if (!need_segment_) return true;
+    need_segment_ = false;
+    return key_base() + ++segments_ <= kMaxNesting;
+  }
+  void start_key() {
+    in_key_ = need_segment_ = true;
+    segments_ = 0;
+  }
+  void start_line() {
+    start_key();
+    in_header_ = false;
+  }
+
+  TomlCursor cursor_;
+  std::vector<Open> open_;  // at most kMaxNesting entries
+  bool in_key_ = true;
+  bool in_header_ = false;
+  bool need_segment_ = true;  // the next key byte starts a dotted part
+  int segments_ = 0;          // dotted parts of the key being read
+  int table_depth_ = 0;       // dotted parts of the last [table] header
+  int value_depth_ = 0;       // the level of the value being read
+};
+
+Error too_large(const std::string& path, std::optional<uint64_t> size) {
+  if (!size) return error(fmt::format("config {} is longer than the limit of 1 MiB", path));
+  return error(fmt::format("config {} is {} bytes; the limit is 1 MiB", path, *size));
+}
+
+/// Refuses text toml++ could not parse safely: too long, or nested too deep.
+Status check_toml_limits(std::string_view text, const std::string& path) {
+  if (text.size() > kMaxConfigBytes) return too_large(path, text.size());
+  if (auto deep = NestingScanner(text).find_too_deep()) {
+    return error(
+        fmt::format("{}: nested more than {} levels deep (each table, array, inline "
+                    "table and dotted-key part is a level)",
+                    deep->where(path), kMaxNesting));
+  }
+  return {};
+}
+
 Result<toml::table> parse_toml(std::string_view text, const std::string& path) {
+  if (Status s = check_toml_limits(text, path); !s) return s.error();
   try {
     return toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
     return error(fmt::format("{}:{}:{}: {}", path, b.line, b.column, e.description()));
   }
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
+}
+
+/// `key` and the value of a line `key = "value"` or `key = 'value'` (with
+/// an optional comment), if the line is exactly that and the string has no
+/// escapes.
+std::optional<std::pair<std::string_view, std::string_view>> plain_assignment(
+    std::string_view line) {
+  size_t eq = line.find('=');
+  if (eq == std::string_view::npos) return std::nullopt;
+  std::string_view key = trim(line.substr(0, eq));
+  std::string_view rest = trim(line.substr(eq + 1));
+  if (rest.empty() || (rest[0] != '"' && rest[0] != '\'')) return std::nullopt;
+  size_t close = rest.find(rest[0], 1);
+  if (close == std::string_view::npos) return std::nullopt;
+  std::string_view value = rest.substr(1, close - 1);
+  if (rest[0] == '"' && value.find('\\') != std::string_view::npos) return std::nullopt;
+  std::string_view after = trim(rest.substr(close + 1));
+  if (!after.empty() && after[0] != '#') return std::nullopt;
+  return std::pair{key, value};
+}
+
+/// `name` and `control` as the plain lines before the first table header
+/// give them, read without the TOML parser: for client commands when the
+/// rest of the file does not parse. The first of each counts.
+struct IdentityLines {
+  std::optional<std::string> name, control;
+};
+
+IdentityLines read_identity_lines(std::string_view text) {
+  IdentityLines found;
+  TomlCursor cursor(text);
+  while (!cursor.done()) {
+    cursor.skip_spaces();
+    if (cursor.peek() == '[') break;
+    if (auto assignment = plain_assignment(cursor.rest_of_line())) {
+      auto [key, value] = *assignment;
+      if (key == "name" && !found.name) found.name = std::string(value);
+      if (key == "control" && !found.control) found.control = std::string(value);
+    }
+    cursor.skip_statement();  // a multi-line string or array may span lines
+  }
+  return found;
+}
+
+/// The control path from the plain lines of a config that did not parse;
+/// `parse_error` when they name neither the service nor its socket.
+Result<std::string> control_path_from_lines(std::string_view text, const std::string& path,
+                                            const Error& parse_error) {
+  IdentityLines lines = read_identity_lines(text);
+  if (!lines.name && !lines.control) return parse_error;
+  std::string name = lines.name.value_or(fs::path(path).stem().string());
+  return control_path_of(base_dir_of(path), name, lines.control);
 }
 
 }  // namespace
@@ -307,22 +671,51 @@ Result<Config> parse_config(std::string_view text, const std::string& path) {
 }
 
 Result<Config> load_config(const std::string& path) {
-  auto text = read_whole_file(path, "config");
-  if (!text) return text.error();
-  return parse_config(*text, path);
+  auto head = read_file_head(path, "config", kMaxConfigBytes);
+  if (!head) return head.error();
+  if (!head->complete) return too_large(path, head->size);
+  return parse_config(head->text, path);
 }
 
 Result<std::string> read_control_path(const std::string& path) {
-  auto text = read_whole_file(path, "config");
-  if (!text) return text.error();
-  auto table = parse_toml(*text, path);
-  if (!table) return table.error();
+  auto head = read_file_head(path, "config", kMaxConfigBytes);
+  if (!head) return head.error();
+  Result<toml::table> table =
+      head->complete ? parse_toml(head->text, path) : too_large(path, head->size);
+  if (!table) return control_path_from_lines(head->text, path, table.error());
   Config config;
   config.base_dir = base_dir_of(path);
   Problems problems(path);
   read_identity(*table, path, config, problems);
   if (!problems.empty()) return problems.error();
   return config.control_path;
+}
+
+Status check_runnable(const Config& config) {
+  Problems problems(config.file.empty() ? "baton" : config.file);
+  constexpr size_t kSunPath = sizeof(sockaddr_un{}.sun_path);  // with the terminating NUL
+  if (config.control_path.size() + 1 > kSunPath) {
+    problems.add(
+        fmt::format("control socket path {} is {} bytes; a unix socket path holds at "
+                    "most {}",
+                    config.control_path, config.control_path.size(), kSunPath - 1));
+  }
+  if (const std::string& dir = config.working_directory; !dir.empty()) {
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0)
+      problems.add(fmt::format("working_directory {}: {}", dir, std::strerror(errno)));
+    else if (!S_ISDIR(st.st_mode))
+      problems.add(fmt::format("working_directory {} is not a directory", dir));
+  }
+  const std::string program = config.command.empty() ? "" : config.command[0];
+  if (find_executable(program).empty()) {
+    problems.add(
+        fmt::format("command {} is not an executable file (or not found in PATH)", program));
+  } else if (config.shim) {
+    if (Status s = check_shim_target(program); !s) problems.add(s.error().message);
+  }
+  if (!problems.empty()) return problems.error();
+  return {};
 }
 
 Result<Config> config_from_flags(const std::vector<std::string>& listens,

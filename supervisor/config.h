@@ -52,17 +52,36 @@ struct Config {
   /// (it gets WATCHDOG_USEC and WATCHDOG_PID); one that stops is replaced
   /// through the normal handoff. Zero: off.
   Millis watchdog_sec{0};
+  /// After a reload's new generation is ready, the old generation keeps
+  /// running this long; if the new one exits within it, baton switches back
+  /// to the old one. Zero: off.
+  Millis min_ready{0};
 };
 
-/// Reads and validates a TOML config file.
+/// Reads and validates a TOML config file. A file over 1 MiB is refused
+/// without being read whole.
 Result<Config> load_config(const std::string& path);
 
-/// Parses and validates TOML text; `path` names it in messages and sets base_dir.
+/// Parses and validates TOML text; `path` names it in messages and sets
+/// base_dir. Text over 1 MiB, or nested more than 64 levels deep (which
+/// would overflow the parser's stack), is refused before parsing. It never
+/// throws: every problem is in the error.
 Result<Config> parse_config(std::string_view text, const std::string& path);
 
 /// Reads only the control socket path from a config file, for client
-/// commands; it does not validate the rest.
+/// commands; it does not validate the rest. When the file does not parse,
+/// the plain `name = "..."` and `control = "..."` lines before the first
+/// table header still give it, so a running baton can be stopped after its
+/// config broke; with neither, the error is the parse error.
 Result<std::string> read_control_path(const std::string& path);
+
+/// The checks of a parsed config that need the file system but no socket:
+/// the control path fits a unix socket address, working_directory is a
+/// directory, the command is an executable file, and (in shim mode) the
+/// shim can reach it. `baton check` and `baton run` refuse the same
+/// configs through it. Problems are named after the config file, or
+/// "baton" for a command-line config.
+Status check_runnable(const Config& config);
 
 /// Builds a config from `--listen NAME=URL` flags and a command line.
 Result<Config> config_from_flags(const std::vector<std::string>& listens,

@@ -1,6 +1,10 @@
-// Reading whole files.
+// Reading whole files, and the bounded start of files that may be too long.
 #include "file_util.h"
 
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -18,6 +22,29 @@ Result<std::string> read_whole_file(const std::string& path, const std::string& 
   std::fclose(f);
   if (failed) return sys_error(fmt::format("cannot read {} {}", what, path));
   return text;
+}
+
+Result<FileHead> read_file_head(const std::string& path, const std::string& what, size_t limit) {
+  std::FILE* f = std::fopen(path.c_str(), "re");
+  if (!f) return sys_error(fmt::format("cannot read {} {}", what, path));
+  FileHead head;
+  char buf[65536];
+  size_t n;
+  while (head.text.size() <= limit &&
+         (n = std::fread(buf, 1, std::min(sizeof buf, limit + 1 - head.text.size()), f)) > 0) {
+    head.text.append(buf, n);
+  }
+  bool failed = std::ferror(f);
+  int err = errno;  // before fstat and fclose can change it
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
+    // A file that grew while it was read is at least as long as what was read.
+    head.size = std::max<uint64_t>(static_cast<uint64_t>(st.st_size), head.text.size());
+  }
+  std::fclose(f);
+  if (failed) return sys_error(fmt::format("cannot read {} {}", what, path), err);
+  head.complete = head.text.size() <= limit;
+  return head;
 }
 
 }  // namespace baton

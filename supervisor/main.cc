@@ -27,11 +27,10 @@ int run(const baton::CommandLine& cl) {
     std::fprintf(stderr, "%s\n", config.error().message.c_str());
     return kExitFailed;
   }
-  if (config->shim) {
-    if (Status s = check_shim_target(config->command[0]); !s) {
-      std::fprintf(stderr, "baton: %s\n", s.error().message.c_str());
-      return kExitFailed;
-    }
+  // The same checks `baton check` makes, so run refuses what check refuses.
+  if (Status s = check_runnable(*config); !s) {
+    std::fprintf(stderr, "%s\n", s.error().message.c_str());
+    return kExitFailed;
   }
   return run_daemon(*config);
 }

@@ -1,6 +1,7 @@
 // Tests config parsing and validation: TOML files (parse_config, load_config,
 // read_control_path), --listen flags (config_from_flags) and signal names.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <csignal>
 #include <cstdlib>
@@ -40,6 +41,19 @@ std::string config_error(std::string_view text) {
   return config.error().message;
 }
 
+std::string repeat(std::string_view s, size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += s;
+  return out;
+}
+
+/// The nesting error at "LINE:COLUMN" of kPath.
+std::string too_deep(std::string_view where) {
+  return std::string(kPath) + ":" + std::string(where) +
+         ": nested more than 64 levels deep (each table, array, inline table and dotted-key "
+         "part is a level)";
+}
+
 /// A temporary directory, removed with everything in it when the test ends.
 struct TempDir {
   std::filesystem::path path;
@@ -52,6 +66,12 @@ struct TempDir {
   std::string write(const std::string& name, std::string_view text) const {
     std::ofstream(path / name) << text;
     return (path / name).string();
+  }
+  /// Writes a file with permission bits `mode`.
+  std::string write(const std::string& name, std::string_view text, mode_t mode) const {
+    std::string file = write(name, text);
+    REQUIRE(chmod(file.c_str(), mode) == 0);
+    return file;
   }
 };
 
@@ -156,14 +176,18 @@ TEST_CASE("a bad socket URL or name is reported at its value") {
         "'_', '-' and '.'");
 }
 
-TEST_CASE("socket names and addresses must be unique") {
+TEST_CASE("socket names and addresses must be unique, reported at the second one's key") {
   CHECK(config_error(with_app("", "[[socket]]\nname = \"a\"\nlisten = \"unix:@b\"\n")) ==
-        "/etc/baton/test.toml: socket name 'a' is used twice");
+        "/etc/baton/test.toml:6:1: socket name 'a' is used twice (first at line 3)");
   CHECK(config_error(with_app("", "[[socket]]\nname = \"b\"\nlisten = \"unix:@a\"\n")) ==
-        "/etc/baton/test.toml: address unix:@a is configured twice");
+        "/etc/baton/test.toml:7:1: address unix:@a is configured twice (first at line 4)");
   CHECK(config_error("command = [\"app\"]\n[[socket]]\nname = \"a\"\nlisten = \"unix:a.sock\"\n"
-                     "[[socket]]\nname = \"b\"\nlisten = \"unix:/etc/baton/a.sock\"\n") ==
-        "/etc/baton/test.toml: address unix:/etc/baton/a.sock is configured twice");
+                     "[[socket]]\n  listen = \"unix:/etc/baton/a.sock\"\n  name = \"b\"\n") ==
+        "/etc/baton/test.toml:6:3: address unix:/etc/baton/a.sock is configured twice (first at "
+        "line 4)");
+  CHECK(config_error(with_app("", "[[socket]]\nname = \"a\"\nlisten = \"unix:@a\"\n")) ==
+        "/etc/baton/test.toml:6:1: socket name 'a' is used twice (first at line 3)\n"
+        "/etc/baton/test.toml:7:1: address unix:@a is configured twice (first at line 4)");
   // Port 0 asks the kernel for a fresh port each time, so it may repeat.
   CHECK(parse_ok("command = [\"app\"]\n"
                  "[[socket]]\nname = \"a\"\nlisten = \"tcp://127.0.0.1:0\"\n"
@@ -263,6 +287,8 @@ TEST_CASE("config_from_flags reports bad flags and an empty command") {
         "baton run: the command is empty");
   CHECK(config_from_flags({"a=unix:@a", "b=unix:@a"}, "", {"app"}).error().message ==
         "baton run: address unix:@a is configured twice");
+  CHECK(config_from_flags({"a=unix:@a", "a=unix:@b"}, "", {"app"}).error().message ==
+        "baton run: socket name 'a' is used twice");
 }
 
 TEST_CASE("signals are read as SIGTERM, TERM or 15 and named as SIGTERM") {
@@ -278,4 +304,232 @@ TEST_CASE("signals are read as SIGTERM, TERM or 15 and named as SIGTERM") {
   CHECK(signal_name(15) == "SIGTERM");
   CHECK(signal_name(SIGINT) == "SIGINT");
   CHECK(signal_name(40) == "signal 40");
+}
+
+TEST_CASE("a 50,000-level table header is refused before parsing, at its 65th level") {
+  CHECK(config_error("[" + repeat("t.", 49'999) + "t]\n") == too_deep("1:130"));
+  CHECK(config_error("[[" + repeat("t.", 49'999) + "t]]\n") == too_deep("1:131"));
+}
+
+TEST_CASE("50,000 nested arrays are refused before parsing") {
+  CHECK(config_error("a = " + repeat("[", 50'000) + repeat("]", 50'000) + "\n") ==
+        too_deep("1:68"));
+}
+
+TEST_CASE("50,000 nested inline tables are refused before parsing") {
+  // Each brace and each key in it is a level: the 32nd table's key is level 65.
+  CHECK(config_error("a = " + repeat("{b = ", 50'000) + "1" + repeat("}", 50'000) + "\n") ==
+        too_deep("1:161"));
+}
+
+TEST_CASE("a long dotted key is refused, counted from its table or inline table") {
+  CHECK(config_error(repeat("t.", 49'999) + "t = 1\n") == too_deep("1:129"));
+  CHECK(config_error("[a.b]\n" + repeat("t.", 100) + "t = 1\n") == too_deep("2:125"));
+  CHECK(config_error("x = {" + repeat("t.", 100) + "t = 1}\n") == too_deep("1:130"));
+  CHECK(config_error("x = [{a = 1}, {" + repeat("'t'.", 100) + "t = 1}]\n") == too_deep("1:260"));
+}
+
+TEST_CASE("nesting of exactly 64 levels is parsed") {
+  // Each config reaches toml++, and the problem is what it then finds.
+  CHECK(config_error(with_app("", "[" + repeat("t.", 63) + "t]\n")) ==
+        "/etc/baton/test.toml:5:2: unknown key 't' in the top level");
+  CHECK(config_error(with_app("", "[a.b]\n" + repeat("t.", 61) + "t = 1\n")) ==
+        "/etc/baton/test.toml:5:2: unknown key 'a' in the top level");
+  CHECK(
+      config_error("command = " + repeat("[", 63) + "\"app\"" + repeat("]", 63) + "\n" + kSocket) ==
+      "/etc/baton/test.toml:1:12: 'command' must be an array of strings");
+  CHECK(config_error(
+            with_app("environment = " + repeat("{b = ", 31) + "1" + repeat("}", 31) + "\n")) ==
+        "/etc/baton/test.toml:2:20: environment 'b' must be a string");
+}
+
+TEST_CASE("dots and brackets in values, strings and comments are not nesting") {
+  // At 63 levels any of them counted would go past the limit; the last line does.
+  std::string lines = "[" + repeat("t.", 62) +
+                      "t]\n"
+                      "x = 1.5\n"
+                      "y = 1979-05-27T07:32:00.999Z\n"
+                      "z = \"[{.\\\"[{.\"  # [{.\n"
+                      "w = '[{.\\'\n"
+                      "v = \"\"\"\n[{.\\\"\"\"\n\"\"\"\"\n"
+                      "u = '''\n[{.'''''\n";
+  CHECK(config_error(lines) == "/etc/baton/test.toml:1:2: unknown key 't' in the top level\n" +
+                                   std::string(kPath) + ": " + kMissingCommand + "\n" + kPath +
+                                   ": " + kNoSockets);
+  CHECK(config_error(lines + "r.q = 1\n") == too_deep("11:3"));
+}
+
+TEST_CASE("a config over 1 MiB is refused, without reading more than the limit") {
+  std::string exact = with_app("");
+  exact += "#" + std::string(1024 * 1024 - exact.size() - 2, 'x') + "\n";
+  REQUIRE(exact.size() == 1024 * 1024);
+  CHECK(parse_ok(exact).sockets.size() == 1);
+  CHECK(config_error(exact + "\n") ==
+        "config /etc/baton/test.toml is 1048577 bytes; the limit is 1 MiB");
+
+  TempDir dir;
+  CHECK(load_config(dir.write("exact.toml", exact)).ok());
+  std::string big = dir.write("big.toml", exact + exact);
+  CHECK(load_config(big).error().message ==
+        "config " + big + " is 2097152 bytes; the limit is 1 MiB");
+  // An endless device: only limit + 1 bytes are read.
+  CHECK(load_config("/dev/zero").error().message ==
+        "config /dev/zero is longer than the limit of 1 MiB");
+}
+
+TEST_CASE("restart delays below 10ms are refused, because a crash loop would spin") {
+  CHECK(config_error(with_app("restart_delay = \"0ms\"\n")) ==
+        "/etc/baton/test.toml:2:17: 'restart_delay' is 0ms; it must be at least 10ms (a shorter "
+        "delay makes a crash loop spin)");
+  CHECK(config_error(with_app("restart_delay = \"10ms\"\nrestart_delay_max = \"9ms\"\n")) ==
+        "/etc/baton/test.toml:3:21: 'restart_delay_max' is 9ms; it must be at least 10ms (a "
+        "shorter delay makes a crash loop spin)\n"
+        "/etc/baton/test.toml: restart_delay_max is shorter than restart_delay");
+  Config c = parse_ok(with_app("restart_delay = \"10ms\"\nrestart_delay_max = \"10ms\"\n"));
+  CHECK(c.restart_delay == Millis(10));
+  CHECK(c.restart_delay_max == Millis(10));
+}
+
+TEST_CASE("min_ready is a duration, off by default") {
+  CHECK(parse_ok(with_app("")).min_ready == Millis(0));
+  CHECK(parse_ok(with_app("min_ready = \"2s\"\n")).min_ready == Millis(2'000));
+  CHECK(config_error(with_app("min_ready = 2\n")) ==
+        "/etc/baton/test.toml:2:13: 'min_ready' must be a string with a unit, e.g. \"30s\"");
+  CHECK(config_error(with_app("min_redy = \"2s\"\n")) ==
+        "/etc/baton/test.toml:2:1: unknown key 'min_redy' in the top level (did you mean "
+        "'min_ready'?)");
+}
+
+TEST_CASE("booleans and integers are not converted from other types") {
+  CHECK(config_error(with_app("shim = 1\n")) ==
+        "/etc/baton/test.toml:2:8: 'shim' must be true or false");
+  CHECK(config_error(with_app("", "v6only = 0\n")) ==
+        "/etc/baton/test.toml:5:10: 'v6only' must be true or false");
+  CHECK(config_error(with_app("", "backlog = 1e300\n")) ==
+        "/etc/baton/test.toml:5:11: 'backlog' must be 1 to 65535");
+  CHECK(config_error(with_app("", "backlog = 512.0\n")) ==
+        "/etc/baton/test.toml:5:11: 'backlog' must be 1 to 65535");
+}
+
+TEST_CASE("parse_config returns a value for every prefix and every byte change of a config") {
+  const std::string full = R"(name = "web" # c
+control = 'run/web.sock'
+command = ["./app", """--x""", '''y''']
+drain_timeout = "5s"
+restart_delay = "100ms"
+shim = false
+[environment]
+A = "1\t\u00e9"
+[[socket]]
+name = "http"
+listen = "tcp://127.0.0.1:8080"
+backlog = 16
+v6only = true
+mode = "0660"
+)";
+  int failed = 0;
+  auto try_text = [&](const std::string& text) {
+    auto config = parse_config(text, kPath);
+    if (!config.ok() && !config.error().message.starts_with(kPath)) ++failed;
+  };
+  for (size_t n = 0; n <= full.size(); ++n) try_text(full.substr(0, n));
+  for (size_t i = 0; i < full.size(); ++i) {
+    for (char c : {'\0', '[', '{', '"', '\'', '\\', '.', '=', '\n', '#', '9', '\xff'}) {
+      std::string changed = full;
+      changed[i] = c;
+      try_text(changed);
+    }
+  }
+  CHECK(failed == 0);
+}
+
+TEST_CASE("input that breaks toml++'s own asserts is a parse error") {
+  // Without NDEBUG these aborted in toml++ (parse_time, parse_value).
+  CHECK(config_error("e = 1979-05-27Teee07:32:00Z\n") ==
+        "/etc/baton/test.toml:1:16: Error while parsing time: expected 2-digit hour, saw 'e'");
+  CHECK(config_error("a = [1,}\n") ==
+        "/etc/baton/test.toml:1:8: Error while parsing value: could not determine value type");
+}
+
+TEST_CASE("check_runnable refuses what baton run cannot start, with every problem") {
+  TempDir dir;
+  Config c;
+  c.file = "/etc/baton/app.toml";
+  c.control_path = "/tmp/" + std::string(102, 'c');  // 107 bytes: the most that fits
+  c.command = {dir.write("app", "#!/bin/sh\nexit 0\n", 0755)};
+  c.working_directory = dir.path.string();
+  Status ok = check_runnable(c);
+  CHECK_MESSAGE(ok.ok(), ok.error().message);
+
+  Config bad = c;
+  bad.control_path += "c";
+  bad.working_directory = (dir.path / "missing").string();
+  bad.command = {dir.write("data", "x", 0644)};
+  CHECK(check_runnable(bad).error().message ==
+        "/etc/baton/app.toml: control socket path " + bad.control_path +
+            " is 108 bytes; a unix socket path holds at most 107\n"
+            "/etc/baton/app.toml: working_directory " +
+            bad.working_directory +
+            ": No such file or directory\n"
+            "/etc/baton/app.toml: command " +
+            bad.command[0] + " is not an executable file (or not found in PATH)");
+
+  Config file_dir = c;
+  file_dir.working_directory = c.command[0];
+  CHECK(check_runnable(file_dir).error().message ==
+        "/etc/baton/app.toml: working_directory " + c.command[0] + " is not a directory");
+}
+
+TEST_CASE("check_runnable checks the shim target, and names a flag config 'baton'") {
+  TempDir dir;
+  Config c;
+  c.control_path = "/tmp/c.sock";
+  c.command = {dir.write("app", "#!/bin/sh\nexit 0\n", 0755)};
+  c.shim = true;
+  CHECK(check_runnable(c).error().message ==
+        "baton: shim: " + c.command[0] + " is not an ELF binary");
+  c.command = {"baton-no-such-program"};
+  CHECK(check_runnable(c).error().message ==
+        "baton: command baton-no-such-program is not an executable file (or not found in PATH)");
+  c.command = {"sh"};  // found in PATH
+  c.shim = false;
+  CHECK(check_runnable(c).ok());
+}
+
+TEST_CASE("read_control_path reads the plain lines of a config that does not parse") {
+  TempDir dir;
+  std::string broken = dir.write("broken.toml",
+                                 "# service\n"
+                                 "name = \"web\"  # comment\n"
+                                 "control = 'run/web.sock'\n"
+                                 "command = [\"./app\"\n"
+                                 "[[socket]]\n"
+                                 "control = \"other.sock\"\n");
+  REQUIRE_FALSE(load_config(broken).ok());
+  CHECK(read_control_path(broken).value() == (dir.path / "run/web.sock").string());
+
+  std::string name_only = dir.write("n.toml", "name = 'api'\n[t.t\n");
+  CHECK(read_control_path(name_only).value() == default_control_path("api"));
+
+  std::string deep =
+      dir.write("deep.toml", "control = \"/run/x.sock\"\n[" + repeat("t.", 50'000) + "t]\n");
+  CHECK(read_control_path(deep).value() == "/run/x.sock");
+
+  std::string big = dir.write(
+      "big.toml", "control = \"/run/big.sock\"\n# " + std::string(2 * 1024 * 1024, 'x') + "\n");
+  CHECK(read_control_path(big).value() == "/run/big.sock");
+}
+
+TEST_CASE("read_control_path returns the parse error when no plain line names the service") {
+  TempDir dir;
+  for (std::string text : {"command = [\n", "[table]\nname = \"web\"\nbroken =\n",
+                           "x = \"\"\"\ncontrol = \"/run/inside-a-string.sock\"\n\"\"\"\n=\n",
+                           "name = \"we\\\"b\"\ncontrol = \"/a\" junk\n=\n"}) {
+    CAPTURE(text);
+    std::string file = dir.write("bad.toml", text);
+    auto path = read_control_path(file);
+    REQUIRE_FALSE(path.ok());
+    CHECK(path.error().message == load_config(file).error().message);
+    CHECK(path.error().message.starts_with(file + ":"));
+  }
 }
