@@ -12,7 +12,6 @@
 #include "control_client.h"
 #include "duration.h"
 #include "exit_codes.h"
-#include "shim_support.h"
 
 namespace baton {
 namespace {

@@ -76,10 +76,10 @@ void warn_reuseport(const Config& config) {
   }
 }
 
-/// Shim mode: refuses programs the shim cannot reach, and finds the library.
+/// Shim mode: finds the library (check_runnable has refused the programs
+/// the shim cannot reach).
 Status prepare_shim(Config& config) {
   if (!config.shim) return {};
-  if (Status s = check_shim_target(config.command[0]); !s) return s;
   auto library = find_shim_library();
   if (!library) return library.error();
   config.shim_library = *library;
@@ -97,6 +97,9 @@ Result<GenerationPlan> Daemon::load_plan() {
                    config.control_path, config_.control_path);
       config.control_path = config_.control_path;
     }
+    // The same refusals as `baton check` and `baton run` (which checked
+    // the first config), before anything is bound or started.
+    if (Status s = check_runnable(config); !s) return s.error();
   }
   warn_reuseport(config);
   if (Status s = prepare_shim(config); !s) return s.error();

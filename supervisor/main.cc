@@ -13,7 +13,6 @@
 #include "daemon.h"
 #include "exec_app.h"
 #include "exit_codes.h"
-#include "shim_support.h"
 
 namespace {
 

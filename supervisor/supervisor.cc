@@ -132,8 +132,10 @@ Supervisor::Supervisor(uv_loop_t* loop, GenerationPlan first, std::string notify
   current_->number = next_generation_++;
   current_->config = std::move(first.config);
   current_->sockets = std::move(first.sockets);
-  uv_timer_init(loop_, &restart_timer_);
-  restart_timer_.data = this;
+  for (uv_timer_t* timer : {&restart_timer_, &min_ready_timer_}) {
+    uv_timer_init(loop_, timer);
+    timer->data = this;
+  }
 }
 
 Supervisor::~Supervisor() = default;
@@ -282,11 +284,37 @@ void Supervisor::on_ready(Tracked& t) {
   spdlog::info(
       "generation {}: pid {} ready after {}", inst.generation(), inst.pid(),
       format_duration(std::chrono::duration_cast<Millis>(inst.ready_at - inst.started_at)));
-  if (reload_ && t.gen == reload_->gen) return commit_reload(t);
+  if (reload_ && t.gen == reload_->gen) return hold_or_commit(t);
   if (!told_manager_ready_) {
     told_manager_ready_ = true;
     manager_.notify("READY=1");
   }
+  report_status();
+}
+
+void Supervisor::hold_or_commit(Tracked& t) {
+  Millis hold = t.gen->config->min_ready;
+  if (hold.count() == 0) return commit_reload(t);
+  // The old generation keeps serving beside the new one for min_ready: if
+  // the new one exits meanwhile, the reload rolls back and nothing was
+  // taken from the old one.
+  reload_->record.ready_at = t.inst->ready_at;
+  broadcast(
+      fmt::format("generation {}: pid {} ready after {}; generation {} keeps serving for "
+                  "min_ready ({}) in case it exits",
+                  t.inst->generation(), t.inst->pid(),
+                  format_duration(Millis(between_ms(t.inst->started_at, t.inst->ready_at))),
+                  current_->number, format_duration(hold)));
+  uv_update_time(loop_);
+  uv_timer_start(
+      &min_ready_timer_,
+      [](uv_timer_t* timer) noexcept {
+        auto* self = static_cast<Supervisor*>(timer->data);
+        if (!self->reload_ || !self->reload_->inst || self->state_ != State::kRunning) return;
+        if (self->reload_->inst->state != InstanceState::kReady) return;
+        self->commit_reload(*self->find(*self->reload_->inst));
+      },
+      static_cast<uint64_t>(hold.count()), 0);
   report_status();
 }
 
@@ -309,6 +337,10 @@ void Supervisor::on_exit(Instance& inst, int64_t status, int signal) {
         reason = inst.state == InstanceState::kStarting
                      ? fmt::format("{} before READY=1", inst.exit_description)
                      : fmt::format("{} while ready", inst.exit_description);
+        if (inst.state == InstanceState::kReady && reload_ && t->gen == reload_->gen) {
+          reason +=
+              fmt::format(" within min_ready ({})", format_duration(config_of(inst).min_ready));
+        }
         spdlog::error("generation {}: pid {} {}", inst.generation(), inst.pid(), reason);
       }
       if (t->gen->instance == &inst) t->gen->instance = nullptr;
@@ -366,6 +398,10 @@ void Supervisor::on_watchdog_expired(Tracked& t) {
   Instance& inst = *t.inst;
   spdlog::error("generation {}: pid {} sent no WATCHDOG=1 for {}; replacing it", inst.generation(),
                 inst.pid(), format_duration(t.gen->config->watchdog_sec));
+  if (reload_ && t.gen == reload_->gen) {
+    return on_start_failed(t, fmt::format("sent no WATCHDOG=1 for {} within min_ready",
+                                          format_duration(t.gen->config->watchdog_sec)));
+  }
   if (state_ != State::kRunning || t.gen != current_) return;
   if (reload_) return;  // the reload in progress replaces it
   start_reload({}, GenerationPlan{current_->config, current_->sockets});
@@ -518,6 +554,7 @@ void Supervisor::check_stopped() {
   if (state_ != State::kStopping || !instances_.empty() || !escaped_.empty()) return;
   state_ = State::kStopped;
   uv_close(reinterpret_cast<uv_handle_t*>(&restart_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&min_ready_timer_), nullptr);
   escaped_.close();
   spdlog::info("stopped");
   auto callbacks = std::move(on_stopped_);
@@ -620,11 +657,16 @@ void Supervisor::start_reload(std::vector<ReloadRequest> requests,
 
 void Supervisor::commit_reload(Tracked& t) {
   ReloadRecord& record = reload_->record;
-  record.ready_at = Clock::now();
   Instance* old = current_->instance;
   current_ = t.gen;
-  broadcast(fmt::format("generation {}: pid {} ready after {}", record.generation, record.pid,
-                        format_duration(Millis(between_ms(record.exec_at, record.ready_at)))));
+  if (record.ready_at == Clock::time_point{}) {
+    record.ready_at = Clock::now();
+    broadcast(fmt::format("generation {}: pid {} ready after {}", record.generation, record.pid,
+                          format_duration(Millis(between_ms(record.exec_at, record.ready_at)))));
+  } else {
+    broadcast(fmt::format("generation {}: pid {} stayed up for min_ready ({})", record.generation,
+                          record.pid, format_duration(t.gen->config->min_ready)));
+  }
   if (old) {
     drain(*old);
     record.drain_sent_at = Clock::now();
@@ -691,6 +733,7 @@ std::string Supervisor::serving_after_rollback() const {
 
 void Supervisor::end_reload() {
   reload_.reset();
+  uv_timer_stop(&min_ready_timer_);
   // Ends RELOADING=1 whatever the outcome: the service serves either way.
   bool serving = current_->instance && current_->instance->state == InstanceState::kReady;
   if (state_ == State::kRunning && (told_manager_ready_ || serving)) {

@@ -144,6 +144,9 @@ class Supervisor {
                     std::optional<GenerationPlan> same = std::nullopt);
   void arm_watchdog(Tracked& t);
   void on_watchdog_expired(Tracked& t);
+  /// The new generation is ready: commit now, or first keep the old one
+  /// serving for min_ready.
+  void hold_or_commit(Tracked& t);
   void commit_reload(Tracked& t);
   /// Ends a failed reload; `failed` is its released instance, if it had one.
   void roll_back(const Instance* failed);
@@ -176,6 +179,8 @@ class Supervisor {
   int reloads_ = 0;
   int next_generation_ = 1;
   uv_timer_t restart_timer_{};
+  /// Ends a reload's min_ready hold (commits it).
+  uv_timer_t min_ready_timer_{};
   /// Processes outside every instance's group that hold baton's sockets.
   EscapedHolders escaped_;
   /// Notify messages from processes that are no instance's.

@@ -249,3 +249,66 @@ TEST_CASE("fault: an escaped process of the replaced generation is killed after 
   CHECK(second != escaped);
   CHECK(process_exists(second));
 }
+
+TEST_CASE("fault: a new version that dies 200ms after READY is rolled back within min_ready") {
+  TempDir dir;
+  std::string config = dir.write("baton.toml", config_text(fmt::format("[\"{}\"]", hello_bin())));
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  pid_t old_pid = baton.instance_pid("ready");
+  std::string address = address_of(baton);
+  int port = std::stoi(address.substr(address.rfind(':') + 1));
+  // The new version says READY=1, then dies while it is still warming up,
+  // before it has taken a connection.
+  std::string app = dir.write("crash.py", R"(import os, socket, sys, time
+addr = os.environ["NOTIFY_SOCKET"]
+addr = "\0" + addr[1:] if addr.startswith("@") else addr
+socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"READY=1", addr)
+time.sleep(0.2)
+print("warm-up failed", file=sys.stderr, flush=True)
+sys.exit(3)
+)");
+  auto load = start_load(address);
+  REQUIRE(traffic_flows(*load));
+  dir.write(
+      "baton.toml",
+      config_text(fmt::format("[\"python3\", \"{}\"]", app),
+                  "ready_timeout = \"5s\"\ndrain_timeout = \"5s\"\nmin_ready = \"3s\"", port));
+  CommandResult r = reload(config);
+  INFO(r.out, r.err, baton.log());
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("reload failed: generation 2 pid") != std::string::npos);
+  CHECK(r.err.find("exited with status 3 while ready within min_ready (3s); generation 1 (pid " +
+                   std::to_string(old_pid) + ") keeps serving") != std::string::npos);
+  CHECK(r.err.find("  warm-up failed") != std::string::npos);
+  CHECK(r.out.find("generation 1 keeps serving for min_ready (3s) in case it exits") !=
+        std::string::npos);
+  // Without min_ready the old generation would have been drained at READY
+  // and nobody would be serving now. It was never touched.
+  REQUIRE(traffic_flows(*load));
+  finish_without_failures(*load);
+  CHECK(baton.instance_pid("ready") == old_pid);
+  CHECK(baton.status()["last_reload"]["result"] == "rolled back");
+}
+
+TEST_CASE("fault: a new version that stays up for min_ready is committed; 0 failed") {
+  TempDir dir;
+  std::string config = dir.write(
+      "baton.toml",
+      config_text(fmt::format("[\"{}\"]", hello_bin()),
+                  "ready_timeout = \"5s\"\ndrain_timeout = \"5s\"\nmin_ready = \"300ms\""));
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  pid_t old_pid = baton.instance_pid("ready");
+  auto load = start_load(address_of(baton));
+  REQUIRE(traffic_flows(*load));
+  CommandResult r = reload(config);
+  INFO(r.out, r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("stayed up for min_ready (300ms)") != std::string::npos);
+  pid_t new_pid = baton.instance_pid("ready");
+  CHECK(new_pid != old_pid);
+  REQUIRE(eventually([&] { return load->has_served(new_pid); }));
+  finish_without_failures(*load);
+  CHECK(baton.status()["last_reload"]["ready_to_drain_ms"].get<int64_t>() >= 300);
+}
