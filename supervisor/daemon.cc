@@ -18,6 +18,7 @@
 #include "control_request.h"
 #include "control_server.h"
 #include "exit_codes.h"
+#include "leftover_app.h"
 #include "log_queue.h"
 #include "notify_server.h"
 #include "orphan_reaper.h"
@@ -41,6 +42,10 @@ class Daemon {
   void watch_signal(uv_signal_t& handle, int signum);
   void on_signal(int signum);
   void on_stopped();
+  /// Takes the sockets over from an app a dead baton left, when that is
+  /// why binding failed.
+  Result<GenerationPlan> take_over(Error bind_error);
+  void drain_leftover(std::function<void()> then);
   void store_sockets(const std::vector<SharedSocket>& sockets);
 
   uv_loop_t* loop_;
@@ -52,6 +57,9 @@ class Daemon {
   std::unique_ptr<NotifyServer> notify_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<Supervisor> supervisor_;
+  /// An app left serving by a baton that died, whose sockets this one took
+  /// over; drained once generation 1 is ready (or at stop).
+  std::unique_ptr<LeftoverDrain> leftover_;
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
   /// SIGCHLD, watched only when baton adopts orphans (PID 1, subreaper).
   uv_signal_t sigchld_{};
@@ -180,6 +188,7 @@ Status Daemon::start() {
   if (!inherited) return inherited.error();
   sockets_.adopt(*inherited);  // the plan below finds them by address
   auto first = load_plan();
+  if (!first && first.error().sys_errno == EADDRINUSE) first = take_over(first.error());
   if (!first) return first.error();
   store_sockets(first->sockets);
   auto notify = NotifyServer::open(loop_, notify_socket_name(), [this](pid_t pid, const auto& m) {
@@ -200,6 +209,10 @@ Status Daemon::start() {
   spdlog::info("control socket: {}", config_.control_path);
   supervisor_ = std::make_unique<Supervisor>(loop_, std::move(*first), notify_->socket_env(),
                                              manager_, [this] { return load_plan(); });
+  if (leftover_) {
+    supervisor_->keep_group(leftover_->group());
+    supervisor_->on_serving = [this] { drain_leftover(nullptr); };
+  }
   watch_signal(sigterm_, SIGTERM);
   watch_signal(sigint_, SIGINT);
   watch_signal(sighup_, SIGHUP);
@@ -255,7 +268,28 @@ void Daemon::handle_control(const nlohmann::json& json, std::shared_ptr<ControlR
   }
 }
 
+Result<GenerationPlan> Daemon::take_over(Error bind_error) {
+  auto leftover = take_over_leftover(config_.sockets);
+  if (!leftover) return leftover.error();
+  if (!*leftover) return bind_error;  // nobody baton could take it from
+  sockets_.adopt((*leftover)->sockets);
+  leftover_ = std::make_unique<LeftoverDrain>(loop_, std::move(**leftover));
+  return load_plan();
+}
+
+void Daemon::drain_leftover(std::function<void()> then) {
+  if (!leftover_ || leftover_->gone()) {
+    if (then) then();
+    return;
+  }
+  leftover_->drain(config_.drain_signal, config_.drain_timeout, [this, then] {
+    if (supervisor_) supervisor_->release_group(leftover_->group());
+    if (then) then();
+  });
+}
+
 void Daemon::on_stopped() {
+  if (leftover_ && !leftover_->gone()) return drain_leftover([this] { on_stopped(); });
   for (auto& reply : stop_replies_) reply->finish({{"ok", true}, {"event", "stopped"}});
   stop_replies_.clear();
   shutdown();
@@ -268,6 +302,7 @@ void Daemon::shutdown() {
     control_->close_connections();
   }
   if (notify_) notify_->close();
+  if (leftover_) leftover_->close();
   manager_.close();
   for (uv_signal_t* h : {&sigterm_, &sigint_, &sighup_, &sigchld_}) {
     if (uv_is_active(reinterpret_cast<uv_handle_t*>(h))) {

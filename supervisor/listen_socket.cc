@@ -101,8 +101,9 @@ Status clear_stale_unix_path(const SocketSpec& spec) {
   UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   SockAddr a = unix_address(spec);
   if (probe.valid() && connect(probe.get(), a.get(), a.length) == 0) {
-    return error(fmt::format("{}: cannot bind {}: another process is listening on it", spec.name,
-                             spec.path));
+    return Error{
+        fmt::format("{}: cannot bind {}: another process is listening on it", spec.name, spec.path),
+        EADDRINUSE};
   }
   if (errno != ECONNREFUSED) return {};  // let bind() report what is wrong
   if (unlink(spec.path.c_str()) != 0 && errno != ENOENT) {

@@ -288,6 +288,7 @@ void Supervisor::on_ready(Tracked& t) {
   if (!told_manager_ready_) {
     told_manager_ready_ = true;
     manager_.notify("READY=1");
+    if (on_serving) on_serving();
   }
   report_status();
 }
@@ -488,6 +489,7 @@ void Supervisor::finish(Instance& inst) {
 
 EscapedHolders::Scope Supervisor::escape_scope() const {
   EscapedHolders::Scope scope;
+  scope.groups = kept_groups_;
   auto add_sockets = [&](const Generation& gen) {
     for (size_t i = 0; i < gen.sockets.size(); ++i) {
       auto inode = socket_inode(gen.sockets[i]->fd());

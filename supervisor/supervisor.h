@@ -96,6 +96,12 @@ class Supervisor {
   void stop(std::function<void()> on_stopped);
   /// A datagram arrived on the notify socket from `pid`.
   void handle_notify(pid_t pid, const NotifyMessage& msg);
+  /// Called once, when the first generation is ready.
+  std::function<void()> on_serving;
+  /// A process group that holds baton's sockets by right although no
+  /// instance leads it (an app left by a baton that died, until drained).
+  void keep_group(pid_t group) { kept_groups_.push_back(group); }
+  void release_group(pid_t group) { std::erase(kept_groups_, group); }
   /// True for a process baton spawned whose handles are still open (libuv
   /// waits for it; nobody else may).
   bool spawned(pid_t pid) const;
@@ -181,6 +187,7 @@ class Supervisor {
   uv_timer_t restart_timer_{};
   /// Ends a reload's min_ready hold (commits it).
   uv_timer_t min_ready_timer_{};
+  std::vector<pid_t> kept_groups_;
   /// Processes outside every instance's group that hold baton's sockets.
   EscapedHolders escaped_;
   /// Notify messages from processes that are no instance's.

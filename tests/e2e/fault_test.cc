@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -311,4 +312,87 @@ TEST_CASE("fault: a new version that stays up for min_ready is committed; 0 fail
   REQUIRE(eventually([&] { return load->has_served(new_pid); }));
   finish_without_failures(*load);
   CHECK(baton.status()["last_reload"]["ready_to_drain_ms"].get<int64_t>() >= 300);
+}
+
+TEST_CASE("fault: a baton started after kill -9 takes over the app left serving; 0 refused") {
+  TempDir dir;
+  std::string config = dir.write("baton.toml", config_text(fmt::format("[\"{}\"]", hello_bin())));
+  auto first = std::make_unique<Baton>(dir, std::vector<std::string>{"-c", config},
+                                       dir.file("control.sock"));
+  REQUIRE(first->wait_ready());
+  pid_t left = first->instance_pid("ready");
+  std::string address = address_of(*first);
+  int port = std::stoi(address.substr(address.rfind(':') + 1));
+  dir.write("baton.toml", config_text(fmt::format("[\"{}\"]", hello_bin()),
+                                      "ready_timeout = \"5s\"\ndrain_timeout = \"5s\"", port));
+  auto load = start_load(address);
+  REQUIRE(traffic_flows(*load));
+
+  // baton dies; its app serves on alone, holding the port.
+  REQUIRE(kill(first->pid(), SIGKILL) == 0);
+  REQUIRE(first->wait_exit(5s) == std::optional<int>(128 + SIGKILL));
+  REQUIRE(traffic_flows(*load));
+  CHECK(load->has_served(left));
+
+  // A new baton takes the sockets over (instead of failing with EADDRINUSE),
+  // starts generation 1 beside the left-over app, then drains it.
+  Baton second(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(second.wait_ready());
+  INFO(second.log());
+  pid_t fresh = second.instance_pid("ready");
+  CHECK(fresh != left);
+  CHECK(eventually([&] { return !process_exists(left); }, 10s));
+  REQUIRE(eventually([&] { return load->has_served(fresh); }));
+  finish_without_failures(*load);
+  std::string log = second.log();
+  CHECK(log.find(fmt::format("socket http: {} is held by pid {} ({}), left serving by baton pid "
+                             "{}, which is gone: taking it over",
+                             address, left, hello_bin(), first->pid())) != std::string::npos);
+  CHECK(eventually([&] {
+    return second.log().find(fmt::format("left-over app (group {}) has exited", left)) !=
+           std::string::npos;
+  }));
+  CHECK(second.status()["sockets"][0]["address"] == address);
+}
+
+TEST_CASE("fault: an address held by a program baton did not start is refused with its pid") {
+  TempDir dir;
+  int port = free_port();
+  // A stand-in squatter: python3 listening on the port baton wants.
+  std::string squat = dir.write("squat.py", fmt::format(R"(import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", {}))
+s.listen()
+print("listening", flush=True)
+time.sleep(60)
+)",
+                                                        port));
+  char* argv[] = {const_cast<char*>("python3"), squat.data(), nullptr};
+  pid_t squatter = fork();
+  if (squatter == 0) {
+    execvp(argv[0], argv);
+    _exit(127);
+  }
+  REQUIRE(squatter > 0);
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  } reap{squatter};
+  REQUIRE(eventually([&] { return accept_queue_length(port) >= 0; }));
+  std::string config =
+      dir.write("baton.toml", config_text(fmt::format("[\"{}\"]", hello_bin()),
+                                          "ready_timeout = \"5s\"\ndrain_timeout = \"5s\"", port));
+  CommandResult r = run_command({baton_bin(), "run", "-c", config}, 20s);
+  INFO(r.err);
+  CHECK(r.exit_code == 111);
+  // The interpreter shows as whatever path python3 resolved to.
+  CHECK(r.err.find(fmt::format("http: 127.0.0.1:{} is held by pid {} (", port, squatter)) !=
+        std::string::npos);
+  CHECK(r.err.find(fmt::format("python3 {}), which baton did not start: stop it, or configure "
+                               "another address",
+                               squat)) != std::string::npos);
 }
