@@ -723,7 +723,7 @@ void Supervisor::roll_back(const Instance* failed) {
 
 std::string Supervisor::serving_after_rollback() const {
   if (state_ != State::kRunning) {
-    return fmt::format("baton is stopping: generation {} is draining", current_->number);
+    return fmt::format("generation {} is draining", current_->number);
   }
   if (current_->instance) {
     return fmt::format("generation {} (pid {}) keeps serving", current_->number,

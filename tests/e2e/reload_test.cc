@@ -242,8 +242,11 @@ TEST_CASE("stop during a reload aborts it and leaves no process behind") {
   CHECK(stop.exit_code == 0);
   CommandResult r = reload.get();
   CHECK(r.exit_code == 1);
-  CHECK(r.err.find(fmt::format("generation 2 pid {} reload aborted: baton is stopping",
+  CHECK(r.err.find(fmt::format("generation 2 pid {} reload aborted: baton is stopping; "
+                               "generation 1 is draining",
                                starting)) != std::string::npos);
+  // Not "keeps its place (restarting)": generation 1 was serving, not restarting.
+  CHECK(r.err.find("restart") == std::string::npos);
   CHECK(service.baton().wait_exit() == 0);
   CHECK_FALSE(process_exists(old));
   CHECK_FALSE(process_exists(starting));

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -382,4 +383,40 @@ TEST_CASE("client commands say plainly when no baton is running") {
   CHECK(r.err == fmt::format("baton: cannot reach baton at {}: No such file or directory (is baton "
                              "running?)\n",
                              dir.file("none.sock")));
+}
+
+TEST_CASE("a crash loop shows its last exit and next start, and its failures count up") {
+  TempDir dir;
+  std::string config = write_config(dir, "\"/bin/sh\", \"-c\", \"echo boom >&2; exit 4\"",
+                                    {{"http", "tcp://127.0.0.1:0"}},
+                                    "restart_delay = \"50ms\"\nrestart_delay_max = \"10s\"");
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  // Before, a run that lasted longer than nothing reset the count: it stayed at 1.
+  REQUIRE(eventually([&] { return baton.status()["consecutive_failures"].get<int>() >= 3; }));
+  nlohmann::json status = baton.status();
+  CHECK(status["last_exit"]["reason"].get<std::string>().find(
+            "exited with status 4 before READY=1") != std::string::npos);
+  CommandResult text = run_command({baton_bin(), "status", "-c", config});
+  INFO(text.out);
+  CHECK(text.out.find("  no app process is running\n") != std::string::npos);
+  CHECK(text.out.find("exited with status 4 before READY=1\n") != std::string::npos);
+  CHECK(text.out.find("  next start in ") != std::string::npos);
+}
+
+TEST_CASE("a command that is neither ELF nor #! script is not run under /bin/sh") {
+  TempDir dir;
+  // Without a #! line, execvp would have run this under /bin/sh.
+  std::string script = dir.write("no-shebang", "touch ran-under-sh\n");
+  chmod(script.c_str(), 0755);
+  std::string config = write_config(dir, fmt::format("\"{}\"", script),
+                                    {{"http", "tcp://127.0.0.1:0"}}, "restart_delay = \"1s\"");
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  std::string expected = fmt::format(
+      "baton: cannot execute {}: it is neither an ELF binary nor a script with a #! line (Exec "
+      "format error)",
+      script);
+  CHECK(eventually([&] { return baton.log().find(expected) != std::string::npos; }));
+  CHECK(baton.log().find("exited with status 127 (the command could not be executed) before "
+                         "READY=1") != std::string::npos);
+  CHECK_FALSE(path_exists(dir.file("ran-under-sh")));
 }
