@@ -440,13 +440,13 @@ void ControlServer::close_idle_connections() {
   if (closed > 0) note(timed_out_, closed);
 }
 
-void ControlServer::note(LogThrottle& throttle, uint64_t count) {
+void ControlServer::note(HeldLogLine& throttle, uint64_t count) {
   throttle.held += count;
   flush(throttle, false);
 }
 
 /// Logs the held events if the quiet period is over (or `force`).
-void ControlServer::flush(LogThrottle& throttle, bool force) {
+void ControlServer::flush(HeldLogLine& throttle, bool force) {
   uint64_t now = uv_now(loop_);
   if (throttle.held == 0 || (!force && now < throttle.quiet_at)) return;
   std::string line = fmt::format("control socket: {}{}{}", throttle.prefix,
@@ -469,7 +469,7 @@ void ControlServer::schedule() {
     auto conn = weak.lock();
     if (conn && conn->waiting_for_request()) next = std::min(next, conn->deadline());
   }
-  for (const LogThrottle* t : {&timed_out_, &over_cap_, &out_of_fds_}) {
+  for (const HeldLogLine* t : {&timed_out_, &over_cap_, &out_of_fds_}) {
     if (t->held > 0) next = std::min(next, t->quiet_at);
   }
   if (accept_paused_until_ != 0) next = std::min(next, accept_paused_until_);

@@ -57,7 +57,7 @@ class ControlServer {
   /// One kind of log line, rate-limited: the first event after a quiet
   /// period is logged at once; later ones within the interval are counted
   /// and logged as one line when it ends (from the server's timer).
-  struct LogThrottle {
+  struct HeldLogLine {
     /// The line is prefix + "N connection(s)" + suffix.
     std::string prefix, suffix;
     bool warning = false;
@@ -76,8 +76,8 @@ class ControlServer {
   void refuse_without_fds(int err);
   size_t open_connections() const;
   void close_idle_connections();
-  void note(LogThrottle& throttle, uint64_t count);
-  void flush(LogThrottle& throttle, bool force);
+  void note(HeldLogLine& throttle, uint64_t count);
+  void flush(HeldLogLine& throttle, bool force);
   void schedule();
 
   uv_loop_t* loop_ = nullptr;
@@ -100,7 +100,7 @@ class ControlServer {
   size_t max_connections_ = 0;
   /// Accepted connections, oldest first; expired entries are dropped lazily.
   std::vector<std::weak_ptr<ControlConnection>> connections_;
-  LogThrottle timed_out_, over_cap_, out_of_fds_;
+  HeldLogLine timed_out_, over_cap_, out_of_fds_;
 };
 
 }  // namespace baton
