@@ -32,7 +32,11 @@ Result<Millis> parse_duration(std::string_view text) {
                              text, why));
   };
   if (text.empty()) return bad("empty");
-  double micros = 0;
+  // Summed in whole microseconds: a decimal like 16.1s is not exact in
+  // binary (16.1 * 1e6 = 16100000.000000002), and summing doubles then
+  // rounding up to milliseconds would make it 16101ms.
+  constexpr double kYearMicros = 365.0 * 24 * 3600e6;
+  int64_t micros = 0;
   size_t i = 0;
   while (i < text.size()) {
     size_t start = i;
@@ -48,10 +52,13 @@ Result<Millis> parse_duration(std::string_view text) {
     char* end = nullptr;
     double value = std::strtod(number.c_str(), &end);
     if (end != number.c_str() + number.size()) return bad("malformed number");
-    micros += value * scale;
+    double term = value * scale;
+    if (term > kYearMicros || static_cast<double>(micros) + term > kYearMicros) {
+      return bad("longer than a year");
+    }
+    micros += std::llround(term);
   }
-  if (micros > 365.0 * 24 * 3600e6) return bad("longer than a year");
-  return Millis(static_cast<int64_t>(std::ceil(micros / 1000.0)));
+  return Millis((micros + 999) / 1000);  // a partial millisecond counts as one
 }
 
 std::string format_duration(Millis d) {

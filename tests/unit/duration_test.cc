@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include <fmt/format.h>
+
 #include "duration.h"
 
 using baton::format_duration;
@@ -82,5 +84,18 @@ TEST_CASE("format_duration output parses back to the same duration") {
   for (int64_t ms : {0, 850, 1'000, 2'500, 192'000, 7'500'000}) {
     CAPTURE(ms);
     CHECK(parse_duration(format_duration(Millis(ms))).value() == Millis(ms));
+  }
+}
+
+TEST_CASE("parse_duration reads decimals exactly, without a stray millisecond") {
+  // 16.1 * 1e6 is 16100000.000000002 in binary: rounding that up gave 16101ms.
+  CHECK(baton::parse_duration("16.1s").value() == baton::Millis(16'100));
+  CHECK(baton::parse_duration("8.3s").value() == baton::Millis(8'300));
+  CHECK(baton::parse_duration("1.1m").value() == baton::Millis(66'000));
+  CHECK(baton::parse_duration("5s.55s5s5s.5s").value() == baton::Millis(16'050));
+  for (int tenths = 1; tenths < 600; ++tenths) {
+    std::string text = fmt::format("{}.{}s", tenths / 10, tenths % 10);
+    CAPTURE(text);
+    CHECK(baton::parse_duration(text).value() == baton::Millis(tenths * 100));
   }
 }
