@@ -415,8 +415,12 @@ TEST_CASE("a command that is neither ELF nor #! script is not run under /bin/sh"
       "baton: cannot execute {}: it is neither an ELF binary nor a script with a #! line (Exec "
       "format error)",
       script);
+  // The app's stderr line and baton's record of the exit arrive separately.
   CHECK(eventually([&] { return baton.log().find(expected) != std::string::npos; }));
-  CHECK(baton.log().find("exited with status 127 (the command could not be executed) before "
-                         "READY=1") != std::string::npos);
+  CHECK(eventually([&] {
+    return baton.log().find(
+               "exited with status 127 (the command could not be executed) before "
+               "READY=1") != std::string::npos;
+  }));
   CHECK_FALSE(path_exists(dir.file("ran-under-sh")));
 }
