@@ -69,16 +69,14 @@ void EscapedHolders::scan(const std::string& ended, Clock::time_point deadline) 
   for (pid_t pid : scope.running) {
     if (auto st = read_proc_stat(pid)) oldest_running = std::min(oldest_running, st->start_time);
   }
-  std::vector<pid_t> exclude = ancestors_of(getpid());
-  exclude.push_back(getpid());
-  for (SocketHolder& h : find_socket_holders(inodes, exclude)) {
+  for (SocketHolder& h : find_socket_holders(inodes, self_and_ancestors())) {
     bool in_group =
         std::find(scope.groups.begin(), scope.groups.end(), h.pgid) != scope.groups.end();
     bool known = std::any_of(escapees_.begin(), escapees_.end(),
                              [&](const Escapee& e) { return e.pid == h.pid; });
     auto st = read_proc_stat(h.pid);
     if (in_group || known || !st || st->start_time >= oldest_running) continue;
-    UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, h.pid, 0)));
+    UniqueFd pidfd = open_pidfd(h.pid);
     if (!pidfd.valid()) continue;  // exited since the scan
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     spdlog::warn(

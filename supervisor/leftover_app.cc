@@ -48,8 +48,7 @@ pid_t starting_baton(pid_t pid) {
 }
 
 bool is_running_baton(pid_t pid) {
-  auto comm = read_whole_file(fmt::format("/proc/{}/comm", pid), "comm");
-  return comm && comm->starts_with("baton");
+  return command_name(pid).starts_with("baton");
 }
 
 /// The fd number under which `pid` holds socket `inode`; -1 if none.
@@ -71,7 +70,7 @@ int fd_number_of(pid_t pid, ino_t inode) {
 /// Copies socket `inode` out of `holder` and checks it is what `spec` says.
 Result<SharedSocket> copy_socket(const SocketSpec& spec, const SocketHolder& holder, ino_t inode) {
   int number = fd_number_of(holder.pid, inode);
-  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, holder.pid, 0)));
+  UniqueFd pidfd = open_pidfd(holder.pid);
   if (number < 0 || !pidfd.valid()) {
     return error(
         fmt::format("{}: pid {} exited while baton was taking its socket over; start "
@@ -109,8 +108,7 @@ Status check_holder(const SocketSpec& spec, const SocketHolder& h, pid_t old_bat
 }  // namespace
 
 Result<std::optional<Leftover>> take_over_leftover(const std::vector<SocketSpec>& specs) {
-  std::vector<pid_t> exclude = ancestors_of(getpid());
-  exclude.push_back(getpid());
+  std::vector<pid_t> exclude = self_and_ancestors();
   std::optional<Leftover> found;
   std::vector<SharedSocket> sockets;
   for (const SocketSpec& spec : specs) {
@@ -142,7 +140,7 @@ Result<std::optional<Leftover>> take_over_leftover(const std::vector<SocketSpec>
       found->group = h.pgid;
       found->command = h.command;
       found->old_baton = old_baton;
-      found->pidfd.reset(static_cast<int>(syscall(SYS_pidfd_open, h.pid, 0)));
+      found->pidfd = open_pidfd(h.pid);
     }
   }
   if (found) found->sockets = std::move(sockets);

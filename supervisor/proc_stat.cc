@@ -1,10 +1,15 @@
 // Reading /proc/PID/stat.
 #include "proc_stat.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 
 #include <fmt/format.h>
+
+#include "file_util.h"
 
 namespace baton {
 
@@ -40,6 +45,23 @@ std::vector<pid_t> ancestors_of(pid_t pid) {
     pid = st->ppid;
   }
   return out;
+}
+
+std::vector<pid_t> self_and_ancestors() {
+  std::vector<pid_t> out = ancestors_of(getpid());
+  out.push_back(getpid());
+  return out;
+}
+
+std::string command_name(pid_t pid) {
+  auto comm = read_whole_file(fmt::format("/proc/{}/comm", pid), "comm");
+  if (!comm) return "";
+  while (!comm->empty() && comm->back() == '\n') comm->pop_back();
+  return *comm;
+}
+
+UniqueFd open_pidfd(pid_t pid) {
+  return UniqueFd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
 }
 
 }  // namespace baton

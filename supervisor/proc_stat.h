@@ -6,7 +6,10 @@
 #include <sys/types.h>
 
 #include <optional>
+#include <string>
 #include <vector>
+
+#include "unique_fd.h"
 
 namespace baton {
 
@@ -26,5 +29,16 @@ std::optional<ProcStat> read_proc_stat(pid_t pid);
 /// pid namespace: the processes that started baton (its manager, a shell,
 /// a socket activator) and may rightly hold its sockets (the fd store).
 std::vector<pid_t> ancestors_of(pid_t pid);
+
+/// baton itself and its ancestors: the processes that hold its sockets by
+/// right, left out wherever baton looks for other holders.
+std::vector<pid_t> self_and_ancestors();
+
+/// The process's command name (/proc/PID/comm); empty if it is gone.
+std::string command_name(pid_t pid);
+
+/// A pidfd for `pid` (pidfd_open(2)): signals sent through it can never
+/// reach a process that reused the pid. Invalid if the process is gone.
+UniqueFd open_pidfd(pid_t pid);
 
 }  // namespace baton

@@ -29,7 +29,6 @@
 
 #include "duration.h"
 #include "environment.h"
-#include "file_util.h"
 #include "proc_stat.h"
 #include "socket_holders.h"
 
@@ -78,12 +77,10 @@ pid_t process_group_of(pid_t pid) {
   return st ? st->pgrp : -1;
 }
 
-/// A process's command name from /proc, for messages; "gone" if it exited.
+/// A process's command name, for messages; "gone" if it exited.
 std::string command_of(pid_t pid) {
-  auto comm = read_whole_file(fmt::format("/proc/{}/comm", pid), "comm");
-  if (!comm) return "gone";
-  while (!comm->empty() && comm->back() == '\n') comm->pop_back();
-  return *comm;
+  std::string name = command_name(pid);
+  return name.empty() ? "gone" : name;
 }
 
 Millis since(Clock::time_point t) {
