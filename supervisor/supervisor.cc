@@ -303,6 +303,11 @@ void Supervisor::hold_or_commit(Tracked& t) {
                   t.inst->generation(), t.inst->pid(),
                   format_duration(Millis(between_ms(t.inst->started_at, t.inst->ready_at))),
                   current_->number, format_duration(hold)));
+  arm_min_ready(hold);
+  report_status();
+}
+
+void Supervisor::arm_min_ready(Millis wait) {
   uv_update_time(loop_);
   uv_timer_start(
       &min_ready_timer_,
@@ -310,10 +315,17 @@ void Supervisor::hold_or_commit(Tracked& t) {
         auto* self = static_cast<Supervisor*>(timer->data);
         if (!self->reload_ || !self->reload_->inst || self->state_ != State::kRunning) return;
         if (self->reload_->inst->state != InstanceState::kReady) return;
+        // libuv's loop clock counts whole milliseconds, so the timer can fire
+        // up to 1ms early; the promise is "stayed up for min_ready" as the
+        // status report measures it, so wait out any remainder.
+        auto up = Clock::now() - self->reload_->record.ready_at;
+        auto left = self->reload_->gen->config->min_ready - up;
+        if (left > Clock::duration::zero()) {
+          return self->arm_min_ready(std::chrono::ceil<Millis>(left));
+        }
         self->commit_reload(*self->find(*self->reload_->inst));
       },
-      static_cast<uint64_t>(hold.count()), 0);
-  report_status();
+      static_cast<uint64_t>(wait.count()), 0);
 }
 
 void Supervisor::on_start_failed(Tracked& t, const std::string& reason) {

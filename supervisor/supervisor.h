@@ -153,6 +153,8 @@ class Supervisor {
   /// The new generation is ready: commit now, or first keep the old one
   /// serving for min_ready.
   void hold_or_commit(Tracked& t);
+  /// Arms the min_ready timer to fire after `wait`.
+  void arm_min_ready(Millis wait);
   void commit_reload(Tracked& t);
   /// Ends a failed reload; `failed` is its released instance, if it had one.
   void roll_back(const Instance* failed);
