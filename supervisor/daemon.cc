@@ -17,21 +17,29 @@
 #include "control_client.h"
 #include "control_request.h"
 #include "control_server.h"
+#include "environment.h"
 #include "exit_codes.h"
 #include "leftover_app.h"
 #include "log_queue.h"
+#include "manager_notifier.h"
 #include "notify_server.h"
 #include "orphan_reaper.h"
+#include "reload_reply.h"
 #include "shim_support.h"
 #include "supervisor.h"
+#include "uv_os.h"
+
+extern char** environ;
 
 namespace baton {
 namespace {
 
-/// Everything one `baton run` owns, closed in order when the supervisor stops.
-class Daemon {
+/// Everything one `baton run` owns, closed in order when the supervisor
+/// stops. It tells the service manager what the lifecycle reports.
+class Daemon final : public LifecycleListener {
  public:
-  Daemon(uv_loop_t* loop, const Config& config) : loop_(loop), config_(config), manager_(loop) {}
+  Daemon(uv_loop_t* loop, const Config& config)
+      : loop_(loop), config_(config), os_(loop), manager_(loop) {}
 
   Status start();
   void shutdown();
@@ -48,11 +56,20 @@ class Daemon {
   void drain_leftover(std::function<void()> then);
   void store_sockets(const std::vector<SharedSocket>& sockets);
 
+  // LifecycleListener
+  void serving(bool first) override;
+  void reloading() override { manager_.notify("RELOADING=1"); }
+  void stopping() override { manager_.notify("STOPPING=1"); }
+  void status_changed(const StatusSnapshot& status) override {
+    manager_.notify("STATUS=" + status_text(status));
+  }
+
   uv_loop_t* loop_;
   /// The config baton was started with; a reload re-reads config_.file
   /// (a config built from flags is reused as it is).
   const Config config_;
   SocketSet sockets_;
+  UvOs os_;
   ManagerNotifier manager_;
   std::unique_ptr<NotifyServer> notify_;
   std::unique_ptr<ControlServer> control_;
@@ -207,12 +224,10 @@ Status Daemon::start() {
     spdlog::info("socket {}: {} on {}", s->spec().name, s->spec().url, s->bound_address());
   }
   spdlog::info("control socket: {}", config_.control_path);
-  supervisor_ = std::make_unique<Supervisor>(loop_, std::move(*first), notify_->socket_env(),
-                                             manager_, [this] { return load_plan(); });
-  if (leftover_) {
-    supervisor_->keep_group(leftover_->group());
-    supervisor_->on_serving = [this] { drain_leftover(nullptr); };
-  }
+  supervisor_ =
+      std::make_unique<Supervisor>(os_, *this, std::move(*first), inherited_environment(environ),
+                                   notify_->socket_env(), [this] { return load_plan(); });
+  if (leftover_) supervisor_->keep_group(leftover_->group());
   watch_signal(sigterm_, SIGTERM);
   watch_signal(sigint_, SIGINT);
   watch_signal(sighup_, SIGHUP);
@@ -256,10 +271,11 @@ void Daemon::handle_control(const nlohmann::json& json, std::shared_ptr<ControlR
     return reply->finish({{"ok", false}, {"error", request.error().message}});
   }
   if (request->command == "status") {
-    reply->finish({{"ok", true}, {"status", supervisor_->status()}});
+    reply->finish({{"ok", true}, {"status", status_json(supervisor_->snapshot(), getpid())}});
   } else if (request->command == "reload") {
     spdlog::info("reload requested on the control socket");
-    supervisor_->reload(ReloadRequest{std::move(reply), request->wait});
+    supervisor_->reload(
+        ReloadRequest{std::make_shared<ReloadReply>(std::move(reply)), request->wait});
   } else {  // "stop"
     spdlog::info("stop requested on the control socket");
     reply->event({{"event", "stopping"}});
@@ -286,6 +302,11 @@ void Daemon::drain_leftover(std::function<void()> then) {
     if (supervisor_) supervisor_->release_group(leftover_->group());
     if (then) then();
   });
+}
+
+void Daemon::serving(bool first) {
+  manager_.notify("READY=1");
+  if (first && leftover_) drain_leftover(nullptr);
 }
 
 void Daemon::on_stopped() {

@@ -1,10 +1,11 @@
-// Supervisor: the state machine that runs generations of the app on baton's
-// listening sockets: start, readiness, restart with backoff, reload as a
-// transaction (start new, wait for READY=1, drain old; or roll back), and
-// stop. Every transition is made in supervisor.cc.
+// Supervisor: the lifecycle of the app on baton's listening sockets. Every
+// instance is in one InstanceState; every event an instance can see is
+// dispatched through one table, kInstanceTable in supervisor.cc, and the
+// reload transaction through kReloadTable in reload.cc. Everything it does
+// to the system goes through the Os seam; everything it tells the world
+// goes out as typed calls (LifecycleListener, ReloadClient), which the
+// daemon turns into sd_notify messages and control-socket JSON.
 #pragma once
-
-#include <uv.h>
 
 #include <functional>
 #include <memory>
@@ -12,30 +13,31 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
+#include "app_protocol.h"
 #include "config.h"
-#include "control_server.h"
-#include "escaped_holders.h"
+#include "duration.h"
 #include "instance.h"
 #include "log_throttle.h"
-#include "manager_notifier.h"
 #include "notify_message.h"
+#include "os.h"
+#include "report.h"
 #include "socket_set.h"
 
 namespace baton {
 
-/// One version of the app: a config snapshot, the sockets it was given and
-/// its current instance. A crash restarts the generation with a new
-/// instance; a reload creates a new generation.
+/// One version of the app: a config snapshot, its listeners and its
+/// instances. A crash restarts the generation with a new instance; a reload
+/// creates a new generation.
 struct Generation {
   int number = 0;
   std::shared_ptr<const Config> config;
-  /// The sockets its instances receive as fds 3..; held until the last of
-  /// its instances has exited.
+  std::shared_ptr<const AppProtocol> protocol;
+  /// Its listeners: the sockets its instances receive as fds 3..; held
+  /// until the last of its instances has been released.
   std::vector<SharedSocket> sockets;
-  /// The starting or ready instance, or null (restart pending, or drained).
-  Instance* instance = nullptr;
+  /// Its instances that are starting or ready (one today; `instances = N`
+  /// will keep N). Empty while a restart is pending, and once drained.
+  std::vector<Instance*> instances;
   /// Instances started after the first one (crash restarts).
   int restarts = 0;
   /// Failures in a row; sets the restart delay. Reset by a run that became
@@ -47,6 +49,9 @@ struct Generation {
   Clock::time_point last_exit_at{};
   /// When the pending restart is due; zero when none is pending.
   Clock::time_point next_start_at{};
+
+  /// The instance that serves (or is starting to), if any.
+  Instance* instance() const { return instances.empty() ? nullptr : instances.front(); }
 };
 
 /// What a reload starts from: a validated config and its sockets.
@@ -55,25 +60,67 @@ struct GenerationPlan {
   std::vector<SharedSocket> sockets;
 };
 
-/// One client waiting on a reload (null reply: SIGHUP, nobody to tell).
+/// A client waiting on a reload.
+class ReloadClient {
+ public:
+  virtual ~ReloadClient() = default;
+  /// The reload waits behind the one in progress.
+  virtual void queued(const std::string& message) = 0;
+  virtual void progress(const std::string& message) = 0;
+  /// It committed; the client also waits until the replaced instance is gone.
+  virtual void draining(const ReloadRecord& record) = 0;
+  virtual void finished(const ReloadOutcome& outcome) = 0;
+};
+
+/// One reload request (a null client: SIGHUP, nobody to tell).
 struct ReloadRequest {
-  std::shared_ptr<ControlReply> reply;
+  std::shared_ptr<ReloadClient> client;
   /// Also wait until the replaced generation has exited.
   bool wait_drained = false;
 };
 
-/// The timings and outcome of one reload, kept for `status`.
-struct ReloadRecord {
-  int generation = 0;
-  int replaced_generation = 0;
-  pid_t pid = 0;
-  pid_t replaced_pid = 0;
-  /// "starting", "ok", "rolled back", "refused" or "aborted".
-  std::string result = "starting";
-  std::string error;
-  Clock::time_point requested_at{}, exec_at{}, ready_at{}, drain_sent_at{}, drained_at{};
-  /// How the replaced instance ended: "exited with status 0", "killed after drain_timeout".
-  std::string drain_result;
+/// What the lifecycle tells whoever runs it.
+class LifecycleListener {
+ public:
+  virtual ~LifecycleListener() = default;
+  /// The service serves: when the first instance is ready (`first`), and
+  /// again at the end of every reload, whatever its outcome (READY=1).
+  virtual void serving(bool first) = 0;
+  /// A reload started (RELOADING=1).
+  virtual void reloading() = 0;
+  /// baton is stopping (STOPPING=1).
+  virtual void stopping() = 0;
+  /// Something `status` shows changed.
+  virtual void status_changed(const StatusSnapshot& status) = 0;
+};
+
+/// The instance-table events. Notify messages that arrive together are
+/// dispatched in this order.
+enum class InstanceEvent {
+  kWatchdog,       ///< WATCHDOG=1
+  kStartFailed,    ///< ERRNO=, STOPPING=1, or the shim refused a bind
+  kExtendTimeout,  ///< EXTEND_TIMEOUT_USEC=
+  kReady,          ///< READY=1
+  kExit,           ///< the main pid exited
+  kTimer,          ///< the instance's timer fired (its meaning: the state's)
+  kDrain,          ///< told to drain: stop, or a reload committed
+  kReleased,       ///< its process's handles are all closed
+};
+inline constexpr int kInstanceEvents = 8;
+
+/// What came with an event.
+struct EventArgs {
+  /// kStartFailed: why.
+  std::string reason;
+  /// kExtendTimeout: how much longer.
+  Millis extra{0};
+  /// kExit: the exit status, or the terminating signal.
+  int64_t exit_status = 0;
+  int term_signal = 0;
+
+  static EventArgs failed(std::string why) { return {std::move(why), Millis{0}, 0, 0}; }
+  static EventArgs extend(Millis extra) { return {{}, extra, 0, 0}; }
+  static EventArgs exit(int64_t status, int signal) { return {{}, Millis{0}, status, signal}; }
 };
 
 class Supervisor {
@@ -81,8 +128,10 @@ class Supervisor {
   /// Loads the config for a reload: re-read, validated, sockets prepared.
   using Loader = std::function<Result<GenerationPlan>()>;
 
-  Supervisor(uv_loop_t* loop, GenerationPlan first, std::string notify_socket_env,
-             ManagerNotifier& manager, Loader loader);
+  /// `base_environment` is what every instance inherits (see
+  /// inherited_environment); `notify_socket` its NOTIFY_SOCKET.
+  Supervisor(Os& os, LifecycleListener& listener, GenerationPlan first,
+             std::vector<std::string> base_environment, std::string notify_socket, Loader loader);
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
@@ -96,8 +145,6 @@ class Supervisor {
   void stop(std::function<void()> on_stopped);
   /// A datagram arrived on the notify socket from `pid`.
   void handle_notify(pid_t pid, const NotifyMessage& msg);
-  /// Called once, when the first generation is ready.
-  std::function<void()> on_serving;
   /// A process group that holds baton's sockets by right although no
   /// instance leads it (an app left by a baton that died, until drained).
   void keep_group(pid_t group) { kept_groups_.push_back(group); }
@@ -106,96 +153,145 @@ class Supervisor {
   /// waits for it; nobody else may).
   bool spawned(pid_t pid) const;
   /// Everything `baton status` shows.
-  nlohmann::json status() const;
+  StatusSnapshot snapshot() const;
 
  private:
-  enum class State { kRunning, kStopping, kStopped };
-  struct Tracked;
-  struct Reload;
+  /// Dispatches `event` to `inst` through kInstanceTable.
+  void dispatch(Instance& inst, InstanceEvent event, const EventArgs& args = {});
+  enum class State {
+    kBooting,   ///< running; no instance has served yet (no READY=1 sent)
+    kServing,   ///< running; READY=1 was sent
+    kStopping,  ///< draining everything
+    kStopped,
+  };
+  using Action = void (Supervisor::*)(Instance&, const EventArgs&);
+  static const Action kInstanceTable[kInstanceStates][kInstanceEvents];
+  /// Where the reload in progress is (see kReloadTable in reload.cc).
+  enum class ReloadPhase {
+    kStarting,  ///< the candidate is starting
+    kHolding,   ///< it is ready; the old one serves on for min_ready
+    kFailed,    ///< it failed; rolled back once it is released
+  };
+  enum class ReloadEvent {
+    kCandidateReady,     ///< the candidate sent READY=1
+    kCandidateFailed,    ///< it was told to die, or exited (`reason`)
+    kHoldElapsed,        ///< min_ready is over
+    kCandidateReleased,  ///< it is gone and its handles are closed
+    kStop,               ///< baton is stopping
+  };
+  /// The reload in progress: its clients, its candidate generation, and
+  /// where it is.
+  struct Reload {
+    ReloadPhase phase = ReloadPhase::kStarting;
+    std::vector<ReloadRequest> requests;
+    ReloadRecord record;
+    std::shared_ptr<Generation> gen;
+    /// The candidate; null if it could not be spawned.
+    Instance* inst = nullptr;
+    /// Why it failed (phase kFailed).
+    std::string failure;
+  };
+  using ReloadAction = void (Supervisor::*)(const std::string&);
+  static const ReloadAction kReloadTable[3][5];
+
+  bool running() const { return state_ == State::kBooting || state_ == State::kServing; }
+  bool is_candidate(const Instance& inst) const;
+  /// The reload's generation and its instance (null once it has exited or
+  /// if it could not be started); only while a reload is in progress.
+  const std::shared_ptr<Generation>& reload_gen() const;
+  const Instance* reload_candidate() const;
 
   // Starting instances.
   /// Starts an instance of `gen`; the error says why it could not be started.
   Status spawn_instance(const std::shared_ptr<Generation>& gen);
-  std::vector<std::string> child_environment(const Generation& gen) const;
-  Tracked* find_live(pid_t pid);
-  Tracked* find(const Instance& inst);
-  /// The config of the generation `inst` belongs to.
-  const Config& config_of(const Instance& inst);
+  Instance* find_live(pid_t pid);
 
-  // Events, each handled per instance state.
-  void on_exit(Instance& inst, int64_t status, int signal);
-  void on_timer(Instance& inst);
-  void on_ready(Tracked& t);
-  void on_start_failed(Tracked& t, const std::string& reason);
-  void on_released(Instance& inst);
-  std::string ready_timeout_reason(const Tracked& t) const;
+  // The instance table's actions (supervisor.cc).
+  void ignore(Instance&, const EventArgs&) {}
+  void become_ready(Instance& inst, const EventArgs&);
+  void fail_start(Instance& inst, const EventArgs& args);
+  void extend_start(Instance& inst, const EventArgs& args);
+  void ready_timed_out(Instance& inst, const EventArgs&);
+  void exit_starting(Instance& inst, const EventArgs& args);
+  void exit_failing(Instance& inst, const EventArgs& args);
+  void exit_ready(Instance& inst, const EventArgs& args);
+  void start_drain(Instance& inst, const EventArgs&);
+  void feed_watchdog(Instance& inst, const EventArgs&);
+  void watchdog_expired(Instance& inst, const EventArgs&);
+  void exit_draining(Instance& inst, const EventArgs& args);
+  void drain_timed_out(Instance& inst, const EventArgs&);
+  void exit_drain_killed(Instance& inst, const EventArgs& args);
+  void poll_group(Instance& inst, const EventArgs&);
+  void forget(Instance& inst, const EventArgs&);
 
-  // Actions.
-  void drain(Instance& inst);
+  // Helpers of those actions.
+  void kill_instance(Instance& inst, const std::string& reason);
+  void arm_watchdog(Instance& inst);
+  /// A starting or ready instance's main pid exited: it ends for `reason`.
+  void end_run(Instance& inst, const EventArgs& args, const std::string& reason);
+  /// The main pid and its group are gone.
   void finish(Instance& inst);
-  void check_group_after_exit(Instance& inst);
+  /// A drained instance is gone: `killed` after drain_timeout, or by itself.
+  void finish_drained(Instance& inst, bool killed);
   /// Restarts the current generation after its backoff delay. `failed` is
   /// the instance that just ended, or null when none could be started.
   void schedule_restart(const Instance* failed);
   void check_stopped();
-  /// What EscapedHolders looks for: every socket a generation holds, and
-  /// the process groups of the instances still tracked.
-  EscapedHolders::Scope escape_scope() const;
+  EscapeScope escape_scope() const;
   void report_status();
+  /// The first time an instance serves, or the end of a reload.
+  void tell_serving();
+  Millis since(Clock::time_point t) const;
 
-  // The reload transaction.
-  /// Starts a reload from the re-read config, or from `same` (the current
-  /// generation's config and sockets, to replace a hung instance).
+  // The reload transaction (reload.cc).
   void start_reload(std::vector<ReloadRequest> requests,
                     std::optional<GenerationPlan> same = std::nullopt);
-  void arm_watchdog(Tracked& t);
-  void on_watchdog_expired(Tracked& t);
-  /// The new generation is ready: commit now, or first keep the old one
-  /// serving for min_ready.
-  void hold_or_commit(Tracked& t);
-  /// Arms the min_ready timer to fire after `wait`.
-  void arm_min_ready(Millis wait);
-  void commit_reload(Tracked& t);
-  /// Ends a failed reload; `failed` is its released instance, if it had one.
+  void reload_event(ReloadEvent event, const std::string& reason = {});
+  void hold_or_commit(const std::string&);
+  void candidate_failed(const std::string& reason);
+  void hold_elapsed(const std::string&);
+  void roll_back_released(const std::string&);
+  void abort_reload(const std::string&);
+  void reload_ignore(const std::string&) {}
+  void arm_hold(Millis wait);
+  void commit_reload();
+  /// Ends a failed reload; `failed` is its released candidate, if any.
   void roll_back(const Instance* failed);
   void end_reload();
   /// Who serves after a failed reload, for its messages.
   std::string serving_after_rollback() const;
   void note_drained(const Instance& inst, const std::string& how);
   void broadcast(const std::string& message);
+  void answer_drain_waiters(const Instance& inst);
 
-  uv_loop_t* loop_;
-  std::string notify_socket_env_;
-  ManagerNotifier& manager_;
+  Os& os_;
+  LifecycleListener& listener_;
   Loader loader_;
-  /// Environment baton was started with, as "KEY=VALUE", less its own
-  /// manager's variables.
   std::vector<std::string> base_environment_;
+  std::string notify_socket_;
 
-  State state_ = State::kRunning;
+  State state_ = State::kBooting;
   /// The serving generation.
   std::shared_ptr<Generation> current_;
-  /// The reload in progress, if any (its generation is starting).
+  /// The reload in progress, if any.
   std::unique_ptr<Reload> reload_;
   /// Requests that arrived during a reload: run as one reload after it.
   std::vector<ReloadRequest> queued_;
-  /// Every instance whose handles are not yet all closed, oldest first.
-  std::vector<Tracked> instances_;
+  /// Every instance not yet released, oldest first.
+  std::vector<std::unique_ptr<Instance>> instances_;
   /// Reload requests waiting for a replaced instance to finish draining.
   std::vector<std::pair<const Instance*, ReloadRequest>> drain_waiters_;
   std::optional<ReloadRecord> last_reload_;
   int reloads_ = 0;
   int next_generation_ = 1;
-  uv_timer_t restart_timer_{};
+  /// Starts the current generation's pending restart.
+  std::unique_ptr<Timer> restart_timer_;
   /// Ends a reload's min_ready hold (commits it).
-  uv_timer_t min_ready_timer_{};
+  std::unique_ptr<Timer> hold_timer_;
   std::vector<pid_t> kept_groups_;
-  /// Processes outside every instance's group that hold baton's sockets.
-  EscapedHolders escaped_;
   /// Notify messages from processes that are no instance's.
   LogThrottle foreign_notify_;
-  bool told_manager_ready_ = false;
-  Clock::time_point started_at_ = Clock::now();
+  Clock::time_point started_at_;
   std::vector<std::function<void()>> on_stopped_;
 };
 

@@ -1,0 +1,98 @@
+// What the lifecycle reports, as typed records, and their renderings: the
+// JSON of `baton status` and of reload replies, and the one-line STATUS=
+// text for the service manager. The lifecycle fills the records; nothing
+// here decides anything.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "instance.h"
+#include "os.h"
+
+namespace baton {
+
+/// The timings and outcome of one reload, kept for `status`.
+struct ReloadRecord {
+  int generation = 0;
+  int replaced_generation = 0;
+  pid_t pid = 0;
+  pid_t replaced_pid = 0;
+  /// "starting", "ok", "rolled back", "refused" or "aborted".
+  std::string result = "starting";
+  std::string error;
+  Clock::time_point requested_at{}, exec_at{}, ready_at{}, drain_sent_at{}, drained_at{};
+  /// How the replaced instance ended: "exited with status 0", "killed after drain_timeout".
+  std::string drain_result;
+};
+
+/// How a reload ended, for the clients that asked for it.
+struct ReloadOutcome {
+  bool ok = false;
+  /// Why it failed ("generation 2 pid 12 exited with status 1 before READY=1;
+  /// generation 1 (pid 10) keeps serving").
+  std::string error;
+  /// The failed candidate's last stderr lines.
+  std::vector<std::string> stderr_tail;
+  /// The reload's record; none when it never started (baton is stopping).
+  std::optional<ReloadRecord> record;
+
+  static ReloadOutcome success(const ReloadRecord& record) { return {true, {}, {}, record}; }
+  static ReloadOutcome failure(std::string error, std::optional<ReloadRecord> record = {},
+                               std::vector<std::string> stderr_tail = {}) {
+    return {false, std::move(error), std::move(stderr_tail), std::move(record)};
+  }
+};
+
+struct InstanceView {
+  int generation = 0;
+  pid_t pid = 0;
+  InstanceState state = InstanceState::kStarting;
+  Clock::time_point started_at{}, ready_at{}, drain_started_at{};
+  std::string status_text;
+};
+
+struct SocketView {
+  std::string name, url, kind, address;
+};
+
+/// Everything `baton status` shows, at one moment.
+struct StatusSnapshot {
+  std::string name;
+  /// "running", "stopping" or "stopped".
+  std::string state;
+  Clock::time_point now{}, started_at{};
+  std::string control;
+  int generation = 0;
+  int restarts = 0;
+  int reloads = 0;
+  /// The generation a reload is starting, if any.
+  std::optional<int> reloading;
+  std::vector<SocketView> sockets;
+  /// Every instance that has not exited, oldest first.
+  std::vector<InstanceView> instances;
+  /// The serving generation's instance, and the reload candidate, if any.
+  std::optional<InstanceView> serving, candidate;
+  std::optional<ReloadRecord> last_reload;
+  int consecutive_failures = 0;
+  std::string last_exit;
+  Clock::time_point last_exit_at{}, next_start_at{};
+};
+
+/// Milliseconds from `from` to `to`; -1 when either is unset.
+int64_t between_ms(Clock::time_point from, Clock::time_point to);
+
+nlohmann::json reload_record_json(const ReloadRecord& record, Clock::time_point now);
+/// The reply to a reload request that has ended.
+nlohmann::json reload_outcome_json(const ReloadOutcome& outcome, Clock::time_point now);
+/// `status`'s JSON; `pid` is baton's own.
+nlohmann::json status_json(const StatusSnapshot& s, pid_t pid);
+/// STATUS= for the service manager: "generation 2 pid 12 ready; last reload ok".
+std::string status_text(const StatusSnapshot& s);
+
+}  // namespace baton

@@ -1,0 +1,314 @@
+// Spawning an app process with libuv and following it until every handle is
+// closed; timers on the loop; the escaped-holder sweep.
+#include "uv_os.h"
+
+#include <signal.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "proc_stat.h"
+#include "socket_holders.h"
+
+namespace baton {
+namespace {
+
+/// Lines longer than this are logged in pieces rather than buffered forever.
+constexpr size_t kMaxLine = 8192;
+/// How many stderr lines are kept for failure reports.
+constexpr size_t kStderrTail = 20;
+/// How long a retired process waits for its pipes to reach EOF.
+constexpr std::chrono::milliseconds kPipeGrace{2000};
+
+std::vector<char*> c_strings(const std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (const std::string& s : strings) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+/// A libuv timer whose handle outlives the object until its close callback.
+class UvTimer final : public Timer {
+ public:
+  UvTimer(uv_loop_t* loop, std::function<void()> fired)
+      : handle_(new uv_timer_t{}), fired_(std::move(fired)) {
+    uv_timer_init(loop, handle_);
+    handle_->data = this;
+  }
+  ~UvTimer() override {
+    handle_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(handle_),
+             [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_timer_t*>(h); });
+  }
+  UvTimer(const UvTimer&) = delete;
+  UvTimer& operator=(const UvTimer&) = delete;
+
+  void arm(std::chrono::milliseconds after) override {
+    // libuv measures from the time cached at the start of this loop turn;
+    // uv_spawn may have blocked since (it waits for the exec), so refresh it.
+    uv_update_time(handle_->loop);
+    uv_timer_start(
+        handle_,
+        [](uv_timer_t* h) noexcept {
+          if (auto* self = static_cast<UvTimer*>(h->data)) self->fired_();
+        },
+        static_cast<uint64_t>(after.count()), 0);
+  }
+  void cancel() override { uv_timer_stop(handle_); }
+
+ private:
+  uv_timer_t* handle_;
+  std::function<void()> fired_;
+};
+
+/// A spawned process and its libuv handles: the process, its two output
+/// pipes and the timer that bounds the wait for their EOF once retired.
+class UvProcess final : public Process {
+ public:
+  static Result<std::unique_ptr<Process>> spawn(uv_loop_t* loop, const SpawnSpec& spec,
+                                                int generation, Events events);
+  ~UvProcess() override = default;
+
+  pid_t pid() const override { return pid_; }
+  void signal_group(int sig) override {
+    if (pid_ <= 0) return;
+    // Until the trampoline has run setpgid() the group does not exist yet.
+    if (::kill(-pid_, sig) != 0 && errno == ESRCH) ::kill(pid_, sig);
+  }
+  bool group_alive() const override { return pid_ > 0 && ::kill(-pid_, 0) == 0; }
+  void retire() override;
+  const std::deque<std::string>& last_stderr() const override { return stderr_tail_; }
+
+ private:
+  struct Output;
+  UvProcess() = default;
+  static void on_handle_closed(uv_handle_t* handle) noexcept;
+  void close_handle(uv_handle_t* handle);
+  void close_all();
+  bool pipes_closed() const;
+  void emit_line(bool is_stderr, std::string_view line);
+  void on_pipe_eof(uv_handle_t* pipe);
+
+  uv_process_t process_{};
+  uv_timer_t grace_{};
+  std::unique_ptr<Output> out_, err_;
+  /// Handles initialised and not yet closed (process, timer, two pipes).
+  int open_handles_ = 0;
+  pid_t pid_ = -1;
+  int generation_ = 0;
+  bool retired_ = false;
+  Events events_;
+  std::deque<std::string> stderr_tail_;
+};
+
+/// One of the app's output pipes, split into lines.
+struct UvProcess::Output {
+  uv_pipe_t pipe{};
+  UvProcess* owner = nullptr;
+  bool is_stderr = false;
+  std::string partial;
+  char buffer[16384];
+
+  static void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
+    auto* self = static_cast<Output*>(handle->data);
+    *buf = uv_buf_init(self->buffer, sizeof self->buffer);
+  }
+
+  static void on_read(uv_stream_t* stream, ssize_t n, const uv_buf_t* buf) noexcept {
+    auto* self = static_cast<Output*>(stream->data);
+    if (n < 0) {  // EOF, or the pipe broke: either way nothing more comes.
+      if (!self->partial.empty()) self->owner->emit_line(self->is_stderr, self->partial);
+      self->partial.clear();
+      self->owner->on_pipe_eof(reinterpret_cast<uv_handle_t*>(stream));
+      return;
+    }
+    self->consume(std::string_view(buf->base, static_cast<size_t>(n)));
+  }
+
+  void consume(std::string_view data) {
+    while (!data.empty()) {
+      size_t nl = data.find('\n');
+      if (nl == std::string_view::npos) {
+        partial.append(data);
+        if (partial.size() >= kMaxLine) flush();
+        return;
+      }
+      partial.append(data.substr(0, nl));
+      flush();
+      data.remove_prefix(nl + 1);
+    }
+  }
+
+  void flush() {
+    if (!partial.empty() && partial.back() == '\r') partial.pop_back();
+    owner->emit_line(is_stderr, partial);
+    partial.clear();
+  }
+};
+
+Result<std::unique_ptr<Process>> UvProcess::spawn(uv_loop_t* loop, const SpawnSpec& spec,
+                                                  int generation, Events events) {
+  std::unique_ptr<UvProcess> proc(new UvProcess());
+  proc->generation_ = generation;
+  proc->events_ = std::move(events);
+  proc->out_ = std::make_unique<Output>();
+  proc->err_ = std::make_unique<Output>();
+  for (Output* o : {proc->out_.get(), proc->err_.get()}) {
+    uv_pipe_init(loop, &o->pipe, 0);
+    o->pipe.data = o;
+    o->owner = proc.get();
+    ++proc->open_handles_;
+  }
+  proc->err_->is_stderr = true;
+  uv_timer_init(loop, &proc->grace_);
+  proc->grace_.data = proc.get();
+  ++proc->open_handles_;
+
+  // stdin is /dev/null, stdout/stderr are pipes to baton, and each listening
+  // socket lands at fd 3+i. libuv dup2()s these into place in the child and
+  // leaves every other fd (all CLOEXEC in baton) to close on exec.
+  std::vector<uv_stdio_container_t> stdio(3 + spec.fds.size());
+  stdio[0].flags = UV_IGNORE;
+  stdio[1].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
+  stdio[1].data.stream = reinterpret_cast<uv_stream_t*>(&proc->out_->pipe);
+  stdio[2].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
+  stdio[2].data.stream = reinterpret_cast<uv_stream_t*>(&proc->err_->pipe);
+  for (size_t i = 0; i < spec.fds.size(); ++i) {
+    stdio[3 + i].flags = UV_INHERIT_FD;
+    stdio[3 + i].data.fd = spec.fds[i];
+  }
+  std::vector<char*> argv = c_strings(spec.argv);
+  std::vector<char*> env = c_strings(spec.env);
+
+  uv_process_options_t options{};
+  options.file = argv[0];
+  options.args = argv.data();
+  options.env = env.data();
+  options.cwd = spec.working_directory.empty() ? nullptr : spec.working_directory.c_str();
+  // Not UV_PROCESS_DETACHED: setsid() would put the app in a new session,
+  // and with sched_autogroup each session is its own CPU scheduling group; a
+  // new one was seen starved for seconds under load. The trampoline makes
+  // the app lead its own process group instead (setpgid), so drain and kill
+  // signals reach its workers and a Ctrl-C at baton's terminal does not.
+  options.flags = 0;
+  options.stdio_count = static_cast<int>(stdio.size());
+  options.stdio = stdio.data();
+  options.exit_cb = [](uv_process_t* handle, int64_t status, int signal) noexcept {
+    auto* self = static_cast<UvProcess*>(handle->data);
+    self->events_.on_exit(status, signal);
+  };
+  proc->process_.data = proc.get();
+
+  int rc = uv_spawn(loop, &proc->process_, &options);
+  ++proc->open_handles_;  // uv_spawn initialises the handle even when it fails
+  if (rc != 0) {
+    // The handles must outlive their close callbacks: the object deletes
+    // itself once they have run.
+    proc->events_.on_released = [raw = proc.get()] { delete raw; };
+    proc->close_all();
+    (void)proc.release();
+    std::string what = spec.argv.size() > 2 ? spec.argv[2] : "app";
+    if (!spec.working_directory.empty()) {
+      what += fmt::format(" in working directory {}", spec.working_directory);
+    }
+    return sys_error(fmt::format("cannot start {}", what), -rc);
+  }
+  proc->pid_ = proc->process_.pid;
+  for (Output* o : {proc->out_.get(), proc->err_.get()}) {
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&o->pipe), &Output::on_alloc, &Output::on_read);
+  }
+  return std::unique_ptr<Process>(std::move(proc));
+}
+
+bool UvProcess::pipes_closed() const {
+  return uv_is_closing(reinterpret_cast<const uv_handle_t*>(&out_->pipe)) &&
+         uv_is_closing(reinterpret_cast<const uv_handle_t*>(&err_->pipe));
+}
+
+void UvProcess::retire() {
+  retired_ = true;
+  close_handle(reinterpret_cast<uv_handle_t*>(&process_));
+  if (pipes_closed()) return close_handle(reinterpret_cast<uv_handle_t*>(&grace_));
+  // Let the pipes drain to EOF (so the app's last lines are logged), closing
+  // them anyway after a grace period in case a process that left the group
+  // still holds them.
+  uv_update_time(grace_.loop);
+  uv_timer_start(
+      &grace_, [](uv_timer_t* h) noexcept { static_cast<UvProcess*>(h->data)->close_all(); },
+      static_cast<uint64_t>(kPipeGrace.count()), 0);
+}
+
+void UvProcess::on_pipe_eof(uv_handle_t* pipe) {
+  close_handle(pipe);
+  if (retired_ && pipes_closed()) close_handle(reinterpret_cast<uv_handle_t*>(&grace_));
+}
+
+void UvProcess::close_all() {
+  close_handle(reinterpret_cast<uv_handle_t*>(&process_));
+  close_handle(reinterpret_cast<uv_handle_t*>(&grace_));
+  close_handle(reinterpret_cast<uv_handle_t*>(&out_->pipe));
+  close_handle(reinterpret_cast<uv_handle_t*>(&err_->pipe));
+}
+
+void UvProcess::close_handle(uv_handle_t* handle) {
+  if (uv_is_closing(handle)) return;
+  // Handle data is repointed at the process so one close callback serves all.
+  handle->data = this;
+  uv_close(handle, &UvProcess::on_handle_closed);
+}
+
+void UvProcess::on_handle_closed(uv_handle_t* handle) noexcept {
+  auto* self = static_cast<UvProcess*>(handle->data);
+  if (--self->open_handles_ == 0 && self->events_.on_released) self->events_.on_released();
+}
+
+void UvProcess::emit_line(bool is_stderr, std::string_view line) {
+  spdlog::info("[gen {} pid {}] {}", generation_, pid_, line);
+  if (!is_stderr) return;
+  stderr_tail_.emplace_back(line);
+  if (stderr_tail_.size() > kStderrTail) stderr_tail_.pop_front();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Process>> UvOs::spawn(const SpawnSpec& spec, int generation,
+                                             Process::Events events) {
+  return UvProcess::spawn(loop_, spec, generation, std::move(events));
+}
+
+pid_t UvOs::process_group_of(pid_t pid) const {
+  auto st = read_proc_stat(pid);
+  return st ? st->pgrp : -1;
+}
+
+std::unique_ptr<Timer> UvOs::timer(std::function<void()> fired) {
+  return std::make_unique<UvTimer>(loop_, std::move(fired));
+}
+
+void UvOs::watch_escaped(std::function<EscapeScope()> scope, std::function<void()> on_empty) {
+  escaped_ = std::make_unique<EscapedHolders>(loop_, [scope = std::move(scope)] {
+    EscapeScope s = scope();
+    EscapedHolders::Scope out;
+    for (const auto& [fd, name] : s.sockets) {
+      auto inode = socket_inode(fd);
+      bool known = std::any_of(out.sockets.begin(), out.sockets.end(),
+                               [&](const auto& k) { return inode && k.first == *inode; });
+      if (inode && !known) out.sockets.emplace_back(*inode, name);
+    }
+    out.groups = std::move(s.groups);
+    out.running = std::move(s.running);
+    return out;
+  });
+  escaped_->on_empty = std::move(on_empty);
+}
+
+void UvOs::sweep_escaped(const std::string& ended, Clock::time_point deadline) {
+  if (escaped_) escaped_->sweep(ended, deadline);
+}
+
+void UvOs::close() {
+  if (escaped_) escaped_->close();
+}
+
+}  // namespace baton

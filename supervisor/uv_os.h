@@ -1,0 +1,32 @@
+// UvOs: the Os seam on libuv and /proc, as `baton run` uses it.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+
+#include "escaped_holders.h"
+#include "os.h"
+
+namespace baton {
+
+class UvOs final : public Os {
+ public:
+  explicit UvOs(uv_loop_t* loop) : loop_(loop) {}
+
+  Clock::time_point now() const override { return Clock::now(); }
+  Result<std::unique_ptr<Process>> spawn(const SpawnSpec& spec, int generation,
+                                         Process::Events events) override;
+  pid_t process_group_of(pid_t pid) const override;
+  std::unique_ptr<Timer> timer(std::function<void()> fired) override;
+  void watch_escaped(std::function<EscapeScope()> scope, std::function<void()> on_empty) override;
+  void sweep_escaped(const std::string& ended, Clock::time_point deadline) override;
+  bool escaped_empty() const override { return !escaped_ || escaped_->empty(); }
+  void close() override;
+
+ private:
+  uv_loop_t* loop_;
+  std::unique_ptr<EscapedHolders> escaped_;
+};
+
+}  // namespace baton
