@@ -4,6 +4,7 @@
 // checks of a parsed config (check_runnable) in config_check.cc.
 #include "config.h"
 
+#include <string.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -485,6 +486,8 @@ std::string signal_name(int sig) {
   for (auto [name, number] : kSignals) {
     if (number == sig) return fmt::format("SIG{}", name);
   }
+  // Signals a config does not name (SIGSEGV, SIGABRT) still end apps.
+  if (const char* abbrev = sigabbrev_np(sig)) return fmt::format("SIG{}", abbrev);
   return fmt::format("signal {}", sig);
 }
 

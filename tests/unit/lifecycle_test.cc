@@ -1,0 +1,734 @@
+// The lifecycle table, cell by cell, and the orderings of events that the
+// end-to-end suite cannot produce, against FakeOs: no processes, no loop,
+// the clock moved by hand. Each instance-table cell is a SUBCASE named
+// "state x event"; what a "-" cell must leave alone is asserted too.
+#include <doctest/doctest.h>
+#include <spdlog/spdlog.h>
+
+#include "fake_os.h"
+#include "supervisor.h"
+
+namespace doctest {
+template <>
+struct StringMaker<std::vector<std::string>> {
+  static String convert(const std::vector<std::string>& v) {
+    return fmt::format("{{\"{}\"}}", fmt::join(v, "\", \"")).c_str();
+  }
+};
+}  // namespace doctest
+
+namespace {
+
+using namespace baton;
+using namespace std::chrono_literals;
+using fake::FakeOs;
+using Log = std::vector<std::string>;
+
+struct Listener final : LifecycleListener {
+  void serving(bool first) override { events.push_back(first ? "serving (first)" : "serving"); }
+  void reloading() override { events.push_back("reloading"); }
+  void stopping() override { events.push_back("stopping"); }
+  void status_changed(const StatusSnapshot& s) override { last = s; }
+  Log events;
+  StatusSnapshot last;
+};
+
+struct Client final : ReloadClient {
+  void queued(const std::string& m) override { events.push_back("queued: " + m); }
+  void progress(const std::string&) override {}
+  void draining(const ReloadRecord&) override { events.push_back("draining"); }
+  void finished(const ReloadOutcome& o) override {
+    events.push_back(o.ok ? "ok" : "failed: " + o.error);
+    outcome = o;
+  }
+  Log events;
+  std::optional<ReloadOutcome> outcome;
+};
+
+struct Fixture {
+  Fixture() {
+    spdlog::set_level(spdlog::level::off);  // the lifecycle logs every step
+    config.name = std::string("lifecycle");
+    config.command = {"app"};
+    config.ready_timeout = 1000ms;
+    config.drain_timeout = 500ms;
+    config.restart_delay = 100ms;
+    config.restart_delay_max = 10'000ms;
+  }
+
+  void make() {
+    sup = std::make_unique<Supervisor>(
+        os, listener, GenerationPlan{std::make_shared<const Config>(config), {}},
+        std::vector<std::string>{"PATH=/bin"}, "@notify", [this]() -> Result<GenerationPlan> {
+          if (!loads) return Error{"bad config"};
+          return GenerationPlan{std::make_shared<const Config>(config), {}};
+        });
+  }
+  /// Generation 1 started: pid 1000 is starting.
+  pid_t start() {
+    make();
+    sup->start();
+    os.take_log();
+    return 1000;
+  }
+  /// pid 1000 is ready and serving.
+  pid_t boot() {
+    pid_t pid = start();
+    notify(pid, "READY=1");
+    return pid;
+  }
+  void notify(pid_t pid, std::string_view text) {
+    sup->handle_notify(pid, parse_notify_message(text));
+  }
+  std::shared_ptr<Client> reload(bool wait = false) {
+    auto client = std::make_shared<Client>();
+    sup->reload(ReloadRequest{client, wait});
+    return client;
+  }
+  /// pid 1000 replaced by 1001 (ready, current) and draining.
+  pid_t draining() {
+    boot();
+    auto client = reload();
+    notify(1001, "READY=1");
+    REQUIRE(client->events == Log{"ok"});
+    os.take_log();
+    return 1000;
+  }
+  /// The instance's state as `status` names it in "substate", "exited" once
+  /// it has left the status, "released" once it is forgotten.
+  std::string state(pid_t pid) const {
+    for (const InstanceView& i : sup->snapshot().instances) {
+      if (i.pid == pid) return std::string(to_string(i.state));
+    }
+    return os.live(pid) ? "exited" : "released";
+  }
+  void stop() {
+    sup->stop([this] { stopped = true; });
+  }
+
+  ~Fixture() { spdlog::set_level(spdlog::level::info); }
+
+  FakeOs os;
+  Listener listener;
+  Config config;
+  bool loads = true;
+  bool stopped = false;
+  std::unique_ptr<Supervisor> sup;
+};
+
+}  // namespace
+
+TEST_CASE("lifecycle: starting x every event") {
+  Fixture f;
+  pid_t pid = f.start();
+  REQUIRE(f.state(pid) == "starting");
+  REQUIRE(f.os.next_due() == 1000ms);  // ready_timeout
+
+  SUBCASE("starting x WATCHDOG=1: -") {
+    f.notify(pid, "WATCHDOG=1");
+    CHECK(f.state(pid) == "starting");
+    CHECK(f.os.next_due() == 1000ms);
+  }
+  SUBCASE("starting x ERRNO=: fail to start (KILL) -> failing") {
+    f.notify(pid, "ERRNO=5");
+    CHECK(f.state(pid) == "failing");
+    CHECK(f.os.take_log() == Log{"KILL 1000"});
+    CHECK(f.os.next_due() == std::nullopt);
+  }
+  SUBCASE("starting x STOPPING=1: fail to start (KILL) -> failing") {
+    f.notify(pid, "STOPPING=1");
+    CHECK(f.state(pid) == "failing");
+    CHECK(f.os.take_log() == Log{"KILL 1000"});
+  }
+  SUBCASE("starting x EXTEND_TIMEOUT_USEC=: the timer is re-armed for the extension") {
+    f.os.advance(900ms);
+    f.notify(pid, "EXTEND_TIMEOUT_USEC=5000000");
+    CHECK(f.state(pid) == "starting");
+    CHECK(f.os.next_due() == 5000ms);
+  }
+  SUBCASE("starting x READY=1: -> ready, the service serves") {
+    f.notify(pid, "READY=1");
+    CHECK(f.state(pid) == "ready");
+    CHECK(f.listener.events == Log{"serving (first)"});
+    CHECK(f.os.next_due() == std::nullopt);  // no watchdog configured
+  }
+  SUBCASE("starting x exit: -> exited, restart later") {
+    f.os.exit(pid, 1);
+    CHECK(f.state(pid) == "exited");
+    CHECK(f.os.process(pid).retired);
+    CHECK(f.listener.last.last_exit == "pid 1000 exited with status 1 before READY=1");
+    CHECK(f.os.next_due() == 100ms);  // restart_delay
+    f.os.advance(100ms);
+    CHECK(f.os.take_log() == Log{"exit 1000", "spawn 1001"});
+    CHECK(f.state(1001) == "starting");
+  }
+  SUBCASE("starting x timer (ready_timeout): fail to start (KILL) -> failing") {
+    f.os.advance(1000ms);
+    CHECK(f.state(pid) == "failing");
+    CHECK(f.os.take_log() == Log{"KILL 1000"});
+    f.os.exit(pid, 0, SIGKILL);
+    CHECK(f.listener.last.last_exit == "pid 1000 sent no READY=1 within ready_timeout (1s)");
+  }
+  SUBCASE("starting x drain (stop): -> draining") {
+    f.stop();
+    CHECK(f.state(pid) == "draining");
+    CHECK(f.os.take_log() == Log{"TERM 1000"});
+    CHECK(f.os.next_due() == 500ms);  // drain_timeout
+  }
+  SUBCASE("starting x released: -") {
+    f.os.process(pid).events.on_released();
+    CHECK(f.state(pid) == "starting");
+  }
+}
+
+TEST_CASE("lifecycle: failing x every event") {
+  Fixture f;
+  pid_t pid = f.start();
+  f.notify(pid, "ERRNO=5");
+  REQUIRE(f.state(pid) == "failing");
+  f.os.take_log();
+
+  SUBCASE("failing x notify messages: -") {
+    for (const char* msg : {"WATCHDOG=1", "ERRNO=7", "EXTEND_TIMEOUT_USEC=5000000", "READY=1"}) {
+      f.notify(pid, msg);
+      CHECK(f.state(pid) == "failing");
+    }
+    CHECK(f.listener.events.empty());  // READY=1 after KILL does not serve
+    CHECK(f.os.take_log().empty());
+    CHECK(f.os.next_due() == std::nullopt);
+  }
+  SUBCASE("failing x exit: -> exited for the failure, restart later") {
+    f.os.exit(pid, 0, SIGKILL);
+    CHECK(f.state(pid) == "exited");
+    CHECK(f.listener.last.last_exit ==
+          "pid 1000 reported ERRNO=5 (Input/output error) before READY=1");
+    CHECK(f.os.next_due() == 100ms);
+  }
+  SUBCASE("failing x timer: none is armed") {
+    CHECK(f.os.next_due() == std::nullopt);
+  }
+  SUBCASE("failing x drain (stop): - (it is being killed)") {
+    f.stop();
+    CHECK(f.state(pid) == "failing");
+    CHECK(f.os.take_log().empty());
+    f.os.exit(pid, 0, SIGKILL);
+    f.os.release(pid);
+    CHECK(f.stopped);
+  }
+  SUBCASE("failing x released: -") {
+    f.os.process(pid).events.on_released();
+    CHECK(f.state(pid) == "failing");
+  }
+}
+
+TEST_CASE("lifecycle: ready x every event") {
+  Fixture f;
+  f.config.watchdog_sec = 2000ms;
+  pid_t pid = f.boot();
+  REQUIRE(f.state(pid) == "ready");
+  REQUIRE(f.os.next_due() == 2000ms);  // the watchdog
+  f.os.take_log();
+
+  SUBCASE("ready x WATCHDOG=1: the watchdog is re-armed") {
+    f.os.advance(1500ms);
+    f.notify(pid, "WATCHDOG=1");
+    CHECK(f.os.next_due() == 2000ms);
+    CHECK(f.state(pid) == "ready");
+  }
+  SUBCASE("ready x ERRNO=, STOPPING=1, EXTEND_TIMEOUT_USEC=, READY=1: -") {
+    f.os.advance(500ms);
+    for (const char* msg : {"ERRNO=5", "STOPPING=1", "EXTEND_TIMEOUT_USEC=9000000", "READY=1"}) {
+      f.notify(pid, msg);
+      CHECK(f.state(pid) == "ready");
+    }
+    CHECK(f.os.next_due() == 1500ms);
+    CHECK(f.os.take_log().empty());
+    CHECK(f.listener.events == Log{"serving (first)"});
+  }
+  SUBCASE("ready x exit: -> exited, restart later") {
+    f.os.exit(pid, 0, SIGSEGV);
+    CHECK(f.state(pid) == "exited");
+    CHECK(f.listener.last.last_exit == "pid 1000 was killed by SIGSEGV while ready");
+    CHECK(f.os.next_due() == 100ms);
+  }
+  SUBCASE("ready x timer (watchdog): a reload onto the same config replaces it") {
+    f.os.advance(2000ms);
+    CHECK(f.os.take_log() == Log{"spawn 1001"});
+    CHECK(f.state(pid) == "ready");
+    CHECK(f.listener.events == Log{"serving (first)", "reloading"});
+    f.notify(1001, "READY=1");
+    CHECK(f.os.take_log() == Log{"TERM 1000"});
+    CHECK(f.listener.last.generation == 2);
+  }
+  SUBCASE("ready x drain (stop): -> draining") {
+    f.stop();
+    CHECK(f.state(pid) == "draining");
+    CHECK(f.os.take_log() == Log{"TERM 1000"});
+    CHECK(f.os.next_due() == 500ms);
+  }
+  SUBCASE("ready x released: -") {
+    f.os.process(pid).events.on_released();
+    CHECK(f.state(pid) == "ready");
+  }
+}
+
+TEST_CASE("lifecycle: draining x every event") {
+  Fixture f;
+  pid_t pid = f.draining();
+  REQUIRE(f.state(pid) == "draining");
+  REQUIRE(f.os.next_due() == 500ms);
+
+  SUBCASE("draining x notify messages: -") {
+    for (const char* msg : {"WATCHDOG=1", "ERRNO=5", "EXTEND_TIMEOUT_USEC=9000000", "READY=1"}) {
+      f.notify(pid, msg);
+      CHECK(f.state(pid) == "draining");
+    }
+    CHECK(f.os.next_due() == 500ms);
+    CHECK(f.os.take_log().empty());
+  }
+  SUBCASE("draining x exit, group gone: -> exited") {
+    f.os.advance(120ms);
+    f.os.exit(pid, 0);
+    CHECK(f.state(pid) == "exited");
+    CHECK(f.listener.last.last_reload->drain_result ==
+          "exited with status 0 after draining for 120ms");
+    CHECK(f.os.next_due() == std::nullopt);
+  }
+  SUBCASE("draining x exit, group alive: -> lingering") {
+    f.os.exit(pid, 0, 0, true);
+    CHECK(f.state(pid) == "lingering");
+    CHECK(f.os.next_due() == 50ms);
+  }
+  SUBCASE("draining x timer (drain_timeout): KILL -> drain-killed") {
+    f.os.advance(500ms);
+    CHECK(f.state(pid) == "drain-killed");
+    CHECK(f.os.take_log() == Log{"KILL 1000"});
+    CHECK(f.os.next_due() == std::nullopt);
+  }
+  SUBCASE("draining x drain (stop): -") {
+    f.stop();
+    CHECK(f.state(pid) == "draining");
+    CHECK(f.os.take_log() == Log{"TERM 1001"});
+  }
+  SUBCASE("draining x released: -") {
+    f.os.process(pid).events.on_released();
+    CHECK(f.state(pid) == "draining");
+  }
+}
+
+TEST_CASE("lifecycle: drain-killed x every event") {
+  Fixture f;
+  pid_t pid = f.draining();
+  f.os.advance(500ms);
+  REQUIRE(f.state(pid) == "drain-killed");
+  f.os.take_log();
+
+  SUBCASE("drain-killed x notify messages: -") {
+    for (const char* msg : {"WATCHDOG=1", "ERRNO=5", "EXTEND_TIMEOUT_USEC=9000000", "READY=1"}) {
+      f.notify(pid, msg);
+      CHECK(f.state(pid) == "drain-killed");
+    }
+    CHECK(f.os.take_log().empty());
+  }
+  SUBCASE("drain-killed x exit: -> exited, killed after drain_timeout") {
+    f.os.exit(pid, 0, SIGKILL);
+    CHECK(f.state(pid) == "exited");
+    CHECK(f.listener.last.last_reload->drain_result ==
+          "killed by SIGKILL after drain_timeout (500ms)");
+  }
+  SUBCASE("drain-killed x exit, a worker lives on: it is killed too") {
+    f.os.exit(pid, 0, SIGKILL, true);
+    CHECK(f.state(pid) == "exited");
+    CHECK(f.os.take_log() == Log{"exit 1000", "KILL 1000"});
+  }
+  SUBCASE("drain-killed x timer: none is armed") {
+    CHECK(f.os.next_due() == std::nullopt);
+  }
+  SUBCASE("drain-killed x drain (stop): -") {
+    f.stop();
+    CHECK(f.state(pid) == "drain-killed");
+    CHECK(f.os.take_log() == Log{"TERM 1001"});
+  }
+  SUBCASE("drain-killed x released: -") {
+    f.os.process(pid).events.on_released();
+    CHECK(f.state(pid) == "drain-killed");
+  }
+}
+
+TEST_CASE("lifecycle: lingering x every event") {
+  Fixture f;
+  pid_t pid = f.draining();
+  f.os.exit(pid, 0, 0, true);
+  REQUIRE(f.state(pid) == "lingering");
+  f.os.take_log();
+
+  SUBCASE("lingering x notify messages: - (its main pid is gone)") {
+    for (const char* msg : {"WATCHDOG=1", "ERRNO=5", "EXTEND_TIMEOUT_USEC=9000000", "READY=1"}) {
+      f.notify(pid, msg);
+      CHECK(f.state(pid) == "lingering");
+    }
+    CHECK(f.os.next_due() == 50ms);
+  }
+  SUBCASE("lingering x exit: -") {
+    f.os.process(pid).events.on_exit(0, 0);
+    CHECK(f.state(pid) == "lingering");
+  }
+  SUBCASE("lingering x timer, group alive: poll again") {
+    f.os.advance(50ms);
+    CHECK(f.state(pid) == "lingering");
+    CHECK(f.os.next_due() == 50ms);
+  }
+  SUBCASE("lingering x timer, group gone: -> exited") {
+    f.os.process(pid).alive = false;
+    f.os.advance(50ms);
+    CHECK(f.state(pid) == "exited");
+    CHECK(f.listener.last.last_reload->drain_result ==
+          "exited with status 0 after draining for 50ms");
+  }
+  SUBCASE("lingering x timer past drain_timeout: KILL -> exited") {
+    f.os.advance(500ms);
+    CHECK(f.state(pid) == "exited");
+    CHECK(f.os.take_log() == Log{"KILL 1000"});
+    CHECK(f.listener.last.last_reload->drain_result ==
+          "killed by SIGKILL after drain_timeout (500ms)");
+  }
+  SUBCASE("lingering x drain (stop): -") {
+    f.stop();
+    CHECK(f.state(pid) == "lingering");
+    CHECK(f.os.take_log() == Log{"TERM 1001"});
+  }
+  SUBCASE("lingering x released: -") {
+    f.os.process(pid).events.on_released();
+    CHECK(f.state(pid) == "lingering");
+  }
+}
+
+TEST_CASE("lifecycle: exited x every event") {
+  Fixture f;
+  pid_t pid = f.draining();
+  f.os.exit(pid, 0);
+  REQUIRE(f.state(pid) == "exited");
+  f.os.take_log();
+
+  SUBCASE("exited x notify messages: -") {
+    for (const char* msg : {"WATCHDOG=1", "ERRNO=5", "EXTEND_TIMEOUT_USEC=9000000", "READY=1"}) {
+      f.notify(pid, msg);
+      CHECK(f.state(pid) == "exited");
+    }
+  }
+  SUBCASE("exited x exit: -") {
+    f.os.process(pid).events.on_exit(0, 0);
+    CHECK(f.state(pid) == "exited");
+    CHECK(f.os.take_log().empty());
+  }
+  SUBCASE("exited x timer: none is armed") {
+    CHECK(f.os.next_due() == std::nullopt);
+  }
+  SUBCASE("exited x drain (stop): -") {
+    f.stop();
+    CHECK(f.state(pid) == "exited");
+    CHECK(f.os.take_log() == Log{"TERM 1001"});
+  }
+  SUBCASE("exited x released: forgotten") {
+    f.os.release(pid);
+    CHECK(f.state(pid) == "released");
+  }
+}
+
+// ---- The reload table ------------------------------------------------------
+
+TEST_CASE("reload: starting x every event") {
+  Fixture f;
+  f.boot();
+  auto client = f.reload();
+  REQUIRE(f.os.take_log() == Log{"spawn 1001"});
+  REQUIRE(f.listener.last.reloading == 2);
+
+  SUBCASE("starting x candidate READY=1, no min_ready: commit, drain the old one") {
+    f.notify(1001, "READY=1");
+    CHECK(client->events == Log{"ok"});
+    CHECK(f.os.take_log() == Log{"TERM 1000"});
+    CHECK(f.listener.last.generation == 2);
+    CHECK(f.listener.events == Log{"serving (first)", "reloading", "serving"});
+  }
+  SUBCASE("starting x candidate failed: -> failed, rolled back once released") {
+    f.os.exit(1001, 3);
+    CHECK(client->events.empty());
+    f.os.release(1001);
+    CHECK(client->events ==
+          Log{"failed: generation 2 pid 1001 exited with status 3 before READY=1; generation 1 "
+              "(pid 1000) keeps serving"});
+    CHECK(client->outcome->record->result == "rolled back");
+    CHECK(f.state(1000) == "ready");
+    CHECK(f.listener.last.generation == 1);
+  }
+  SUBCASE("starting x min_ready elapsed: -") {
+    f.os.advance(999ms);  // nothing but the candidate's ready_timeout is armed
+    CHECK(f.state(1001) == "starting");
+    CHECK(client->events.empty());
+  }
+  SUBCASE("starting x stop: -> failed (aborted); both are drained") {
+    f.stop();
+    CHECK(f.os.take_log() == Log{"TERM 1000", "TERM 1001"});
+    f.os.exit(1001, 0);
+    f.os.release(1001);
+    CHECK(client->outcome->record->result == "aborted");
+    CHECK(client->outcome->error ==
+          "generation 2 pid 1001 reload aborted: baton is stopping; generation 1 is draining");
+    f.os.exit(1000, 0);
+    f.os.release(1000);
+    CHECK(f.stopped);
+  }
+}
+
+TEST_CASE("reload: holding x every event") {
+  Fixture f;
+  f.config.min_ready = 300ms;
+  f.boot();
+  auto client = f.reload();
+  f.notify(1001, "READY=1");  // starting x READY=1 with min_ready: hold
+  REQUIRE(f.os.take_log() == Log{"spawn 1001"});
+  REQUIRE(f.os.next_due() == 300ms);
+  REQUIRE(client->events.empty());
+
+  SUBCASE("holding x READY=1: -") {
+    f.notify(1001, "READY=1");
+    CHECK(f.os.next_due() == 300ms);
+    CHECK(client->events.empty());
+  }
+  SUBCASE("holding x candidate failed (exit): -> failed, rolled back") {
+    f.os.advance(100ms);
+    f.os.exit(1001, 0, SIGKILL);
+    f.os.advance(500ms);  // the hold no longer commits
+    CHECK(f.os.take_log() == Log{"exit 1001"});
+    f.os.release(1001);
+    CHECK(client->outcome->error ==
+          "generation 2 pid 1001 was killed by SIGKILL while ready within min_ready (300ms); "
+          "generation 1 (pid 1000) keeps serving");
+  }
+  SUBCASE("holding x min_ready elapsed: commit") {
+    f.os.advance(300ms);
+    CHECK(client->events == Log{"ok"});
+    CHECK(f.os.take_log() == Log{"TERM 1000"});
+    const ReloadRecord& r = *client->outcome->record;
+    CHECK(between_ms(r.ready_at, r.drain_sent_at) == 300);
+  }
+  SUBCASE("holding x released: -") {
+    f.os.process(1001).events.on_released();
+    CHECK(f.listener.last.reloading == 2);
+  }
+  SUBCASE("holding x stop: -> failed (aborted)") {
+    f.stop();
+    f.os.advance(300ms);
+    CHECK(f.os.take_log() == Log{"TERM 1000", "TERM 1001"});
+    f.os.exit(1001, 0);
+    f.os.release(1001);
+    CHECK(client->outcome->record->result == "aborted");
+  }
+}
+
+TEST_CASE("reload: failed x every event") {
+  Fixture f;
+  f.boot();
+  auto client = f.reload();
+  f.notify(1001, "ERRNO=2");
+  REQUIRE(f.os.take_log() == Log{"spawn 1001", "KILL 1001"});
+
+  SUBCASE("failed x READY=1 (after the candidate was told to die): -") {
+    f.notify(1001, "READY=1");
+    CHECK(f.os.take_log().empty());
+    CHECK(f.listener.last.generation == 1);
+    CHECK(client->events.empty());
+  }
+  SUBCASE("failed x candidate exit: - until it is released") {
+    f.os.exit(1001, 0, SIGKILL);
+    CHECK(client->events.empty());
+    f.os.release(1001);
+    CHECK(client->outcome->error ==
+          "generation 2 pid 1001 reported ERRNO=2 (No such file or directory) before READY=1; "
+          "generation 1 (pid 1000) keeps serving");
+  }
+  SUBCASE("failed x min_ready elapsed: -") {
+    CHECK(f.os.next_due() == std::nullopt);
+  }
+  SUBCASE("failed x stop: - (the candidate is being killed; the old one drains)") {
+    f.stop();
+    CHECK(f.os.take_log() == Log{"TERM 1000"});
+    f.os.exit(1001, 0, SIGKILL);
+    f.os.release(1001);
+    CHECK(client->outcome->record->result == "aborted");
+    CHECK(client->outcome->error ==
+          "generation 2 pid 1001 reported ERRNO=2 (No such file or directory) before READY=1; "
+          "generation 1 is draining");
+  }
+}
+
+TEST_CASE("reload: requests while none, one, or a stop is in progress") {
+  Fixture f;
+  f.boot();
+  SUBCASE("a config that does not load is refused; nothing changes") {
+    f.loads = false;
+    auto client = f.reload();
+    CHECK(client->events == Log{"failed: refused, nothing was changed: bad config"});
+    CHECK(f.os.take_log().empty());
+    CHECK(f.sup->snapshot().last_reload->result == "refused");
+  }
+  SUBCASE("a candidate that cannot be spawned is rolled back at once") {
+    f.os.fail_spawns = 1;
+    auto client = f.reload();
+    CHECK(client->outcome->record->result == "rolled back");
+    CHECK(f.state(1000) == "ready");
+  }
+  SUBCASE("a request during stop is refused") {
+    f.stop();
+    auto client = f.reload();
+    CHECK(client->events == Log{"failed: baton is stopping"});
+  }
+  SUBCASE("wait: the client is answered once the replaced instance is released") {
+    auto client = f.reload(true);
+    f.notify(1001, "READY=1");
+    CHECK(client->events == Log{"draining"});
+    f.os.exit(1000, 0);
+    CHECK(client->events == Log{"draining"});
+    f.os.release(1000);
+    CHECK(client->events == Log{"draining", "ok"});
+    CHECK(client->outcome->record->drain_result == "exited with status 0 after draining for 0ms");
+  }
+}
+
+// ---- Orderings the end-to-end suite cannot produce --------------------------
+
+TEST_CASE("ordering: a reload queued behind a reload that rolls back runs after it") {
+  Fixture f;
+  f.boot();
+  auto first = f.reload();
+  auto second = f.reload();
+  REQUIRE(second->events.size() == 1);
+  CHECK(second->events[0].starts_with("queued: a reload is in progress (generation 2"));
+  f.os.exit(1001, 1);
+  f.os.release(1001);
+  CHECK(first->outcome->record->result == "rolled back");
+  CHECK(f.os.take_log() == Log{"spawn 1001", "exit 1001", "spawn 1002"});
+  f.notify(1002, "READY=1");
+  CHECK(second->events.back() == "ok");
+  CHECK(second->outcome->record->generation == 3);
+  CHECK(f.os.take_log() == Log{"TERM 1000"});
+}
+
+TEST_CASE("ordering: a queued reload is refused when baton stops") {
+  Fixture f;
+  f.boot();
+  auto first = f.reload();
+  auto second = f.reload();
+  f.stop();
+  CHECK(second->events.back() == "failed: reload aborted: baton is stopping");
+  CHECK(f.os.take_log() == Log{"spawn 1001", "TERM 1000", "TERM 1001"});
+}
+
+TEST_CASE("ordering: the drain timeout and the exit in the same loop turn") {
+  Fixture f;
+  pid_t pid = f.draining();
+  SUBCASE("timer first: KILL, then the exit ends it as killed") {
+    f.os.advance(500ms);
+    f.os.exit(pid, 0);
+    CHECK(f.os.take_log() == Log{"KILL 1000", "exit 1000"});
+    CHECK(f.listener.last.last_reload->drain_result ==
+          "killed by SIGKILL after drain_timeout (500ms)");
+  }
+  SUBCASE("exit first: the drain timer is cancelled, nothing is killed") {
+    f.os.advance(499ms);
+    f.os.exit(pid, 0);
+    f.os.advance(1ms);
+    CHECK(f.os.take_log() == Log{"exit 1000"});
+    CHECK(f.listener.last.last_reload->drain_result ==
+          "exited with status 0 after draining for 499ms");
+  }
+}
+
+TEST_CASE("ordering: stop during a rollback") {
+  Fixture f;
+  f.boot();
+  auto client = f.reload();
+  f.os.exit(1001, 1);  // rolled back once released...
+  f.stop();            // ...but baton stops first
+  CHECK(f.os.take_log() == Log{"spawn 1001", "exit 1001", "TERM 1000"});
+  f.os.release(1001);
+  CHECK(client->outcome->record->result == "aborted");
+  CHECK(client->outcome->error ==
+        "generation 2 pid 1001 exited with status 1 before READY=1; generation 1 is draining");
+  CHECK(f.os.next_due() == 500ms);  // the old one's drain, and no restart
+  f.os.exit(1000, 0);
+  f.os.release(1000);
+  CHECK(f.stopped);
+  CHECK(f.os.closed);
+}
+
+TEST_CASE("ordering: the serving instance's watchdog expires during a reload") {
+  Fixture f;
+  f.config.watchdog_sec = 2000ms;
+  f.config.ready_timeout = 5000ms;
+  f.boot();
+  auto client = f.reload();
+  f.os.advance(2000ms);  // 1000's watchdog: the reload in progress replaces it
+  CHECK(f.os.take_log() == Log{"spawn 1001"});
+  f.notify(1001, "READY=1");
+  CHECK(client->events == Log{"ok"});
+  CHECK(f.os.take_log() == Log{"TERM 1000"});
+}
+
+TEST_CASE("ordering: the candidate's watchdog expires within min_ready") {
+  Fixture f;
+  f.config.watchdog_sec = 100ms;
+  f.config.min_ready = 300ms;
+  f.boot();
+  auto client = f.reload();
+  f.notify(1000, "WATCHDOG=1");
+  f.notify(1001, "READY=1");
+  f.os.advance(100ms);  // both watchdogs due: 1000 was fed at the same time
+  CHECK(f.os.take_log() == Log{"spawn 1001", "KILL 1001"});
+  f.os.advance(300ms);  // min_ready passes: no commit
+  CHECK(f.listener.last.generation == 1);
+  f.os.exit(1001, 0, SIGKILL);
+  f.os.release(1001);
+  CHECK(client->outcome->error ==
+        "generation 2 pid 1001 sent no WATCHDOG=1 for 100ms within min_ready; generation 1 "
+        "(pid 1000) keeps serving");
+}
+
+TEST_CASE("ordering: the serving instance crashes while a candidate is starting") {
+  Fixture f;
+  f.boot();
+  auto client = f.reload();
+  f.os.exit(1000, 1);
+  CHECK(f.os.next_due() == 1000ms);  // the candidate's ready_timeout; no restart
+  SUBCASE("the candidate becomes ready: committed, nothing to drain") {
+    f.notify(1001, "READY=1");
+    CHECK(client->events == Log{"ok"});
+    CHECK(f.os.take_log() == Log{"spawn 1001", "exit 1000"});
+    CHECK(f.listener.last.generation == 2);
+  }
+  SUBCASE("the candidate fails: rolled back, and the old generation restarts") {
+    f.os.exit(1001, 1);
+    f.os.release(1001);
+    CHECK(client->outcome->error ==
+          "generation 2 pid 1001 exited with status 1 before READY=1; generation 1 keeps its "
+          "place (no process is running; it restarts)");
+    CHECK(f.os.next_due() == 100ms);
+    f.os.advance(100ms);
+    CHECK(f.os.take_log() == Log{"spawn 1001", "exit 1000", "exit 1001", "spawn 1002"});
+    CHECK(f.listener.last.generation == 1);
+    CHECK(f.listener.last.restarts == 1);
+  }
+}
+
+TEST_CASE("ordering: a pid named with MAINPID= counts only while in the instance's group") {
+  Fixture f;
+  pid_t pid = f.start();
+  f.notify(pid, "MAINPID=4000");
+  f.os.groups[4000] = 4000;  // 4000 left the group (or is another process now)
+  f.notify(4000, "READY=1");
+  CHECK(f.state(pid) == "starting");
+  f.os.groups[4000] = pid;
+  f.notify(4000, "READY=1");
+  CHECK(f.state(pid) == "ready");
+}
