@@ -76,8 +76,12 @@ std::string format_status(const nlohmann::json& s) {
   if (s["instances"].empty()) out += "  no app process is running\n";
   out += format_crash_loop(s);
   for (const auto& i : s["instances"]) {
+    std::string state = i["state"].get<std::string>();
+    // The finer state, where it says more: "starting (failing)", "draining (lingering)".
+    std::string substate = i.value("substate", state);
+    if (substate != state) state += fmt::format(" ({})", substate);
     out += fmt::format("  gen {} pid {} {}, up {}", i["generation"].get<int>(), i["pid"].get<int>(),
-                       i["state"].get<std::string>(), ago(i["uptime_ms"]));
+                       state, ago(i["uptime_ms"]));
     if (i.contains("ready_after_ms"))
       out += fmt::format(", ready after {}", ago(i["ready_after_ms"]));
     if (!i["status"].get<std::string>().empty()) {

@@ -24,16 +24,16 @@
 namespace baton {
 
 using S = Supervisor;
-#define _ &S::reload_ignore
+/// A "-" cell: the event changes nothing in that state.
+const S::ReloadAction S::kReloadNop = &S::reload_ignore;
 // clang-format off
 const S::ReloadAction S::kReloadTable[3][5] = {
-//               READY=1             failed                 min_ready elapsed  released                 stop
-/* starting */ {&S::hold_or_commit,  &S::candidate_failed,  _,                 _,                       &S::abort_reload},
-/* holding  */ {_,                   &S::candidate_failed,  &S::hold_elapsed,  _,                       &S::abort_reload},
-/* failed   */ {_,                   _,                     _,                 &S::roll_back_released,  _},
+//              READY=1             failed                min_ready elapsed  released                stop
+/* starting */ {&S::hold_or_commit, &S::candidate_failed, kReloadNop,        kReloadNop,             &S::abort_reload},
+/* holding  */ {kReloadNop,         &S::candidate_failed, &S::hold_elapsed,  kReloadNop,             &S::abort_reload},
+/* failed   */ {kReloadNop,         kReloadNop,           kReloadNop,        &S::roll_back_released, kReloadNop},
 };
 // clang-format on
-#undef _
 
 const std::shared_ptr<Generation>& Supervisor::reload_gen() const {
   return reload_->gen;

@@ -47,20 +47,19 @@ std::string describe_exit(int64_t status, int signal) {
 }  // namespace
 
 using S = Supervisor;
-#define _ &S::ignore
+const S::Action S::kNop = &S::ignore;
 // clang-format off
 const S::Action S::kInstanceTable[kInstanceStates][kInstanceEvents] = {
-//                 WATCHDOG=1         ERRNO=,STOPPING=1  EXTEND_TIMEOUT     READY=1          exit                 timer                 drain            released
-/* starting     */ {_,                &S::fail_start,    &S::extend_start,  &S::become_ready, &S::exit_starting,   &S::ready_timed_out,  &S::start_drain,  _},
-/* failing      */ {_,                _,                 _,                 _,                &S::exit_failing,    _,                    _,                _},
-/* ready        */ {&S::feed_watchdog, _,                _,                 _,                &S::exit_ready,      &S::watchdog_expired, &S::start_drain,  _},
-/* draining     */ {_,                _,                 _,                 _,                &S::exit_draining,   &S::drain_timed_out,  _,                _},
-/* drain-killed */ {_,                _,                 _,                 _,                &S::exit_drain_killed, _,                  _,                _},
-/* lingering    */ {_,                _,                 _,                 _,                _,                   &S::poll_group,       _,                _},
-/* exited       */ {_,                _,                 _,                 _,                _,                   _,                    _,                &S::forget},
+//                  WATCHDOG=1         ERRNO=,STOPPING=1  EXTEND_TIMEOUT    READY=1           exit                   timer                 drain            released
+/* starting     */ {kNop,              &S::fail_start,    &S::extend_start, &S::become_ready, &S::exit_starting,     &S::ready_timed_out,  &S::start_drain, kNop},
+/* failing      */ {kNop,              kNop,              kNop,             kNop,             &S::exit_failing,      kNop,                 kNop,            kNop},
+/* ready        */ {&S::feed_watchdog, kNop,              kNop,             kNop,             &S::exit_ready,        &S::watchdog_expired, &S::start_drain, kNop},
+/* draining     */ {kNop,              kNop,              kNop,             kNop,             &S::exit_draining,     &S::drain_timed_out,  kNop,            kNop},
+/* drain-killed */ {kNop,              kNop,              kNop,             kNop,             &S::exit_drain_killed, kNop,                 kNop,            kNop},
+/* lingering    */ {kNop,              kNop,              kNop,             kNop,             kNop,                  &S::poll_group,       kNop,            kNop},
+/* exited       */ {kNop,              kNop,              kNop,             kNop,             kNop,                  kNop,                 kNop,            &S::forget},
 };
 // clang-format on
-#undef _
 // What the cells do, in table order:
 //   starting  fail_start       SIGKILL the group -> failing (a candidate's reload fails)
 //             extend_start     re-arm the timer for the extension asked for

@@ -166,6 +166,8 @@ class Supervisor {
   };
   using Action = void (Supervisor::*)(Instance&, const EventArgs&);
   static const Action kInstanceTable[kInstanceStates][kInstanceEvents];
+  /// A "-" cell: the event changes nothing in that state.
+  static const Action kNop;
   /// Where the reload in progress is (see kReloadTable in reload.cc).
   enum class ReloadPhase {
     kStarting,  ///< the candidate is starting
@@ -193,6 +195,8 @@ class Supervisor {
   };
   using ReloadAction = void (Supervisor::*)(const std::string&);
   static const ReloadAction kReloadTable[3][5];
+  /// A "-" cell of the reload table.
+  static const ReloadAction kReloadNop;
 
   bool running() const { return state_ == State::kBooting || state_ == State::kServing; }
   bool is_candidate(const Instance& inst) const;

@@ -467,6 +467,11 @@ TEST_CASE("reload: starting x every event") {
     CHECK(f.state(1001) == "starting");
     CHECK(client->events.empty());
   }
+  SUBCASE("starting x released: - (a candidate is released only after it failed)") {
+    f.os.process(1001).events.on_released();
+    CHECK(f.listener.last.reloading == 2);
+    CHECK(client->events.empty());
+  }
   SUBCASE("starting x stop: -> failed (aborted); both are drained") {
     f.stop();
     CHECK(f.os.take_log() == Log{"TERM 1000", "TERM 1001"});
