@@ -1,5 +1,7 @@
 // test_app: the app baton's end-to-end tests and benchmarks drive (HELLO_BIN).
-// It calls itself "hello" in its output: it began as examples/hello.
+// It calls itself "hello" in its output: it began as examples/hello, which is
+// now the short version a user copies; this one adds UDP, pipelining, /slow,
+// /healthz and the fault switches below.
 //
 // It takes its listening sockets through systemd's socket activation protocol
 // (LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES), reports READY=1 over NOTIFY_SOCKET,
