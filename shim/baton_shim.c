@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "protocol.h"
 #include "shim.h"
 
 struct shim_state shim = {.stash_lo = 1, .stash_hi = 0, .notify_fd = -1};
@@ -237,7 +238,7 @@ static void after_fork_in_child(void) {
 
 static void announce_loaded(void) {
   struct shim_msg m = {.len = 0};
-  shim_msg_str(&m, "BATON_SHIM=loaded\nSTATUS=baton-shim: loaded in pid ");
+  shim_msg_str(&m, BATON_SHIM_NOTIFY "=" BATON_SHIM_LOADED "\nSTATUS=baton-shim: loaded in pid ");
   shim_msg_uint(&m, (unsigned long)getpid());
   shim_msg_str(&m, ", ");
   shim_msg_uint(&m, (unsigned long)shim.count);
@@ -256,9 +257,9 @@ __attribute__((constructor)) static void shim_init(void) {
     return;
   }
   long sig = SIGTERM;
-  if (parse_long(getenv("BATON_SHIM_DRAIN_SIGNAL"), &sig) &&
+  if (parse_long(getenv(BATON_ENV_SHIM_DRAIN_SIGNAL), &sig) &&
       (sig <= 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP)) {
-    shim_log("baton-shim: BATON_SHIM_DRAIN_SIGNAL is not a usable signal; using SIGTERM");
+    shim_log("baton-shim: " BATON_ENV_SHIM_DRAIN_SIGNAL " is not a usable signal; using SIGTERM");
     sig = SIGTERM;
   }
   shim.drain_sig = (int)sig;

@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "protocol.h"
 #include "shim.h"
 
 /* The sockaddr behind glibc's __CONST_SOCKADDR_ARG, a pointer or a transparent
@@ -160,15 +161,17 @@ static int claim(int fd, int index, int dual_stack) {
   return 0;
 }
 
+#define REFUSED_HEAD BATON_SHIM_NOTIFY "=" BATON_SHIM_REFUSED_BIND "\nSTATUS="
+
 static void refuse(const struct sockaddr* sa, socklen_t len) {
   char addr[SHIM_PATH_MAX];
   shim_format_addr(sa, len, addr, sizeof addr);
   struct shim_msg m = {.len = 0};
-  shim_msg_str(&m, "BATON_SHIM=refused-bind\nSTATUS=baton-shim: refused bind to ");
+  shim_msg_str(&m, REFUSED_HEAD "baton-shim: refused bind to ");
   shim_msg_str(&m, addr);
   shim_msg_str(&m, ": no inherited socket matches");
   shim_notify_send(&m);
-  shim_log(m.text + strlen("BATON_SHIM=refused-bind\nSTATUS="));
+  shim_log(m.text + sizeof REFUSED_HEAD - 1); /* the STATUS= text */
 }
 
 SHIM_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr_arg, socklen_t len) {

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "shim/protocol.h"
+
 namespace baton {
 namespace {
 
@@ -19,8 +21,8 @@ constexpr std::string_view kNotInherited[] = {
     "SYSTEMD_EXEC_PID",
     "MEMORY_PRESSURE_WATCH",
     "MEMORY_PRESSURE_WRITE",
-    "BATON_LD_PRELOAD",
-    "BATON_SHIM_DRAIN_SIGNAL",
+    BATON_ENV_LD_PRELOAD,
+    BATON_ENV_SHIM_DRAIN_SIGNAL,
 };
 
 std::string_view key_of(std::string_view entry) {

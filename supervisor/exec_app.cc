@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string>
 
+#include "shim/protocol.h"
 #include "shim_support.h"
 
 namespace baton {
@@ -25,9 +26,9 @@ int exec_app(int argc, char** argv) {
   std::snprintf(pid, sizeof pid, "%d", static_cast<int>(getpid()));
   if (std::getenv("LISTEN_FDS")) setenv("LISTEN_PID", pid, 1);
   if (std::getenv("WATCHDOG_USEC")) setenv("WATCHDOG_PID", pid, 1);
-  if (const char* preload = std::getenv("BATON_LD_PRELOAD")) {
+  if (const char* preload = std::getenv(BATON_ENV_LD_PRELOAD)) {
     setenv("LD_PRELOAD", preload, 1);  // the shim: for the app, not for us
-    unsetenv("BATON_LD_PRELOAD");
+    unsetenv(BATON_ENV_LD_PRELOAD);
   }
   // execv, not execvp: execvp runs a file without a #! line or ELF header
   // under /bin/sh (its ENOEXEC fallback); baton runs exactly the program.

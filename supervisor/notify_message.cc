@@ -3,6 +3,8 @@
 
 #include <charconv>
 
+#include "shim/protocol.h"
+
 namespace baton {
 namespace {
 
@@ -29,7 +31,7 @@ void apply_line(std::string_view key, std::string_view value, NotifyMessage& msg
     msg.barrier = value == "1";
   else if (key == "STATUS")
     msg.status = std::string(value);
-  else if (key == "BATON_SHIM")
+  else if (key == BATON_SHIM_NOTIFY)
     msg.baton_shim = std::string(value);
   else if (key == "MAINPID") {
     if (auto pid = parse_number<pid_t>(value); pid && *pid > 0) msg.main_pid = *pid;

@@ -27,7 +27,8 @@ struct NotifyMessage {
   std::optional<int> errno_value;
   /// EXTEND_TIMEOUT_USEC=: the app asks for this much more time.
   std::optional<uint64_t> extend_timeout_usec;
-  /// BATON_SHIM=: what the shim reports ("loaded", "refused-bind").
+  /// BATON_SHIM=: what the shim reports (BATON_SHIM_LOADED, BATON_SHIM_REFUSED_BIND:
+  /// shim/protocol.h).
   std::optional<std::string> baton_shim;
 };
 
