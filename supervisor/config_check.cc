@@ -2,7 +2,6 @@
 // system (the control path's length, working_directory, the command and its
 // shim target), so `baton check` and `baton run` refuse the same configs.
 #include <sys/stat.h>
-#include <sys/un.h>
 
 #include <cerrno>
 #include <cstring>
@@ -15,6 +14,7 @@
 
 #include "config.h"
 #include "shim_support.h"
+#include "unix_address.h"
 
 namespace baton {
 namespace {
@@ -38,12 +38,11 @@ class Problems {
 
 Status check_runnable(const Config& config) {
   Problems problems(config.file.empty() ? "baton" : config.file);
-  constexpr size_t kSunPath = sizeof(sockaddr_un{}.sun_path);  // with the terminating NUL
-  if (config.control_path.size() + 1 > kSunPath) {
+  if (config.control_path.size() > kMaxUnixPath) {
     problems.add(
         fmt::format("control socket path {} is {} bytes; a unix socket path holds at "
                     "most {}",
-                    config.control_path, config.control_path.size(), kSunPath - 1));
+                    config.control_path, config.control_path.size(), kMaxUnixPath));
   }
   if (const std::string& dir = config.working_directory; !dir.empty()) {
     struct stat st;

@@ -13,15 +13,8 @@
 
 namespace baton {
 
-Result<sockaddr_un> control_address(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() + 1 > sizeof addr.sun_path) {
-    return error(fmt::format("control socket path {} is longer than {} bytes", path,
-                             sizeof addr.sun_path - 1));
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
+Result<UnixAddress> control_address(const std::string& path) {
+  return unix_path_address(path, "control socket path");
 }
 
 std::string directory_of(const std::string& path) {
@@ -68,7 +61,7 @@ Result<UniqueFd> connect_unix(const std::string& path) {
   if (!addr) return addr.error();
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return sys_error("cannot create a socket");
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0) {
+  if (connect(fd.get(), addr->get(), addr->length) != 0) {
     return sys_error(fmt::format("cannot reach baton at {}", path));
   }
   return fd;

@@ -4,8 +4,6 @@
 // address and that its directory is one only its owner can change.
 #pragma once
 
-#include <sys/un.h>
-
 #include <functional>
 #include <string>
 
@@ -13,11 +11,12 @@
 
 #include "result.h"
 #include "unique_fd.h"
+#include "unix_address.h"
 
 namespace baton {
 
 /// The unix socket address of `path`; an error if it is too long.
-Result<sockaddr_un> control_address(const std::string& path);
+Result<UnixAddress> control_address(const std::string& path);
 
 /// The directory `path` is in ("." for a bare name).
 std::string directory_of(const std::string& path);

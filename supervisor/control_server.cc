@@ -7,7 +7,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -287,7 +286,7 @@ Status ControlServer::listen_on(const std::string& path) {
   if (!fd.valid()) return sys_error("cannot create the control socket");
   // Owner-only: the socket file is created under umask 077 (mode 0700).
   mode_t old = umask(0077);
-  int rc = bind(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr);
+  int rc = bind(fd.get(), addr->get(), addr->length);
   umask(old);
   if (rc != 0) return sys_error(fmt::format("cannot listen on control socket {}", path));
   if (listen(fd.get(), static_cast<int>(kMaxConnections)) != 0) {

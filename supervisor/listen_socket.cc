@@ -5,7 +5,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <climits>
@@ -13,10 +12,12 @@
 
 #include <fmt/format.h>
 
+#include "unix_address.h"
+
 namespace baton {
 namespace {
 
-/// A socket address of any family we bind.
+/// An IP socket address.
 struct SockAddr {
   sockaddr_storage storage{};
   socklen_t length = 0;
@@ -41,16 +42,8 @@ SockAddr inet_address(const SocketSpec& spec) {
   return a;
 }
 
-SockAddr unix_address(const SocketSpec& spec) {
-  SockAddr a;
-  auto* un = reinterpret_cast<sockaddr_un*>(&a.storage);
-  un->sun_family = AF_UNIX;
-  // Abstract names start with a NUL byte and are not NUL-terminated.
-  size_t offset = spec.abstract ? 1 : 0;
-  std::memcpy(un->sun_path + offset, spec.path.data(), spec.path.size());
-  a.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + offset + spec.path.size() +
-                                    (spec.abstract ? 0 : 1));
-  return a;
+Result<UnixAddress> unix_address(const SocketSpec& spec) {
+  return spec.abstract ? unix_abstract_address(spec.path) : unix_path_address(spec.path);
 }
 
 std::string describe_bound(int fd, const SocketSpec& spec) {
@@ -98,9 +91,10 @@ Status clear_stale_unix_path(const SocketSpec& spec) {
     return error(fmt::format("{}: cannot bind {}: the path exists and is not a socket", spec.name,
                              spec.path));
   }
+  auto a = unix_address(spec);
+  if (!a) return Error{fmt::format("{}: cannot bind: {}", spec.name, a.error().message)};
   UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  SockAddr a = unix_address(spec);
-  if (probe.valid() && connect(probe.get(), a.get(), a.length) == 0) {
+  if (probe.valid() && connect(probe.get(), a->get(), a->length) == 0) {
     return Error{
         fmt::format("{}: cannot bind {}: another process is listening on it", spec.name, spec.path),
         EADDRINUSE};
@@ -118,9 +112,10 @@ Status clear_stale_unix_path(const SocketSpec& spec) {
 /// starts any thread.) Without one, the file gets baton's umask.
 Status bind_unix_path(int fd, const SocketSpec& spec) {
   if (auto s = clear_stale_unix_path(spec); !s) return s;
-  SockAddr a = unix_address(spec);
+  auto a = unix_address(spec);
+  if (!a) return Error{fmt::format("{}: cannot bind: {}", spec.name, a.error().message)};
   mode_t old_mask = spec.mode ? umask(0077) : 0;
-  int rc = ::bind(fd, a.get(), a.length);
+  int rc = ::bind(fd, a->get(), a->length);
   int err = errno;
   if (spec.mode) umask(old_mask);
   if (rc != 0) return sys_error(fmt::format("{}: cannot bind {}", spec.name, spec.path), err);
@@ -146,11 +141,15 @@ Result<ListenSocket> ListenSocket::bind(const SocketSpec& spec) {
       sock.inode_ = st.st_ino;
       sock.device_ = st.st_dev;
     }
-  } else {
-    if (spec.kind != SocketKind::kUnix) {
-      if (auto s = set_inet_options(fd.get(), spec); !s) return s.error();
+  } else if (spec.kind == SocketKind::kUnix) {
+    auto a = unix_address(spec);
+    if (!a) return Error{fmt::format("{}: cannot bind: {}", spec.name, a.error().message)};
+    if (::bind(fd.get(), a->get(), a->length) != 0) {
+      return sys_error(fmt::format("{}: cannot bind {}", spec.name, spec.address()));
     }
-    SockAddr a = spec.kind == SocketKind::kUnix ? unix_address(spec) : inet_address(spec);
+  } else {
+    if (auto s = set_inet_options(fd.get(), spec); !s) return s.error();
+    SockAddr a = inet_address(spec);
     if (::bind(fd.get(), a.get(), a.length) != 0) {
       return sys_error(fmt::format("{}: cannot bind {}", spec.name, spec.address()));
     }
@@ -184,13 +183,8 @@ std::string describe_fd(int fd, int* type_out = nullptr) {
     SockAddr a;
     a.length = sizeof a.storage;
     getsockname(fd, a.get(), &a.length);
-    auto* un = reinterpret_cast<sockaddr_un*>(&a.storage);
-    size_t n =
-        a.length > offsetof(sockaddr_un, sun_path) ? a.length - offsetof(sockaddr_un, sun_path) : 0;
-    bool abstract = n > 0 && un->sun_path[0] == '\0';
-    std::string path(un->sun_path + (abstract ? 1 : 0), n - (abstract ? 1 : 0));
-    if (!abstract) path = path.c_str();  // drop the terminating NUL
-    return fmt::format("unix {}{}", abstract ? "@" : "", path);
+    UnixName name = unix_name_of(*reinterpret_cast<sockaddr_un*>(&a.storage), a.length);
+    return fmt::format("unix {}{}", name.abstract ? "@" : "", name.path);
   }
   return fmt::format("{} {}", probe.kind_name(), describe_bound(fd, probe));
 }

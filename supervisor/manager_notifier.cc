@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <unistd.h>
 
@@ -13,6 +12,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "unix_address.h"
+
 namespace baton {
 namespace {
 
@@ -21,17 +22,11 @@ constexpr size_t kMaxPending = 256;
 
 /// Connects a datagram socket to NOTIFY_SOCKET ("/path" or "@abstract").
 UniqueFd connect_notify_socket(const char* path) {
-  size_t len = std::strlen(path);
-  sockaddr_un addr{};
-  if (len == 0 || len >= sizeof addr.sun_path || (path[0] != '/' && path[0] != '@')) {
-    return UniqueFd();
-  }
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path, len);
-  if (path[0] == '@') addr.sun_path[0] = '\0';
+  // As sd_notify: an absolute path or an abstract name; anything else is ignored.
+  auto addr = unix_address(path);
+  if ((path[0] != '/' && path[0] != '@') || !addr) return UniqueFd();
   UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  auto size = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len + (path[0] == '/'));
-  if (fd.valid() && connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), size) != 0) {
+  if (fd.valid() && connect(fd.get(), addr->get(), addr->length) != 0) {
     spdlog::warn("NOTIFY_SOCKET={}: cannot connect: {}", path, std::strerror(errno));
     fd.reset();
   }

@@ -2,13 +2,14 @@
 #include "notify_server.h"
 
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <cstring>
 #include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include "unix_address.h"
 
 namespace baton {
 namespace {
@@ -57,12 +58,9 @@ Result<std::unique_ptr<NotifyServer>> NotifyServer::open(uv_loop_t* loop, std::s
   if (setsockopt(server->fd_.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
     return sys_error("cannot set SO_PASSCRED on the notify socket");
   }
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (abstract_name.size() + 1 >= sizeof addr.sun_path) return error("notify socket name too long");
-  std::memcpy(addr.sun_path + 1, abstract_name.data(), abstract_name.size());
-  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + abstract_name.size());
-  if (bind(server->fd_.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+  auto addr = unix_abstract_address(abstract_name, "notify socket name");
+  if (!addr) return addr.error();
+  if (bind(server->fd_.get(), addr->get(), addr->length) != 0) {
     return sys_error(fmt::format("cannot bind the notify socket @{}", abstract_name));
   }
   server->socket_env_ = "@" + abstract_name;

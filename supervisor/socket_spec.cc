@@ -3,11 +3,12 @@
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <charconv>
 
 #include <fmt/format.h>
+
+#include "unix_address.h"
 
 namespace baton {
 namespace {
@@ -75,9 +76,8 @@ Status parse_unix(std::string_view url, std::string_view rest, std::string_view 
     spec.path = fmt::format("{}/{}", base_dir, rest);
   }
   // sun_path holds 108 bytes including the terminating NUL (or leading NUL).
-  if (spec.path.size() + 1 > sizeof(sockaddr_un{}.sun_path)) {
-    return bad_url(
-        url, fmt::format("unix path is longer than {} bytes", sizeof(sockaddr_un{}.sun_path) - 1));
+  if (spec.path.size() > kMaxUnixPath) {
+    return bad_url(url, fmt::format("unix path is longer than {} bytes", kMaxUnixPath));
   }
   return {};
 }
