@@ -254,7 +254,8 @@ void check_unique_sockets(const std::vector<SocketSpec>& sockets,
     problems.add(keys[i].*key,
                  fmt::format("{} (first at line {})", message, (keys[first].*key).line));
   };
-  std::map<std::string, size_t> names, addresses;
+  std::map<std::string, size_t> names;
+  std::map<SocketAddress, size_t> addresses;
   for (size_t i = 0; i < sockets.size(); ++i) {
     const SocketSpec& s = sockets[i];
     if (auto [first, fresh] = names.emplace(s.name, i); !fresh) {
@@ -263,8 +264,7 @@ void check_unique_sockets(const std::vector<SocketSpec>& sockets,
     }
     // Port 0 asks the kernel for a fresh port each time, so it may repeat.
     if (s.kind != SocketKind::kUnix && s.port == 0) continue;
-    std::string address = fmt::format("{}:{}", s.kind_name(), s.address());
-    if (auto [first, fresh] = addresses.emplace(address, i); !fresh) {
+    if (auto [first, fresh] = addresses.emplace(s.socket_address(), i); !fresh) {
       report(i, first->second, &SocketKeys::listen,
              fmt::format("address {} is configured twice", s.url));
     }

@@ -9,6 +9,7 @@
 
 #include <climits>
 #include <cstring>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -46,20 +47,14 @@ Result<UnixAddress> unix_address(const SocketSpec& spec) {
   return spec.abstract ? unix_abstract_address(spec.path) : unix_path_address(spec.path);
 }
 
-std::string describe_bound(int fd, const SocketSpec& spec) {
-  if (spec.kind == SocketKind::kUnix) return spec.address();
+/// The address `fd` is bound to: what getsockname says (the port the kernel
+/// chose for port 0); a unix socket's is the configured one.
+SocketAddress bound_address_of(int fd, const SocketSpec& spec) {
+  if (spec.kind == SocketKind::kUnix) return spec.socket_address();
   SockAddr a;
   a.length = sizeof a.storage;
-  if (getsockname(fd, a.get(), &a.length) != 0) return spec.address();
-  char host[INET6_ADDRSTRLEN] = {};
-  if (a.storage.ss_family == AF_INET6) {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
-    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-    return fmt::format("[{}]:{}", host, ntohs(in6->sin6_port));
-  }
-  auto* in4 = reinterpret_cast<sockaddr_in*>(&a.storage);
-  inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
-  return fmt::format("{}:{}", host, ntohs(in4->sin_port));
+  if (getsockname(fd, a.get(), &a.length) != 0) return spec.socket_address();
+  return socket_address_of(spec.kind, a.get(), a.length);
 }
 
 Status set_option(int fd, int level, int name, int value, const SocketSpec& spec,
@@ -160,49 +155,41 @@ Result<ListenSocket> ListenSocket::bind(const SocketSpec& spec) {
     return sys_error(fmt::format("{}: cannot listen on {}", spec.name, spec.address()));
   }
   sock.spec_ = spec;
-  sock.bound_address_ = describe_bound(fd.get(), spec);
+  sock.set_bound(bound_address_of(fd.get(), spec));
   sock.fd_ = std::move(fd);
   return sock;
 }
 
 namespace {
 
-/// "tcp 127.0.0.1:8080", "udp [::]:53", "unix /run/x.sock": what an fd is.
-std::string describe_fd(int fd, int* type_out = nullptr) {
+/// The kind and address of the socket `fd` (unix for AF_UNIX, else udp for
+/// a datagram socket, else tcp); nullopt if it is not a socket.
+std::optional<SocketAddress> socket_address_of_fd(int fd) {
   int type = 0, domain = 0;
   socklen_t len = sizeof type;
-  getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return std::nullopt;
   len = sizeof domain;
-  getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
-  if (type_out) *type_out = type;
-  SocketSpec probe;
-  probe.kind = domain == AF_UNIX    ? SocketKind::kUnix
-               : type == SOCK_DGRAM ? SocketKind::kUdp
-                                    : SocketKind::kTcp;
-  if (domain == AF_UNIX) {
-    SockAddr a;
-    a.length = sizeof a.storage;
-    getsockname(fd, a.get(), &a.length);
-    UnixName name = unix_name_of(*reinterpret_cast<sockaddr_un*>(&a.storage), a.length);
-    return fmt::format("unix {}{}", name.abstract ? "@" : "", name.path);
-  }
-  return fmt::format("{} {}", probe.kind_name(), describe_bound(fd, probe));
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return std::nullopt;
+  SocketKind kind = domain == AF_UNIX    ? SocketKind::kUnix
+                    : type == SOCK_DGRAM ? SocketKind::kUdp
+                                         : SocketKind::kTcp;
+  SockAddr a;
+  a.length = sizeof a.storage;
+  if (getsockname(fd, a.get(), &a.length) != 0) return std::nullopt;
+  return socket_address_of(kind, a.get(), a.length);
 }
 
 }  // namespace
 
 Status ListenSocket::check_matches(int fd, const SocketSpec& spec, const std::string& origin) {
-  int type = 0;
-  std::string actual = describe_fd(fd, &type);
-  std::string wanted = fmt::format("{} {}", spec.kind_name(), spec.address());
-  if (actual == wanted) return {};
+  std::optional<SocketAddress> actual = socket_address_of_fd(fd);
   // Port 0 in the config accepts whatever port the socket has.
-  if (spec.kind != SocketKind::kUnix && spec.port == 0 &&
-      actual.starts_with(wanted.substr(0, wanted.rfind(':') + 1))) {
-    return {};
-  }
-  return error(fmt::format("{}: {} is a {} socket, but the config wants {} ({})", spec.name, origin,
-                           actual, wanted, spec.url));
+  if (actual && spec.socket_address().admits(*actual)) return {};
+  std::string what =
+      actual ? fmt::format("a {} {} socket", socket_kind_name(actual->kind), actual->to_string())
+             : std::string("not a socket");
+  return error(fmt::format("{}: {} is {}, but the config wants {} {} ({})", spec.name, origin, what,
+                           spec.kind_name(), spec.address(), spec.url));
 }
 
 Result<ListenSocket> ListenSocket::adopt(const SocketSpec& spec, UniqueFd fd,
@@ -218,9 +205,14 @@ Result<ListenSocket> ListenSocket::adopt(const SocketSpec& spec, UniqueFd fd,
   // Not bound by baton: its file (if any) belongs to whoever created it.
   ListenSocket sock;
   sock.spec_ = spec;
-  sock.bound_address_ = describe_bound(fd.get(), spec);
+  sock.set_bound(bound_address_of(fd.get(), spec));
   sock.fd_ = std::move(fd);
   return sock;
+}
+
+void ListenSocket::set_bound(SocketAddress bound) {
+  bound_ = std::move(bound);
+  bound_address_ = bound_.to_string();
 }
 
 ListenSocket::~ListenSocket() {
@@ -233,15 +225,10 @@ ListenSocket::~ListenSocket() {
 }
 
 bool ListenSocket::has_address_of(const SocketSpec& spec) const {
-  const SocketSpec& a = spec_;
-  if (a.kind != spec.kind || a.family != spec.family || a.host != spec.host ||
-      a.path != spec.path || a.abstract != spec.abstract) {
-    return false;
-  }
-  if (a.port == spec.port || a.kind == SocketKind::kUnix) return true;
-  size_t colon = bound_address_.rfind(':');
-  return colon != std::string::npos &&
-         bound_address_.substr(colon + 1) == std::to_string(spec.port);
+  // As configured (port 0 matches port 0), or as bound (the port the kernel
+  // chose for a configured port 0 matches a config that now names it).
+  SocketAddress wanted = spec.socket_address();
+  return wanted == spec_.socket_address() || wanted == bound_;
 }
 
 Status ListenSocket::update(const SocketSpec& spec) {

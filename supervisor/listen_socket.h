@@ -34,7 +34,9 @@ class ListenSocket {
 
   const SocketSpec& spec() const { return spec_; }
   int fd() const { return fd_.get(); }
-  /// The address actually bound (differs from the spec for port 0).
+  /// The address actually bound (differs from the spec for port 0), and
+  /// as text: "127.0.0.1:41234".
+  const SocketAddress& bound() const { return bound_; }
   const std::string& bound_address() const { return bound_address_; }
 
   /// Called once when the socket closes (baton uses it to take the socket
@@ -57,9 +59,11 @@ class ListenSocket {
 
  private:
   ListenSocket() = default;
+  void set_bound(SocketAddress bound);
 
   SocketSpec spec_;
   UniqueFd fd_;
+  SocketAddress bound_;
   std::string bound_address_;
   /// Inode of the unix socket file we created; 0 for other kinds.
   ino_t inode_ = 0;

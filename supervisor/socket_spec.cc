@@ -2,9 +2,11 @@
 #include "socket_spec.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <charconv>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -84,13 +86,7 @@ Status parse_unix(std::string_view url, std::string_view rest, std::string_view 
 
 }  // namespace
 
-std::string SocketSpec::address() const {
-  if (kind == SocketKind::kUnix) return abstract ? "@" + path : path;
-  if (family == AF_INET6) return fmt::format("[{}]:{}", host, port);
-  return fmt::format("{}:{}", host, port);
-}
-
-std::string_view SocketSpec::kind_name() const {
+std::string_view socket_kind_name(SocketKind kind) {
   switch (kind) {
     case SocketKind::kTcp:
       return "tcp";
@@ -100,6 +96,73 @@ std::string_view SocketSpec::kind_name() const {
       return "unix";
   }
   return "?";
+}
+
+bool SocketAddress::admits(const SocketAddress& bound) const {
+  if (*this == bound) return true;
+  if (kind == SocketKind::kUnix || port != 0) return false;
+  SocketAddress any_port = bound;
+  any_port.port = 0;
+  return *this == any_port;
+}
+
+std::string SocketAddress::to_string() const {
+  if (kind == SocketKind::kUnix) return abstract ? "@" + path : path;
+  char host[INET6_ADDRSTRLEN] = {};
+  if (family == AF_INET6) {
+    inet_ntop(AF_INET6, ip.data(), host, sizeof host);
+    return fmt::format("[{}]:{}", host, port);
+  }
+  if (family == AF_INET) inet_ntop(AF_INET, ip.data(), host, sizeof host);
+  return fmt::format("{}:{}", host, port);
+}
+
+SocketAddress socket_address_of(SocketKind kind, const sockaddr* sa, socklen_t length) {
+  SocketAddress a;
+  a.kind = kind;
+  if (sa->sa_family == AF_INET6 && length >= sizeof(sockaddr_in6)) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    a.family = AF_INET6;
+    std::memcpy(a.ip.data(), &in6->sin6_addr, sizeof in6->sin6_addr);
+    a.port = ntohs(in6->sin6_port);
+  } else if (sa->sa_family == AF_INET && length >= sizeof(sockaddr_in)) {
+    const auto* in4 = reinterpret_cast<const sockaddr_in*>(sa);
+    a.family = AF_INET;
+    std::memcpy(a.ip.data(), &in4->sin_addr, sizeof in4->sin_addr);
+    a.port = ntohs(in4->sin_port);
+  } else if (sa->sa_family == AF_UNIX) {
+    a.family = AF_UNIX;
+    UnixName name = unix_name_of(*reinterpret_cast<const sockaddr_un*>(sa), length);
+    a.path = std::move(name.path);
+    a.abstract = name.abstract;
+  }
+  return a;
+}
+
+SocketAddress SocketSpec::socket_address() const {
+  SocketAddress a;
+  a.kind = kind;
+  if (kind == SocketKind::kUnix) {
+    a.family = AF_UNIX;
+    a.path = path;
+    a.abstract = abstract;
+    return a;
+  }
+  a.family = family;
+  // A parsed spec's host is numeric; anything else keeps the zero address.
+  inet_pton(family, host.c_str(), a.ip.data());
+  a.port = port;
+  return a;
+}
+
+std::string SocketSpec::address() const {
+  if (kind == SocketKind::kUnix) return abstract ? "@" + path : path;
+  if (family == AF_INET6) return fmt::format("[{}]:{}", host, port);
+  return fmt::format("{}:{}", host, port);
+}
+
+std::string_view SocketSpec::kind_name() const {
+  return socket_kind_name(kind);
 }
 
 Result<SocketSpec> parse_socket_url(std::string_view url, std::string_view base_dir) {

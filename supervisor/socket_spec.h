@@ -1,9 +1,14 @@
 // SocketSpec: what one configured listening socket is (kind, address and
-// options), parsed from URLs such as "tcp://[::1]:8080" or "unix:@name".
+// options), parsed from URLs such as "tcp://[::1]:8080" or "unix:@name";
+// SocketAddress: where a socket is bound, as a value to compare.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
+#include <array>
+#include <compare>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +18,40 @@
 namespace baton {
 
 enum class SocketKind { kTcp, kUdp, kUnix };
+
+/// "tcp", "udp" or "unix".
+std::string_view socket_kind_name(SocketKind kind);
+
+/// Where a socket is bound: its kind and, for tcp/udp, the family, the IP
+/// address's bytes and the port; for unix, the path or abstract name. Equal
+/// addresses are the same binding: sockets are compared as these values,
+/// never as formatted text ("::1" and "0::1" are one address).
+struct SocketAddress {
+  SocketKind kind = SocketKind::kTcp;
+  /// AF_INET or AF_INET6 for tcp/udp, AF_UNIX for unix; 0 when unknown.
+  int family = 0;
+  /// tcp/udp: the address in network byte order (AF_INET: the first 4 bytes).
+  std::array<uint8_t, 16> ip{};
+  uint16_t port = 0;
+  /// unix: the filesystem path, or the abstract name (without the '@').
+  std::string path;
+  bool abstract = false;
+
+  /// Equality, and an order so that addresses can key a map.
+  auto operator<=>(const SocketAddress&) const = default;
+
+  /// Whether a socket bound at `bound` is what this (configured) address
+  /// asks for: the same address, or for a tcp/udp port 0 (the kernel chooses)
+  /// the same but for the port.
+  bool admits(const SocketAddress& bound) const;
+
+  /// "127.0.0.1:8080", "[::1]:8080", "/run/app.sock", "@name".
+  std::string to_string() const;
+};
+
+/// The address in `sa` (from getsockname, `length` bytes) of a socket of
+/// `kind`; a family other than AF_INET, AF_INET6 or AF_UNIX gives family 0.
+SocketAddress socket_address_of(SocketKind kind, const sockaddr* sa, socklen_t length);
 
 /// One listening socket as configured. Two specs that compare equal describe
 /// the same kernel socket, so a reload can keep it open.
@@ -45,7 +84,11 @@ struct SocketSpec {
 
   bool operator==(const SocketSpec&) const = default;
 
-  /// "127.0.0.1:8080", "[::1]:8080", "/run/app.sock", "@name".
+  /// The address as a value (kind, host bytes and port, or unix path), to
+  /// compare with other specs and with the address a socket is bound to.
+  SocketAddress socket_address() const;
+  /// "127.0.0.1:8080", "[::1]:8080", "/run/app.sock", "@name": the host as
+  /// written, for messages.
   std::string address() const;
   /// "tcp", "udp" or "unix".
   std::string_view kind_name() const;
