@@ -156,7 +156,8 @@ int main() {
     for (size_t i = 1; i < fds.size() && !stopping; ++i) {
       if (fds[i].revents == 0) continue;
       // Another process on the same socket may take this connection first;
-      // accept4() then waits for the next one, which is harmless here.
+      // accept4() then waits for the next one: harmless here, and SIGTERM
+      // interrupts it.
       int fd = accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd >= 0) start_connection(fd);
       if (fd < 0 && (errno == EMFILE || errno == ENFILE)) usleep(10000);  // out of fds: back off
