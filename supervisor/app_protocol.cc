@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "shim/protocol.h"
+
 namespace baton {
 namespace {
 
@@ -15,8 +17,8 @@ class ShimProtocol final : public AppProtocol {
     std::string preload = config.shim_library;
     if (const std::string* existing = env.get("LD_PRELOAD")) preload += ":" + *existing;
     env.erase("LD_PRELOAD");
-    env.set("BATON_LD_PRELOAD", preload);
-    env.set("BATON_SHIM_DRAIN_SIGNAL", std::to_string(config.drain_signal));
+    env.set(BATON_ENV_LD_PRELOAD, preload);
+    env.set(BATON_ENV_SHIM_DRAIN_SIGNAL, std::to_string(config.drain_signal));
   }
 
   /// The shim in a pre-fork worker can be the first to see the app accept.
@@ -24,8 +26,8 @@ class ShimProtocol final : public AppProtocol {
 
   std::optional<std::string> on_shim_message(Instance& inst,
                                              const NotifyMessage& msg) const override {
-    if (msg.baton_shim == "loaded") inst.shim_loaded = true;
-    if (msg.baton_shim == "refused-bind") {
+    if (msg.baton_shim == BATON_SHIM_LOADED) inst.shim_loaded = true;
+    if (msg.baton_shim == BATON_SHIM_REFUSED_BIND) {
       return fmt::format("bound a socket of its own: {}",
                          msg.status.value_or("a bind was refused"));
     }
