@@ -23,7 +23,6 @@
 #include <spdlog/spdlog.h>
 
 #include "child_environment.h"
-#include "proc_stat.h"
 
 namespace baton {
 namespace {
@@ -31,12 +30,6 @@ namespace {
 /// While a drained instance's main pid has exited but other processes of
 /// its group live on, the group is checked this often.
 constexpr Millis kGroupPoll{50};
-
-/// A process's command name, for messages; "gone" if it exited.
-std::string command_of(pid_t pid) {
-  std::string name = command_name(pid);
-  return name.empty() ? "gone" : name;
-}
 
 std::string describe_exit(int64_t status, int signal) {
   if (signal != 0) return fmt::format("was killed by {}", signal_name(signal));
@@ -202,10 +195,11 @@ void Supervisor::handle_notify(pid_t pid, const NotifyMessage& msg) {
   Instance* found = find_live(pid);
   if (!found) {
     if (auto more = foreign_notify_.allow()) {
+      std::string command = os_.command_name(pid);
       spdlog::info(
           "notify: ignored a message from pid {} ({}): only an instance's main pid, or the pid "
           "it names with MAINPID=, may send READY=1 and the other messages{}",
-          pid, command_of(pid), *more);
+          pid, command.empty() ? "gone" : command, *more);
     }
     return;
   }

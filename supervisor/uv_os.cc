@@ -282,6 +282,10 @@ pid_t UvOs::process_group_of(pid_t pid) const {
   return st ? st->pgrp : -1;
 }
 
+std::string UvOs::command_name(pid_t pid) const {
+  return baton::command_name(pid);
+}
+
 std::unique_ptr<Timer> UvOs::timer(std::function<void()> fired) {
   return std::make_unique<UvTimer>(loop_, std::move(fired));
 }

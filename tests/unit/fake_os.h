@@ -74,6 +74,7 @@ class FakeOs final : public Os {
     auto it = groups.find(pid);
     return it == groups.end() ? -1 : it->second;
   }
+  std::string command_name(pid_t pid) const override { return live(pid) ? "app" : ""; }
   std::unique_ptr<Timer> timer(std::function<void()> fired) override {
     return std::make_unique<FakeTimer>(*this, std::move(fired));
   }
