@@ -1,12 +1,11 @@
 // The end-to-end test harness: runs the real `baton` binary in a temporary
 // directory, listens to the sd_notify messages it sends (its NOTIFY_SOCKET
-// is ours), and talks to the app over loopback. Every wait is bounded and
-// every process started is killed by pid when the test ends.
+// is ours), and talks to the app over loopback (tests/support). Every wait
+// is bounded and every process started is killed by pid when the test ends.
 #pragma once
 
 #include <sys/types.h>
 
-#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -16,65 +15,22 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/loopback.h"
+#include "support/notify_listener.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
+
 namespace e2e {
 
-using Millis = std::chrono::milliseconds;
-using namespace std::chrono_literals;
-
-/// A directory under /tmp, removed with everything in it at destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  /// Writes `name` in the directory and returns its path.
-  std::string write(const std::string& name, const std::string& text) const;
-
- private:
-  std::string path_;
-};
-
-struct CommandResult {
-  int exit_code = -1;  // -1: killed after the timeout
-  std::string out, err;
-};
-
-/// Runs a command to completion (killed after `timeout`), capturing output.
-CommandResult run_command(const std::vector<std::string>& argv, Millis timeout = 30s);
-
-/// A unix datagram socket baton sends its own sd_notify messages to.
-class NotifyListener {
- public:
-  NotifyListener();
-  ~NotifyListener();
-  /// The NOTIFY_SOCKET value ("@name").
-  const std::string& socket_env() const { return env_; }
-  /// The next datagram, or nullopt after `timeout`.
-  std::optional<std::string> next(Millis timeout);
-  /// Reads datagrams until one satisfies `match`; false after `timeout`.
-  bool wait_for(const std::function<bool(const std::string&)>& match, Millis timeout);
-  /// Every datagram received so far, in order.
-  const std::vector<std::string>& history() const { return history_; }
-  /// The fd that arrived with the datagram `text` (FDSTORE=1), or -1. The
-  /// listener keeps owning it.
-  int fd_of(const std::string& text) const;
-  /// Closes every fd received so far, as a manager that drops its fd store.
-  void drop_fds();
-
- private:
-  int fd_ = -1;
-  std::string env_;
-  std::vector<std::string> history_;
-  /// Fds received, with the index of their datagram in history_.
-  std::vector<std::pair<size_t, int>> fds_;
-};
+// The tests use the support library's names as their own.
+using namespace support;
 
 /// A running `baton run`, logging to DIR/baton.log.
 class Baton {
  public:
   /// Starts `baton run ARGS...` in `dir`; `control` is the control socket path
-  /// the test's config uses (passed to status/stop).
+  /// the test's config uses (passed to status).
   /// `launcher`, if given, is run instead with `args` as its whole command
   /// line (e.g. systemd-socket-activate ... baton run ...).
   Baton(const TempDir& dir, std::vector<std::string> args, std::string control,
@@ -85,8 +41,10 @@ class Baton {
   static std::unique_ptr<Baton> with_socket(const TempDir& dir, std::vector<std::string> args,
                                             std::string control, int fd, const std::string& name);
   ~Baton();
+  Baton(const Baton&) = delete;
+  Baton& operator=(const Baton&) = delete;
 
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return process_.pid(); }
   NotifyListener& notify() { return notify_; }
   const std::string& control() const { return control_; }
 
@@ -103,46 +61,22 @@ class Baton {
   std::string log() const;
 
  private:
-  void remember_app_pids();
   Baton(const TempDir& dir, std::vector<std::string> argv, std::string control,
         std::vector<std::string> extra_env, int fd3);
+  Child start(const TempDir& dir, std::vector<std::string> argv, std::vector<std::string> extra_env,
+              int fd3);
+  void remember_app_pids();
 
   std::string log_path_;
   std::string control_;
   NotifyListener notify_;
-  pid_t pid_ = -1;
-  bool reaped_ = false;
   std::set<pid_t> app_pids_;
+  Child process_;
 };
 
-/// The result of one request to the app.
-struct Response {
-  bool ok = false;
-  std::string error;  // why !ok: "connect: Connection refused", "timeout", ...
-  int status = 0;
-  std::string body;
-};
-
-/// GET `path` over TCP ("127.0.0.1:8080", "[::1]:8080") or a unix socket path.
-Response http_get(const std::string& address, const std::string& path = "/", Millis timeout = 5s);
-/// Connects a stream socket to a TCP address or unix path; -1 on failure.
-int connect_stream(const std::string& address, Millis timeout = 5s);
-/// Sends a GET on an already connected socket, reads the response and
-/// closes the socket.
-Response http_get_on(int fd, const std::string& path = "/");
-/// Polls `check` until it holds or `timeout` passes, for conditions that no
-/// event announces (another process's state).
-bool eventually(const std::function<bool()>& check, Millis timeout = 10s);
-/// Sends one datagram to a UDP address and returns the reply as the body.
-Response udp_request(const std::string& address, const std::string& payload, Millis timeout = 5s);
-/// A loopback TCP port that was free a moment ago, for programs that must
-/// be told their port before they start.
-int free_port();
-/// How many connections wait in the accept queue of the IPv4 listening
-/// socket on `port` (from /proc/net/tcp), or -1 if there is none.
+/// How many connections wait in the accept queue of the listening socket on
+/// 127.0.0.1:port, or -1 if there is none.
 int accept_queue_length(int port);
-/// True while a process with this pid exists.
-bool process_exists(pid_t pid);
 /// True if a file (of any kind) exists at `path`.
 bool path_exists(const std::string& path);
 

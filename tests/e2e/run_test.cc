@@ -51,19 +51,6 @@ std::map<std::string, std::string> read_report(const std::string& path) {
   return report;
 }
 
-std::string fd_target(pid_t pid, int fd) {
-  std::error_code ec;
-  return std::filesystem::read_symlink(fmt::format("/proc/{}/fd/{}", pid, fd), ec).string();
-}
-
-std::set<int> fds_of(pid_t pid) {
-  std::set<int> fds;
-  for (const auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", pid))) {
-    fds.insert(std::stoi(e.path().filename().string()));
-  }
-  return fds;
-}
-
 std::string address_of(const nlohmann::json& status, const std::string& name) {
   for (const auto& s : status["sockets"]) {
     if (s["name"] == name) return s["address"].get<std::string>();
@@ -105,16 +92,16 @@ TEST_CASE("the app receives exactly the configured sockets as fds 3.. with LISTE
   // output channels (libuv makes them socketpairs), and fds 3..7 are the very
   // sockets baton holds (same inodes), nothing else. The test runner may
   // itself have inherited stray fds: baton must not pass them on.
-  CHECK(fds_of(app) == std::set<int>{0, 1, 2, 3, 4, 5, 6, 7});
-  CHECK(fd_target(app, 0) == "/dev/null");
-  CHECK(fd_target(app, 1).starts_with("socket:"));
-  CHECK(fd_target(app, 2).starts_with("socket:"));
+  CHECK(open_fds(app) == std::set<int>{0, 1, 2, 3, 4, 5, 6, 7});
+  CHECK(fd_link(app, 0) == "/dev/null");
+  CHECK(fd_link(app, 1).starts_with("socket:"));
+  CHECK(fd_link(app, 2).starts_with("socket:"));
   std::set<std::string> baton_fds;
-  for (int fd : fds_of(baton.pid())) baton_fds.insert(fd_target(baton.pid(), fd));
+  for (int fd : open_fds(baton.pid())) baton_fds.insert(fd_link(baton.pid(), fd));
   for (int fd = 3; fd <= 7; ++fd) {
     INFO("fd ", fd);
-    CHECK(fd_target(app, fd).starts_with("socket:"));
-    CHECK(baton_fds.count(fd_target(app, fd)) == 1);
+    CHECK(fd_link(app, fd).starts_with("socket:"));
+    CHECK(baton_fds.count(fd_link(app, fd)) == 1);
   }
 }
 
