@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -15,6 +15,17 @@
 
 namespace e2e {
 namespace {
+
+/// The pid of an instance in `status`, of generation `generation` if not 0,
+/// in state `state`; -1 if there is none.
+pid_t find_instance(const nlohmann::json& status, const std::string& state, int generation) {
+  for (const auto& i : status["instances"]) {
+    if (i["state"] == state && (generation == 0 || i["generation"] == generation)) {
+      return i["pid"].get<pid_t>();
+    }
+  }
+  return -1;
+}
 
 /// Stands for "NOTIFY_SOCKET=<this Baton's listener>" in a launcher's
 /// arguments, which are built before the listener exists.
@@ -69,22 +80,17 @@ Child Baton::start(const TempDir& dir, std::vector<std::string> argv,
 }
 
 Baton::~Baton() {
-  remember_app_pids();
-  process_.kill();
+  if (!process_.reaped()) {
+    try {
+      try_status(5s);  // the apps' pids, for below
+    } catch (const std::exception&) {
+      // Without them, only the apps seen so far are killed below.
+    }
+    process_.kill();
+  }
   // Apps run in their own process groups and outlive a killed baton.
   for (pid_t app : app_pids_) {
     if (app > 1 && process_exists(app)) kill(-app, SIGKILL);
-  }
-}
-
-void Baton::remember_app_pids() {
-  while (notify_.next(0ms)) {
-  }
-  for (const std::string& msg : notify_.history()) {
-    size_t at = msg.find(" pid ");
-    if (msg.starts_with("STATUS=") && at != std::string::npos) {
-      app_pids_.insert(std::atoi(msg.c_str() + at + 5));
-    }
   }
 }
 
@@ -96,12 +102,27 @@ bool Baton::wait_ready(Millis timeout) {
       [](const std::string& m) { return m.find("READY=1") != std::string::npos; }, timeout);
 }
 
-bool Baton::wait_status(const std::string& text, Millis timeout) {
-  return notify_.wait_for(
-      [&](const std::string& m) {
-        return m.starts_with("STATUS=") && m.find(text) != std::string::npos;
-      },
-      timeout);
+bool Baton::wait_until(const StatusCheck& check, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    if (std::optional<nlohmann::json> s = try_status(Millis(remaining_ms(deadline)))) {
+      // What baton sent before it answered is queued by now: only later
+      // messages say that something changed since.
+      while (notify_.next(0ms)) {
+      }
+      if (check(*s)) return true;
+    }
+    if (!notify_.next(Millis(remaining_ms(deadline)))) return false;
+  }
+}
+
+std::optional<nlohmann::json> Baton::try_status(Millis timeout) {
+  CommandResult r = run_command({baton_bin(), "status", "--json", "--control", control_}, timeout);
+  if (r.exit_code != 0) return std::nullopt;
+  auto status = nlohmann::json::parse(r.out, nullptr, false);
+  if (status.is_discarded()) return std::nullopt;
+  remember_app_pids(status);
+  return status;
 }
 
 nlohmann::json Baton::status() {
@@ -110,16 +131,30 @@ nlohmann::json Baton::status() {
     throw std::runtime_error(fmt::format("baton status failed ({}): {}", r.exit_code, r.err));
   }
   auto status = nlohmann::json::parse(r.out);
-  for (const auto& i : status["instances"]) app_pids_.insert(i["pid"].get<pid_t>());
+  remember_app_pids(status);
   return status;
 }
 
+void Baton::remember_app_pids(const nlohmann::json& status) {
+  // Behind a launcher that starts baton in a pid namespace of its own, the
+  // pids are not this namespace's.
+  if (status["pid"] != pid()) return;
+  for (const auto& i : status["instances"]) app_pids_.insert(i["pid"].get<pid_t>());
+}
+
 pid_t Baton::instance_pid(const std::string& state) {
-  nlohmann::json s = status();
-  for (const auto& i : s["instances"]) {
-    if (i["state"] == state) return i["pid"].get<pid_t>();
-  }
-  return -1;
+  return find_instance(status(), state, 0);
+}
+
+pid_t Baton::wait_instance(const std::string& state, int generation, Millis timeout) {
+  pid_t pid = -1;
+  wait_until(
+      [&](const nlohmann::json& s) {
+        pid = find_instance(s, state, generation);
+        return pid > 0;
+      },
+      timeout);
+  return pid;
 }
 
 std::optional<int> Baton::wait_exit(Millis timeout) {
@@ -133,6 +168,19 @@ std::string Baton::log() const {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+StatusCheck restarting(int generation) {
+  return [=](const nlohmann::json& s) {
+    const auto& instances = s["instances"];
+    return s["generation"] == generation && s["next_start_in_ms"].is_number() &&
+           std::none_of(instances.begin(), instances.end(),
+                        [&](const nlohmann::json& i) { return i["generation"] == generation; });
+  };
+}
+
+StatusCheck generation_is(int generation) {
+  return [=](const nlohmann::json& s) { return s["generation"] == generation; };
 }
 
 int accept_queue_length(int port) {

@@ -146,7 +146,7 @@ TEST_CASE("a crashed app is restarted and a client that connected during the gap
   REQUIRE(first > 0);
 
   REQUIRE(kill(first, SIGKILL) == 0);
-  REQUIRE(baton.wait_status("generation 1 restarting"));
+  REQUIRE(baton.wait_until(restarting(1)));
   int fd = connect_stream(address);
   REQUIRE(fd >= 0);
   // Connected while no app process ran: baton had not yet started the next one.
@@ -224,8 +224,7 @@ TEST_CASE("READY=1 counts only from the app's main pid, as told by SCM_CREDENTIA
       write_config(dir, fmt::format("\"{}\"", probe_bin()), {{"http", "tcp://127.0.0.1:0"}},
                    "[environment]\nPROBE_CHILD_READY = \"1\"\n");
   Baton baton(dir, {"-c", config}, dir.file("control.sock"));
-  REQUIRE(baton.wait_status("starting"));
-  pid_t app = baton.instance_pid("starting");
+  pid_t app = baton.wait_instance("starting");
   REQUIRE(app > 0);
   // The child's READY=1 was sent (and processed) before the parent's STATUS.
   REQUIRE(eventually([&] { return baton.status()["instances"][0]["status"] == "child done"; }));
@@ -253,9 +252,9 @@ TEST_CASE("an app that never sends READY=1 is killed after ready_timeout and res
                                     "ready_timeout = \"200ms\"\nrestart_delay = \"5s\"\n"
                                     "[environment]\nHELLO_HANG = \"1\"\n");
   Baton baton(dir, {"-c", config}, dir.file("control.sock"));
-  REQUIRE(baton.wait_status("starting"));
-  pid_t app = baton.instance_pid("starting");
-  REQUIRE(baton.wait_status("generation 1 restarting"));
+  pid_t app = baton.wait_instance("starting");
+  REQUIRE(app > 0);
+  REQUIRE(baton.wait_until(restarting(1)));
   CHECK_FALSE(process_exists(app));
   CHECK(baton.log().find(fmt::format("pid {} sent no READY=1 within ready_timeout (200ms)", app)) !=
         std::string::npos);
