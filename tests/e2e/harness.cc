@@ -69,12 +69,15 @@ Child Baton::start(const TempDir& dir, std::vector<std::string> argv,
   env.push_back("NOTIFY_SOCKET=" + notify_.socket_env());
   env.insert(env.end(), extra_env.begin(), extra_env.end());
   int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A process group of its own, which a launcher's children share (not a
+  // session: that would be a CPU scheduling group of its own too).
   Child child = Child::spawn({.argv = std::move(argv),
                               .env = std::move(env),
                               .stdout_fd = log,
                               .stderr_fd = log,
                               .listen_fd = fd3,
-                              .working_directory = dir.path()});
+                              .working_directory = dir.path(),
+                              .new_process_group = true});
   close(log);
   return child;
 }
@@ -86,6 +89,9 @@ Baton::~Baton() {
     } catch (const std::exception&) {
       // Without them, only the apps seen so far are killed below.
     }
+    // baton, and a launcher's children (baton as PID 1 of a pid namespace,
+    // which takes its apps with it).
+    kill(-pid(), SIGKILL);
     process_.kill();
   }
   // Apps run in their own process groups and outlive a killed baton.

@@ -63,7 +63,11 @@ void write_decimal(char* out, long value) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
-  if (options.new_session) setsid();
+  if (options.new_session) {
+    setsid();
+  } else if (options.new_process_group) {
+    setpgid(0, 0);
+  }
   dup2(null_fd, 0);
   dup2(options.stdout_fd >= 0 ? options.stdout_fd : null_fd, 1);
   dup2(options.stderr_fd >= 0 ? options.stderr_fd : null_fd, 2);
@@ -151,6 +155,8 @@ Child Child::spawn(const SpawnOptions& options) {
   const int fork_errno = errno;
   close(null_fd);
   if (pid < 0) throw std::runtime_error("fork: " + std::string(std::strerror(fork_errno)));
+  // Also here, so that the group exists once spawn() returns.
+  if (options.new_process_group) setpgid(pid, pid);
   return Child(pid);
 }
 

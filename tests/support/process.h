@@ -32,6 +32,7 @@ struct SpawnOptions {
   /// added to `env` (socket activation; `env` should carry LISTEN_FDS=1).
   int listen_fd = -1;
   std::string working_directory{};  // "": this process's
+  bool new_process_group = false;   // setpgid(0, 0) in the child
   /// setsid() in the child: a process group and, with CONFIG_SCHED_AUTOGROUP,
   /// a CPU scheduling group of its own.
   bool new_session = false;
