@@ -12,15 +12,22 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <fstream>
 
 #include <fmt/format.h>
 
-#include "load_client.h"
+#include "support/loopback.h"
 
 namespace bench {
 namespace {
 
 using namespace std::chrono_literals;
+using support::Child;
+using support::clean_environment;
+using support::CommandResult;
+using support::describe_wait_status;
+using support::run_command;
 
 // Generous: on a saturated 2-CPU VM a freshly started app can be starved of
 // CPU for seconds (see README.md); this also covers a 1.5 s slow boot.
@@ -53,17 +60,23 @@ UniqueFd listen_loopback(std::string& address) {
   return fd;
 }
 
-/// True once one request to `address` succeeded (a short single-connection run).
+/// True if one request to `address` got a 2xx response.
 bool answers(const std::string& address) {
-  load::LoadOptions options;
-  options.address = address;
-  options.connections = 1;
-  options.duration = 100ms;
-  options.max_duration = 2s;
-  options.request_timeout = 1s;
-  auto started = load::LoadRun::start(options);
-  if (!started) throw BenchError("cannot start the load client: " + started.error);
-  return started.run->wait().ok > 0;
+  const support::Response r = support::http_get(address, "/", 1s);
+  return r.ok && r.status >= 200 && r.status <= 299;
+}
+
+/// The last `lines` lines of a text file, indented ("" if it cannot be read).
+std::string file_tail(const std::string& path, size_t lines = 20) {
+  std::ifstream in(path);
+  std::deque<std::string> last;
+  for (std::string line; std::getline(in, line);) {
+    last.push_back(line);
+    if (last.size() > lines) last.pop_front();
+  }
+  std::string out;
+  for (const auto& line : last) out += "    " + line + "\n";
+  return out;
 }
 
 std::string indent(const std::string& text) {
@@ -131,19 +144,6 @@ std::string toml_string(const std::string& s) {
 
 }  // namespace
 
-int free_loopback_port() {
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (!fd.valid() || bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-      getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    throw BenchError(fmt::format("cannot pick a free port on 127.0.0.1: {}", std::strerror(errno)));
-  }
-  return ntohs(addr.sin_port);  // closed when `fd` goes
-}
-
 void wait_until_serving(const std::string& address, Clock::time_point deadline,
                         const std::function<void()>& check_alive) {
   for (;;) {
@@ -163,7 +163,13 @@ HelloAlone::HelloAlone(const Binaries& bins) {
   std::vector<std::string> env = clean_environment();
   env.insert(env.end(), {"LISTEN_FDS=1", "LISTEN_FDNAMES=http", "HELLO_VERSION=baseline"});
   // Its own session, as baton starts apps (see SpawnOptions::new_session).
-  hello_.emplace(Child::spawn({{bins.hello}, env, log_.get(), log_.get(), listener_.get(), true}));
+  hello_.emplace(Child::spawn({.argv = {bins.hello},
+                               .env = env,
+                               .stdout_fd = log_.get(),
+                               .stderr_fd = log_.get(),
+                               .listen_fd = listener_.get(),
+                               .new_session = true,
+                               .close_other_fds = true}));
 }
 
 HelloAlone::~HelloAlone() {
@@ -171,7 +177,7 @@ HelloAlone::~HelloAlone() {
 }
 
 void HelloAlone::check_alive() {
-  if (auto status = hello_->poll_exit()) {
+  if (auto status = hello_->wait(0ms)) {
     throw BenchError(fmt::format("hello (baseline) {}; its log ends with:\n{}",
                                  describe_wait_status(*status), file_tail(dir_.file("hello.log"))));
   }
@@ -198,19 +204,19 @@ void HelloAlone::stop() {
 
 LegacyAlone::LegacyAlone(const Binaries& bins) {
   if (bins.legacy.empty()) throw BenchError("examples/legacy was not built");
-  const int port = free_loopback_port();
+  const int port = support::free_port();
   address_ = fmt::format("127.0.0.1:{}", port);
   log_ = open_log(dir_.file("legacy.log"));
   std::vector<std::string> env = clean_environment();
   env.push_back("LEGACY_VERSION=baseline");
   // Its own session, as baton starts apps (see SpawnOptions::new_session).
   legacy_.emplace(
-      Child::spawn({{bins.legacy, "--port", std::to_string(port), "--host", "127.0.0.1"},
-                    env,
-                    log_.get(),
-                    log_.get(),
-                    -1,
-                    true}));
+      Child::spawn({.argv = {bins.legacy, "--port", std::to_string(port), "--host", "127.0.0.1"},
+                    .env = env,
+                    .stdout_fd = log_.get(),
+                    .stderr_fd = log_.get(),
+                    .new_session = true,
+                    .close_other_fds = true}));
 }
 
 LegacyAlone::~LegacyAlone() {
@@ -218,7 +224,7 @@ LegacyAlone::~LegacyAlone() {
 }
 
 void LegacyAlone::check_alive() {
-  if (auto status = legacy_->poll_exit()) {
+  if (auto status = legacy_->wait(0ms)) {
     throw BenchError(fmt::format("legacy (alone) {}; its log ends with:\n{}",
                                  describe_wait_status(*status),
                                  file_tail(dir_.file("legacy.log"))));
@@ -302,8 +308,11 @@ std::string BatonService::write_config(int boot_delay_ms, int shim_port) const {
 }
 
 void BatonService::start() {
-  baton_.emplace(
-      Child::spawn({{bins_.baton, "run", "-c", config_}, env_, log_.get(), log_.get(), -1, false}));
+  baton_.emplace(Child::spawn({.argv = {bins_.baton, "run", "-c", config_},
+                               .env = env_,
+                               .stdout_fd = log_.get(),
+                               .stderr_fd = log_.get(),
+                               .close_other_fds = true}));
 }
 
 void BatonService::fail(const std::string& what) {
@@ -312,7 +321,7 @@ void BatonService::fail(const std::string& what) {
 }
 
 void BatonService::check_alive() {
-  if (auto status = baton_->poll_exit()) {
+  if (auto status = baton_->wait(0ms)) {
     kill_apps();
     fail("baton " + describe_wait_status(*status));
   }
@@ -320,7 +329,7 @@ void BatonService::check_alive() {
 
 std::optional<nlohmann::json> BatonService::try_status() {
   const CommandResult r =
-      run_command({bins_.baton, "status", "--json", "--control", control_}, env_, 5s);
+      run_command({bins_.baton, "status", "--json", "--control", control_}, 5s, env_);
   if (r.exit_code != 0) return std::nullopt;
   try {
     nlohmann::json status = nlohmann::json::parse(r.out);
@@ -360,7 +369,7 @@ void BatonService::wait_ready() {
 ReloadOutcome BatonService::try_reload(bool wait_for_drain) {
   std::vector<std::string> argv = {bins_.baton, "reload", "-c", config_};
   if (wait_for_drain) argv.push_back("--wait");
-  const CommandResult r = run_command(argv, env_, kReloadTimeout);
+  const CommandResult r = run_command(argv, kReloadTimeout, env_);
   ReloadOutcome o;
   ReloadTiming& t = o.timing;
   t.requested = r.started;
