@@ -10,7 +10,6 @@
 
 #include <cerrno>
 #include <climits>
-#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <fstream>
@@ -91,44 +90,10 @@ std::string indent(const std::string& text) {
   return out;
 }
 
-/// "12ms", "1.5s" as `baton reload` prints them; "-" (or anything else) is nullopt.
-std::optional<double> printed_ms(std::string text) {
-  double scale = 1000;
-  if (text.ends_with("ms")) {
-    scale = 1;
-    text.resize(text.size() - 2);
-  } else if (text.ends_with("s")) {
-    text.resize(text.size() - 1);
-  } else {
-    return std::nullopt;
-  }
-  if (text.empty() || text.find_first_not_of("0123456789.") != std::string::npos) {
-    return std::nullopt;
-  }
-  return std::stod(text) * scale;
-}
-
 /// `object[key]` as milliseconds; nullopt if absent or null.
 std::optional<double> json_ms(const nlohmann::json& object, const char* key) {
   if (!object.contains(key) || !object[key].is_number()) return std::nullopt;
   return object[key].get<double>();
-}
-
-/// Parses "baton: reload done: generation N (pid P) serving; exec after X, ...".
-bool parse_reload_line(const std::string& out, ReloadTiming& t) {
-  const size_t at = out.find("reload done: generation ");
-  if (at == std::string::npos) return false;
-  char exec[32], ready[32], drain[32];
-  if (std::sscanf(out.c_str() + at,
-                  "reload done: generation %d (pid %d) serving; exec after %31[^,], "
-                  "READY after %31[^,], drain signal after %31s",
-                  &t.generation, &t.pid, exec, ready, drain) != 5) {
-    return false;
-  }
-  t.request_to_exec_ms = printed_ms(exec);
-  t.exec_to_ready_ms = printed_ms(ready);
-  t.ready_to_drain_ms = printed_ms(drain);
-  return true;
 }
 
 bool has_ready_instance(const nlohmann::json& status) {
@@ -384,9 +349,18 @@ ReloadOutcome BatonService::try_reload(bool wait_for_drain) {
     fail(fmt::format("`baton reload` exited with code {}; it printed:\n{}{}", r.exit_code,
                      indent(r.out), indent(r.err)));
   }
-  if (!parse_reload_line(r.out, t)) {
-    fail("`baton reload` succeeded but printed no \"reload done\" line:\n" + indent(r.out));
+  // Which generation and pid it started, and baton's step timings so far.
+  const auto status = try_status();
+  const nlohmann::json last =
+      status ? status->value("last_reload", nlohmann::json()) : nlohmann::json();
+  if (!last.is_object() || last.value("result", "") != "ok") {
+    fail("`baton reload` succeeded but `baton status --json` shows no successful last reload");
   }
+  t.generation = last.value("generation", 0);
+  t.pid = last.value("pid", 0);
+  t.request_to_exec_ms = json_ms(last, "request_to_exec_ms");
+  t.exec_to_ready_ms = json_ms(last, "exec_to_ready_ms");
+  t.ready_to_drain_ms = json_ms(last, "ready_to_drain_ms");
   app_pids_.insert(t.pid);
   o.ok = true;
   return o;
