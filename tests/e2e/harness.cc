@@ -111,12 +111,17 @@ bool Baton::wait_ready(Millis timeout) {
 bool Baton::wait_until(const StatusCheck& check, Millis timeout) {
   const auto deadline = Clock::now() + timeout;
   for (;;) {
-    if (std::optional<nlohmann::json> s = try_status(Millis(remaining_ms(deadline)))) {
-      // What baton sent before it answered is queued by now: only later
-      // messages say that something changed since.
+    // A message from here on may be about a change that the status below
+    // does not show yet: it wakes the next round.
+    while (notify_.next(0ms)) {
+    }
+    std::optional<nlohmann::json> s = try_status(Millis(remaining_ms(deadline)));
+    if (s && check(*s)) {
+      // What baton sent before it answered is queued by now: taken, so that
+      // a message after this says what changed since.
       while (notify_.next(0ms)) {
       }
-      if (check(*s)) return true;
+      return true;
     }
     if (!notify_.next(Millis(remaining_ms(deadline)))) return false;
   }
@@ -185,8 +190,8 @@ StatusCheck restarting(int generation) {
   };
 }
 
-StatusCheck generation_is(int generation) {
-  return [=](const nlohmann::json& s) { return s["generation"] == generation; };
+StatusCheck generation_reached(int generation) {
+  return [=](const nlohmann::json& s) { return s["generation"].get<int>() >= generation; };
 }
 
 int accept_queue_length(int port) {

@@ -89,8 +89,10 @@ class Baton {
 /// For Baton::wait_until: no app of generation `generation` runs and baton
 /// waits to start it again.
 StatusCheck restarting(int generation);
-/// For Baton::wait_until: generation `generation` is the current one.
-StatusCheck generation_is(int generation);
+/// For Baton::wait_until: generation `generation`, or a later one, is the
+/// current one (a later one: generation N may be current for less time
+/// than a status request takes).
+StatusCheck generation_reached(int generation);
 
 /// How many connections wait in the accept queue of the listening socket on
 /// 127.0.0.1:port, or -1 if there is none.
