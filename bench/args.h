@@ -7,9 +7,11 @@
 #include <optional>
 #include <string>
 
-#include "process.h"
+#include "support/wait.h"
 
 namespace bench {
+
+using support::Millis;
 
 /// "500ms", "12s", "1m"; a bare number is seconds.
 std::optional<Millis> parse_duration(const std::string& text);

@@ -4,11 +4,12 @@
 #include <dirent.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
+
+#include "support/process.h"
 
 namespace bench {
 namespace {
@@ -79,21 +80,11 @@ void count_children(pid_t pid, ProcSample& sample) {
 }  // namespace
 
 std::vector<std::string> fd_targets(pid_t pid) {
-  const std::string dir_path = "/proc/" + std::to_string(pid) + "/fd";
-  DirPtr dir = open_dir(dir_path);
-  std::vector<std::pair<long, std::string>> fds;
-  while (const dirent* e = dir ? readdir(dir.get()) : nullptr) {
-    if (!all_digits(e->d_name)) continue;
-    char target[256];
-    const std::string link = dir_path + "/" + e->d_name;
-    const ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
-    if (n < 0) continue;  // closed since the listing
-    fds.emplace_back(std::strtol(e->d_name, nullptr, 10),
-                     std::string(e->d_name) + " -> " + std::string(target, static_cast<size_t>(n)));
-  }
-  std::sort(fds.begin(), fds.end());
   std::vector<std::string> out;
-  for (auto& [fd, text] : fds) out.push_back(std::move(text));
+  for (int fd : support::open_fds(pid)) {
+    const std::string target = support::fd_link(pid, fd);
+    if (!target.empty()) out.push_back(std::to_string(fd) + " -> " + target);  // else closed since
+  }
   return out;
 }
 

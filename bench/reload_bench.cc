@@ -24,10 +24,11 @@
 #include <fmt/format.h>
 
 #include "args.h"
+#include "interrupt.h"
 #include "load_client.h"
-#include "process.h"
 #include "report.h"
 #include "services.h"
+#include "support/loopback.h"
 
 namespace bench {
 namespace {
@@ -204,7 +205,7 @@ std::vector<ReloadTiming> run_reloads(BatonService& service, const Options& o, i
 }
 
 CaseResult run_baton_case(const Options& o, const std::string& mode, const CaseSpec& spec) {
-  BatonService service(binaries(), spec.boot_delay_ms, spec.legacy ? free_loopback_port() : 0);
+  BatonService service(binaries(), spec.boot_delay_ms, spec.legacy ? support::free_port() : 0);
   const Clock::time_point started = Clock::now();
   auto run = start_load(o, service.address(), mode);
   std::vector<Window> windows;

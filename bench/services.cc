@@ -10,17 +10,23 @@
 
 #include <cerrno>
 #include <climits>
-#include <cstdio>
 #include <cstring>
+#include <deque>
+#include <fstream>
 
 #include <fmt/format.h>
 
-#include "load_client.h"
+#include "support/loopback.h"
 
 namespace bench {
 namespace {
 
 using namespace std::chrono_literals;
+using support::Child;
+using support::clean_environment;
+using support::CommandResult;
+using support::describe_wait_status;
+using support::run_command;
 
 // Generous: on a saturated 2-CPU VM a freshly started app can be starved of
 // CPU for seconds (see README.md); this also covers a 1.5 s slow boot.
@@ -53,17 +59,23 @@ UniqueFd listen_loopback(std::string& address) {
   return fd;
 }
 
-/// True once one request to `address` succeeded (a short single-connection run).
+/// True if one request to `address` got a 2xx response.
 bool answers(const std::string& address) {
-  load::LoadOptions options;
-  options.address = address;
-  options.connections = 1;
-  options.duration = 100ms;
-  options.max_duration = 2s;
-  options.request_timeout = 1s;
-  auto started = load::LoadRun::start(options);
-  if (!started) throw BenchError("cannot start the load client: " + started.error);
-  return started.run->wait().ok > 0;
+  const support::Response r = support::http_get(address, "/", 1s);
+  return r.ok && r.status >= 200 && r.status <= 299;
+}
+
+/// The last `lines` lines of a text file, indented ("" if it cannot be read).
+std::string file_tail(const std::string& path, size_t lines = 20) {
+  std::ifstream in(path);
+  std::deque<std::string> last;
+  for (std::string line; std::getline(in, line);) {
+    last.push_back(line);
+    if (last.size() > lines) last.pop_front();
+  }
+  std::string out;
+  for (const auto& line : last) out += "    " + line + "\n";
+  return out;
 }
 
 std::string indent(const std::string& text) {
@@ -78,44 +90,10 @@ std::string indent(const std::string& text) {
   return out;
 }
 
-/// "12ms", "1.5s" as `baton reload` prints them; "-" (or anything else) is nullopt.
-std::optional<double> printed_ms(std::string text) {
-  double scale = 1000;
-  if (text.ends_with("ms")) {
-    scale = 1;
-    text.resize(text.size() - 2);
-  } else if (text.ends_with("s")) {
-    text.resize(text.size() - 1);
-  } else {
-    return std::nullopt;
-  }
-  if (text.empty() || text.find_first_not_of("0123456789.") != std::string::npos) {
-    return std::nullopt;
-  }
-  return std::stod(text) * scale;
-}
-
 /// `object[key]` as milliseconds; nullopt if absent or null.
 std::optional<double> json_ms(const nlohmann::json& object, const char* key) {
   if (!object.contains(key) || !object[key].is_number()) return std::nullopt;
   return object[key].get<double>();
-}
-
-/// Parses "baton: reload done: generation N (pid P) serving; exec after X, ...".
-bool parse_reload_line(const std::string& out, ReloadTiming& t) {
-  const size_t at = out.find("reload done: generation ");
-  if (at == std::string::npos) return false;
-  char exec[32], ready[32], drain[32];
-  if (std::sscanf(out.c_str() + at,
-                  "reload done: generation %d (pid %d) serving; exec after %31[^,], "
-                  "READY after %31[^,], drain signal after %31s",
-                  &t.generation, &t.pid, exec, ready, drain) != 5) {
-    return false;
-  }
-  t.request_to_exec_ms = printed_ms(exec);
-  t.exec_to_ready_ms = printed_ms(ready);
-  t.ready_to_drain_ms = printed_ms(drain);
-  return true;
 }
 
 bool has_ready_instance(const nlohmann::json& status) {
@@ -130,19 +108,6 @@ std::string toml_string(const std::string& s) {
 }
 
 }  // namespace
-
-int free_loopback_port() {
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (!fd.valid() || bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-      getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    throw BenchError(fmt::format("cannot pick a free port on 127.0.0.1: {}", std::strerror(errno)));
-  }
-  return ntohs(addr.sin_port);  // closed when `fd` goes
-}
 
 void wait_until_serving(const std::string& address, Clock::time_point deadline,
                         const std::function<void()>& check_alive) {
@@ -163,7 +128,13 @@ HelloAlone::HelloAlone(const Binaries& bins) {
   std::vector<std::string> env = clean_environment();
   env.insert(env.end(), {"LISTEN_FDS=1", "LISTEN_FDNAMES=http", "HELLO_VERSION=baseline"});
   // Its own session, as baton starts apps (see SpawnOptions::new_session).
-  hello_.emplace(Child::spawn({{bins.hello}, env, log_.get(), log_.get(), listener_.get(), true}));
+  hello_.emplace(Child::spawn({.argv = {bins.hello},
+                               .env = env,
+                               .stdout_fd = log_.get(),
+                               .stderr_fd = log_.get(),
+                               .listen_fd = listener_.get(),
+                               .new_session = true,
+                               .close_other_fds = true}));
 }
 
 HelloAlone::~HelloAlone() {
@@ -171,7 +142,7 @@ HelloAlone::~HelloAlone() {
 }
 
 void HelloAlone::check_alive() {
-  if (auto status = hello_->poll_exit()) {
+  if (auto status = hello_->wait(0ms)) {
     throw BenchError(fmt::format("hello (baseline) {}; its log ends with:\n{}",
                                  describe_wait_status(*status), file_tail(dir_.file("hello.log"))));
   }
@@ -198,19 +169,19 @@ void HelloAlone::stop() {
 
 LegacyAlone::LegacyAlone(const Binaries& bins) {
   if (bins.legacy.empty()) throw BenchError("examples/legacy was not built");
-  const int port = free_loopback_port();
+  const int port = support::free_port();
   address_ = fmt::format("127.0.0.1:{}", port);
   log_ = open_log(dir_.file("legacy.log"));
   std::vector<std::string> env = clean_environment();
   env.push_back("LEGACY_VERSION=baseline");
   // Its own session, as baton starts apps (see SpawnOptions::new_session).
   legacy_.emplace(
-      Child::spawn({{bins.legacy, "--port", std::to_string(port), "--host", "127.0.0.1"},
-                    env,
-                    log_.get(),
-                    log_.get(),
-                    -1,
-                    true}));
+      Child::spawn({.argv = {bins.legacy, "--port", std::to_string(port), "--host", "127.0.0.1"},
+                    .env = env,
+                    .stdout_fd = log_.get(),
+                    .stderr_fd = log_.get(),
+                    .new_session = true,
+                    .close_other_fds = true}));
 }
 
 LegacyAlone::~LegacyAlone() {
@@ -218,7 +189,7 @@ LegacyAlone::~LegacyAlone() {
 }
 
 void LegacyAlone::check_alive() {
-  if (auto status = legacy_->poll_exit()) {
+  if (auto status = legacy_->wait(0ms)) {
     throw BenchError(fmt::format("legacy (alone) {}; its log ends with:\n{}",
                                  describe_wait_status(*status),
                                  file_tail(dir_.file("legacy.log"))));
@@ -302,8 +273,11 @@ std::string BatonService::write_config(int boot_delay_ms, int shim_port) const {
 }
 
 void BatonService::start() {
-  baton_.emplace(
-      Child::spawn({{bins_.baton, "run", "-c", config_}, env_, log_.get(), log_.get(), -1, false}));
+  baton_.emplace(Child::spawn({.argv = {bins_.baton, "run", "-c", config_},
+                               .env = env_,
+                               .stdout_fd = log_.get(),
+                               .stderr_fd = log_.get(),
+                               .close_other_fds = true}));
 }
 
 void BatonService::fail(const std::string& what) {
@@ -312,7 +286,7 @@ void BatonService::fail(const std::string& what) {
 }
 
 void BatonService::check_alive() {
-  if (auto status = baton_->poll_exit()) {
+  if (auto status = baton_->wait(0ms)) {
     kill_apps();
     fail("baton " + describe_wait_status(*status));
   }
@@ -320,7 +294,7 @@ void BatonService::check_alive() {
 
 std::optional<nlohmann::json> BatonService::try_status() {
   const CommandResult r =
-      run_command({bins_.baton, "status", "--json", "--control", control_}, env_, 5s);
+      run_command({bins_.baton, "status", "--json", "--control", control_}, 5s, env_);
   if (r.exit_code != 0) return std::nullopt;
   try {
     nlohmann::json status = nlohmann::json::parse(r.out);
@@ -360,7 +334,7 @@ void BatonService::wait_ready() {
 ReloadOutcome BatonService::try_reload(bool wait_for_drain) {
   std::vector<std::string> argv = {bins_.baton, "reload", "-c", config_};
   if (wait_for_drain) argv.push_back("--wait");
-  const CommandResult r = run_command(argv, env_, kReloadTimeout);
+  const CommandResult r = run_command(argv, kReloadTimeout, env_);
   ReloadOutcome o;
   ReloadTiming& t = o.timing;
   t.requested = r.started;
@@ -375,9 +349,18 @@ ReloadOutcome BatonService::try_reload(bool wait_for_drain) {
     fail(fmt::format("`baton reload` exited with code {}; it printed:\n{}{}", r.exit_code,
                      indent(r.out), indent(r.err)));
   }
-  if (!parse_reload_line(r.out, t)) {
-    fail("`baton reload` succeeded but printed no \"reload done\" line:\n" + indent(r.out));
+  // Which generation and pid it started, and baton's step timings so far.
+  const auto status = try_status();
+  const nlohmann::json last =
+      status ? status->value("last_reload", nlohmann::json()) : nlohmann::json();
+  if (!last.is_object() || last.value("result", "") != "ok") {
+    fail("`baton reload` succeeded but `baton status --json` shows no successful last reload");
   }
+  t.generation = last.value("generation", 0);
+  t.pid = last.value("pid", 0);
+  t.request_to_exec_ms = json_ms(last, "request_to_exec_ms");
+  t.exec_to_ready_ms = json_ms(last, "exec_to_ready_ms");
+  t.ready_to_drain_ms = json_ms(last, "ready_to_drain_ms");
   app_pids_.insert(t.pid);
   o.ok = true;
   return o;

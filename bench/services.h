@@ -15,10 +15,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "process.h"
+#include "interrupt.h"
 #include "report.h"
+#include "support/temp_dir.h"
+#include "unique_fd.h"
 
 namespace bench {
+
+using baton::UniqueFd;
+using support::TempDir;
 
 /// Paths of the binaries under test.
 struct Binaries {
@@ -27,9 +32,6 @@ struct Binaries {
   std::string legacy;        // "" if examples/legacy is not built
   std::string shim_library;  // libbaton_shim.so, "" likewise
 };
-
-/// A loopback port that was free a moment ago (bound to port 0, read, closed).
-int free_loopback_port();
 
 /// Waits until `address` answers a request; calls `check_alive` between
 /// attempts (it throws if the server died). Throws BenchError at `deadline`.
@@ -53,11 +55,11 @@ class HelloAlone {
  private:
   void check_alive();
 
-  TempDir dir_;
+  TempDir dir_{"reload-bench"};
   UniqueFd listener_;
   UniqueFd log_;
   std::string address_;
-  std::optional<Child> hello_;
+  std::optional<ForwardedChild> hello_;
 };
 
 /// examples/legacy binding 127.0.0.1:PORT itself (a free port), no supervisor.
@@ -77,10 +79,10 @@ class LegacyAlone {
  private:
   void check_alive();
 
-  TempDir dir_;
+  TempDir dir_{"reload-bench"};
   UniqueFd log_;
   std::string address_;
-  std::optional<Child> legacy_;
+  std::optional<ForwardedChild> legacy_;
 };
 
 /// A `baton reload` that ran to completion: done, or refused / rolled back.
@@ -136,14 +138,14 @@ class BatonService {
 
   Binaries bins_;
   bool shim_ = false;
-  TempDir dir_;
+  TempDir dir_{"reload-bench"};
   std::string config_;
   std::string control_;
   std::vector<std::string> env_;
   UniqueFd log_;
   std::string address_;
   std::set<int> app_pids_;
-  std::optional<Child> baton_;
+  std::optional<ForwardedChild> baton_;
 };
 
 }  // namespace bench

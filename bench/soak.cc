@@ -17,9 +17,9 @@
 #include <fmt/format.h>
 
 #include "args.h"
+#include "interrupt.h"
 #include "load_client.h"
 #include "proc_stats.h"
-#include "process.h"
 #include "services.h"
 #include "soak_report.h"
 

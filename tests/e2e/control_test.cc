@@ -144,19 +144,6 @@ std::pair<int, int> logged_connections(const std::string& log, const std::string
   return {total, lines};
 }
 
-std::set<int> fds_of(pid_t pid) {
-  std::set<int> fds;
-  for (const auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", pid))) {
-    fds.insert(std::stoi(e.path().filename().string()));
-  }
-  return fds;
-}
-
-std::string fd_target(pid_t pid, int fd) {
-  std::error_code ec;
-  return std::filesystem::read_symlink(fmt::format("/proc/{}/fd/{}", pid, fd), ec).string();
-}
-
 int64_t ms_since(Clock::time_point t) {
   return std::chrono::duration_cast<Millis>(Clock::now() - t).count();
 }
@@ -398,12 +385,12 @@ TEST_CASE("control: out of fds, a client is told why, and baton serves again onc
   REQUIRE(baton.wait_ready());
   REQUIRE(baton_command("status", control).exit_code == 0);
   pid_t pid = baton.pid();
-  std::set<int> fds = fds_of(pid);
+  std::set<int> fds = open_fds(pid);
   int lowest_free = 0;
   while (fds.count(lowest_free)) ++lowest_free;
   int reserve = -1;
   for (int fd : fds) {
-    if (fd > 2 && fd_target(pid, fd) == "/dev/null") reserve = fd;
+    if (fd > 2 && fd_link(pid, fd) == "/dev/null") reserve = fd;
   }
   // Every fd below the new limit is taken; the reserved one is among them.
   REQUIRE(reserve >= 0);
@@ -430,7 +417,7 @@ TEST_CASE("control: out of fds, a client is told why, and baton serves again onc
               {prlimit, "--pid", std::to_string(pid), fmt::format("--nofile={}:", own.rlim_cur)})
               .exit_code == 0);
   CHECK(baton_command("status", control).exit_code == 0);
-  CHECK(fds_of(pid) == fds);  // nothing leaked; the reserve is held again
+  CHECK(open_fds(pid) == fds);  // nothing leaked; the reserve is held again
 }
 
 TEST_CASE("control: malformed requests get an error reply and never stop baton") {

@@ -5,7 +5,6 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -368,20 +367,7 @@ print("listening", flush=True)
 time.sleep(60)
 )",
                                                         port));
-  char* argv[] = {const_cast<char*>("python3"), squat.data(), nullptr};
-  pid_t squatter = fork();
-  if (squatter == 0) {
-    execvp(argv[0], argv);
-    _exit(127);
-  }
-  REQUIRE(squatter > 0);
-  struct Reap {
-    pid_t pid;
-    ~Reap() {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  } reap{squatter};
+  Child squatter = Child::spawn({.argv = {"/usr/bin/python3", squat}});
   REQUIRE(eventually([&] { return accept_queue_length(port) >= 0; }));
   std::string config =
       dir.write("baton.toml", config_text(fmt::format("[\"{}\"]", hello_bin()),
@@ -390,7 +376,7 @@ time.sleep(60)
   INFO(r.err);
   CHECK(r.exit_code == 111);
   // The interpreter shows as whatever path python3 resolved to.
-  CHECK(r.err.find(fmt::format("http: 127.0.0.1:{} is held by pid {} (", port, squatter)) !=
+  CHECK(r.err.find(fmt::format("http: 127.0.0.1:{} is held by pid {} (", port, squatter.pid())) !=
         std::string::npos);
   CHECK(r.err.find(fmt::format("python3 {}), which baton did not start: stop it, or configure "
                                "another address",

@@ -218,7 +218,10 @@ TEST_CASE("a config made invalid is refused and nothing is restarted, under load
 TEST_CASE("a reload requested while another is starting is queued and runs after it") {
   Service service("", "HELLO_BOOT_DELAY_MS = \"300\"");
   auto first = std::async(std::launch::async, [&] { return service.reload(); });
-  REQUIRE(service.baton().wait_status("reloading: generation 2"));
+  // The first reload has begun; generation 2 is ready 300ms later, too soon
+  // to ask status whether it is still starting.
+  REQUIRE(service.baton().notify().wait_for(
+      [](const std::string& m) { return m.find("RELOADING=1") != std::string::npos; }, 10s));
   CommandResult second = service.reload();
   CommandResult r1 = first.get();
   CHECK(r1.exit_code == 0);
@@ -234,8 +237,7 @@ TEST_CASE("stop during a reload aborts it and leaves no process behind") {
   Service service("", "HELLO_BOOT_DELAY_MS = \"5000\"");
   pid_t old = service.baton().instance_pid("ready");
   auto reload = std::async(std::launch::async, [&] { return service.reload(); });
-  REQUIRE(service.baton().wait_status("reloading: generation 2"));
-  pid_t starting = service.baton().instance_pid("starting");
+  pid_t starting = service.baton().wait_instance("starting", 2);
   REQUIRE(starting > 0);
   CommandResult stop =
       run_command({baton_bin(), "stop", "--control", service.dir().file("control.sock")});
@@ -290,8 +292,7 @@ TEST_CASE("SIGHUP reloads like baton reload") {
   Service service;
   pid_t old = service.baton().instance_pid("ready");
   kill(service.baton().pid(), SIGHUP);
-  REQUIRE(service.baton().notify().wait_for(
-      [](const std::string& m) { return m.starts_with("STATUS=generation 2 pid"); }, 10s));
+  REQUIRE(service.baton().wait_until(generation_reached(2)));
   REQUIRE(eventually([&] { return !process_exists(old); }));
   CHECK(service.baton().status()["generation"] == 2);
 }

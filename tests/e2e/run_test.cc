@@ -51,19 +51,6 @@ std::map<std::string, std::string> read_report(const std::string& path) {
   return report;
 }
 
-std::string fd_target(pid_t pid, int fd) {
-  std::error_code ec;
-  return std::filesystem::read_symlink(fmt::format("/proc/{}/fd/{}", pid, fd), ec).string();
-}
-
-std::set<int> fds_of(pid_t pid) {
-  std::set<int> fds;
-  for (const auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", pid))) {
-    fds.insert(std::stoi(e.path().filename().string()));
-  }
-  return fds;
-}
-
 std::string address_of(const nlohmann::json& status, const std::string& name) {
   for (const auto& s : status["sockets"]) {
     if (s["name"] == name) return s["address"].get<std::string>();
@@ -105,16 +92,16 @@ TEST_CASE("the app receives exactly the configured sockets as fds 3.. with LISTE
   // output channels (libuv makes them socketpairs), and fds 3..7 are the very
   // sockets baton holds (same inodes), nothing else. The test runner may
   // itself have inherited stray fds: baton must not pass them on.
-  CHECK(fds_of(app) == std::set<int>{0, 1, 2, 3, 4, 5, 6, 7});
-  CHECK(fd_target(app, 0) == "/dev/null");
-  CHECK(fd_target(app, 1).starts_with("socket:"));
-  CHECK(fd_target(app, 2).starts_with("socket:"));
+  CHECK(open_fds(app) == std::set<int>{0, 1, 2, 3, 4, 5, 6, 7});
+  CHECK(fd_link(app, 0) == "/dev/null");
+  CHECK(fd_link(app, 1).starts_with("socket:"));
+  CHECK(fd_link(app, 2).starts_with("socket:"));
   std::set<std::string> baton_fds;
-  for (int fd : fds_of(baton.pid())) baton_fds.insert(fd_target(baton.pid(), fd));
+  for (int fd : open_fds(baton.pid())) baton_fds.insert(fd_link(baton.pid(), fd));
   for (int fd = 3; fd <= 7; ++fd) {
     INFO("fd ", fd);
-    CHECK(fd_target(app, fd).starts_with("socket:"));
-    CHECK(baton_fds.count(fd_target(app, fd)) == 1);
+    CHECK(fd_link(app, fd).starts_with("socket:"));
+    CHECK(baton_fds.count(fd_link(app, fd)) == 1);
   }
 }
 
@@ -159,7 +146,7 @@ TEST_CASE("a crashed app is restarted and a client that connected during the gap
   REQUIRE(first > 0);
 
   REQUIRE(kill(first, SIGKILL) == 0);
-  REQUIRE(baton.wait_status("generation 1 restarting"));
+  REQUIRE(baton.wait_until(restarting(1)));
   int fd = connect_stream(address);
   REQUIRE(fd >= 0);
   // Connected while no app process ran: baton had not yet started the next one.
@@ -237,8 +224,7 @@ TEST_CASE("READY=1 counts only from the app's main pid, as told by SCM_CREDENTIA
       write_config(dir, fmt::format("\"{}\"", probe_bin()), {{"http", "tcp://127.0.0.1:0"}},
                    "[environment]\nPROBE_CHILD_READY = \"1\"\n");
   Baton baton(dir, {"-c", config}, dir.file("control.sock"));
-  REQUIRE(baton.wait_status("starting"));
-  pid_t app = baton.instance_pid("starting");
+  pid_t app = baton.wait_instance("starting");
   REQUIRE(app > 0);
   // The child's READY=1 was sent (and processed) before the parent's STATUS.
   REQUIRE(eventually([&] { return baton.status()["instances"][0]["status"] == "child done"; }));
@@ -266,9 +252,9 @@ TEST_CASE("an app that never sends READY=1 is killed after ready_timeout and res
                                     "ready_timeout = \"200ms\"\nrestart_delay = \"5s\"\n"
                                     "[environment]\nHELLO_HANG = \"1\"\n");
   Baton baton(dir, {"-c", config}, dir.file("control.sock"));
-  REQUIRE(baton.wait_status("starting"));
-  pid_t app = baton.instance_pid("starting");
-  REQUIRE(baton.wait_status("generation 1 restarting"));
+  pid_t app = baton.wait_instance("starting");
+  REQUIRE(app > 0);
+  REQUIRE(baton.wait_until(restarting(1)));
   CHECK_FALSE(process_exists(app));
   CHECK(baton.log().find(fmt::format("pid {} sent no READY=1 within ready_timeout (200ms)", app)) !=
         std::string::npos);

@@ -123,8 +123,7 @@ TEST_CASE("an app that stops sending WATCHDOG=1 is replaced through the normal h
   pid_t first = baton.instance_pid("ready");
   REQUIRE(first > 0);
   // hello never sends WATCHDOG=1: 300 ms after READY=1 it is replaced.
-  REQUIRE(baton.notify().wait_for(
-      [](const std::string& m) { return m.starts_with("STATUS=generation 2 pid"); }, 10s));
+  REQUIRE(baton.wait_until(generation_reached(2)));
   CHECK(baton.log().find(fmt::format("generation 1: pid {} sent no WATCHDOG=1 for 300ms; "
                                      "replacing it",
                                      first)) != std::string::npos);

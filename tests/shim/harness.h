@@ -1,26 +1,35 @@
 // Harness for the shim tests: a listening socket the test owns (handed to
-// the child as fd 3), the NOTIFY_SOCKET the shim reports to, a child started
-// with the shim preloaded, loopback HTTP clients and /proc inspection. Every
-// wait is bounded.
+// the child as fd 3), a child started with the shim preloaded, what the shim
+// says it did, and /proc inspection; the NOTIFY_SOCKET the shim reports to,
+// loopback HTTP and bounded waits come from tests/support.
 #pragma once
 
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include <chrono>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
+
+#include "support/loopback.h"
+#include "support/notify_listener.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
 
 namespace shimtest {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-using Millis = std::chrono::milliseconds;
-
-/// Waits for `events` on `fd` until `deadline`; false on timeout.
-bool wait_for(int fd, short events, Clock::time_point deadline);
+using support::Clock;
+using support::fd_link;
+using support::http_get;
+using support::Millis;
+using support::NotifyListener;
+using support::read_response;
+using support::Response;
+using support::tcp_listeners;
+using support::TempDir;
+using support::wait_fd;
 
 /// The test's own listening socket, as baton would bind it (blocking):
 /// AF_INET 127.0.0.1:0, AF_INET6 [::]:0 dual-stack, or AF_UNIX at `path`.
@@ -36,6 +45,9 @@ struct Listener {
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
+  /// Where a client connects: 127.0.0.1:port for IP listeners (so a
+  /// dual-stack one is reached over IPv4), else the path.
+  std::string address() const;
   std::string socket_link() const;
   bool nonblocking() const;
 };
@@ -43,57 +55,38 @@ struct Listener {
 /// Whether this host can bind an IPv6 socket at all.
 bool ipv6_available();
 
-/// The datagram socket the shim reports to (an abstract name).
-struct NotifySocket {
-  int fd = -1;
-  std::string name;
-
-  NotifySocket();
-  ~NotifySocket();
-  NotifySocket(const NotifySocket&) = delete;
-  NotifySocket& operator=(const NotifySocket&) = delete;
-
-  /// The next datagram, or nullopt after `timeout`.
-  std::optional<std::string> next(Millis timeout = 15000ms);
-};
-
 /// A program started with LD_PRELOAD=the shim, `listener` at fd 3,
 /// LISTEN_FDS=1, LISTEN_PID=its pid, NOTIFY_SOCKET and
 /// BATON_SHIM_DRAIN_SIGNAL=15. Its stdout and stderr go to a pipe. It is
 /// SIGKILLed by pid if still running when the test ends.
-struct Child {
-  pid_t pid = -1;
-  int output = -1;
-  std::optional<int> status;
-
-  Child(const std::vector<std::string>& argv, const Listener& listener, const NotifySocket& notify);
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, const Listener& listener,
+        const NotifyListener& notify);
   ~Child();
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
 
-  /// Waits (on a pidfd) until the child exits; its wait status.
-  std::optional<int> wait(Millis timeout = 15000ms);
+  pid_t pid() const { return process_.pid(); }
+  /// Waits until the child exits; its wait status.
+  std::optional<int> wait(Millis timeout = 15s) { return process_.wait(timeout); }
   /// Everything the child wrote (call once it has exited).
   std::string output_text();
-  /// The /proc/PID/fd/N link.
-  std::string fd_link(int fd) const;
+
+ private:
+  /// Starts the program with its output to a pipe, whose reading end goes to `output`.
+  static support::Child start(const std::vector<std::string>& argv, const Listener& listener,
+                              const NotifyListener& notify, int& output);
+  int output_ = -1;
+  support::Child process_;
 };
 
 std::string loaded_message(pid_t pid);
 std::string ready_message();
 std::string stopping_message(pid_t pid, int connections);
 
-/// Connects to the listener (127.0.0.1:port for IP ones, so a dual-stack
-/// listener is reached over IPv4) and sends a GET for `path`; the socket.
+/// Connects to the listener and sends a GET for `path`; the socket.
 int send_request(const Listener& listener, const std::string& path);
-/// Reads the response on `fd` to its end and closes it.
-std::string read_response(int fd, Millis timeout = 15000ms);
-std::string http_get(const Listener& listener, const std::string& path = "/");
-std::string body_of(const std::string& response);
-
-/// Listening TCP sockets on 127.0.0.1:port (/proc/net/tcp): inode and
-/// accept queue length of each.
-std::vector<std::pair<ino_t, int>> listeners_on(int port);
 
 /// Threads of `pid` sleeping in one of the system calls `calls`.
 int threads_in(pid_t pid, const std::vector<long>& calls);

@@ -32,18 +32,18 @@ bool have(const char* path) {
 }
 
 /// The child's loaded message, then READY=1.
-void expect_ready(const Child& child, NotifySocket& notify) {
-  CHECK(notify.next() == loaded_message(child.pid));
+void expect_ready(const Child& child, NotifyListener& notify) {
+  CHECK(notify.next() == loaded_message(child.pid()));
   CHECK(notify.next() == ready_message());
 }
 
 /// The kernel has one listening socket on the port (the test's) and the
 /// child's own fd 3 is a copy of it.
 void expect_no_second_socket(const Child& child, const Listener& listener) {
-  auto found = listeners_on(listener.port);
+  auto found = tcp_listeners(listener.port);
   REQUIRE(found.size() == 1);
-  CHECK(found[0].first == listener.inode);
-  CHECK(child.fd_link(3) == listener.socket_link());
+  CHECK(found[0].inode == listener.inode);
+  CHECK(fd_link(child.pid(), 3) == listener.socket_link());
 }
 
 struct DrainCase {
@@ -58,7 +58,7 @@ struct DrainCase {
 /// holder of the socket, and the child exits. Returns its wait status.
 int drain(const DrainCase& c) {
   Listener listener;
-  NotifySocket notify;
+  NotifyListener notify;
   std::vector<std::string> argv = c.argv;
   argv.push_back(std::to_string(listener.port));
   Child child(argv, listener, notify);
@@ -67,25 +67,25 @@ int drain(const DrainCase& c) {
   for (int i = 0; i < c.in_flight; ++i)
     in_flight.push_back(send_request(listener, "/slow?ms=1000"));
   REQUIRE(serving(child, listener, c.serving_calls, c.in_flight));
-  REQUIRE(kill(child.pid, SIGTERM) == 0);
-  CHECK(notify.next() == stopping_message(child.pid, c.in_flight));
+  REQUIRE(kill(child.pid(), SIGTERM) == 0);
+  CHECK(notify.next() == stopping_message(child.pid(), c.in_flight));
   // Threads that were waiting in accept have been moved off the socket.
   REQUIRE(no_thread_in_tcp_accept(child));
   int late = send_request(listener, "/late");
-  std::vector<std::string> responses;
+  std::vector<Response> responses;
   for (int fd : in_flight) responses.push_back(read_response(fd));
   auto status = child.wait();
   REQUIRE(status);
   std::string output = child.output_text();
   INFO("child output: ", output);
   std::string body = c.body;
-  body.replace(body.find("PID"), 3, std::to_string(child.pid));
-  for (const std::string& response : responses) {
-    CHECK(response.starts_with("HTTP/1.1 200 OK\r\n"));
-    CHECK(body_of(response) == body);
+  body.replace(body.find("PID"), 3, std::to_string(child.pid()));
+  for (const Response& response : responses) {
+    CHECK(response.text.starts_with("HTTP/1.1 200 OK\r\n"));
+    CHECK(response.body == body);
   }
   // The late connection was left in the queue for the next holder.
-  REQUIRE(wait_for(listener.fd, POLLIN, Clock::now() + 1000ms));
+  REQUIRE(wait_fd(listener.fd, POLLIN, Clock::now() + 1000ms) > 0);
   int queued = accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC);
   REQUIRE(queued >= 0);
   char buf[64] = {};
@@ -107,26 +107,26 @@ void expect_killed_by_sigterm(int status) {
 
 TEST_CASE("legacy gets the inherited socket for its own bind: loaded, READY=1, served") {
   Listener listener;
-  NotifySocket notify;
+  NotifyListener notify;
   Child child({LEGACY_BIN, "--port", std::to_string(listener.port)}, listener, notify);
   expect_ready(child, notify);
-  std::string response = http_get(listener);
-  CHECK(response.starts_with("HTTP/1.1 200 OK\r\n"));
-  CHECK(body_of(response) == "legacy pid " + std::to_string(child.pid) + " version 1\n");
+  Response response = http_get(listener.address());
+  CHECK(response.text.starts_with("HTTP/1.1 200 OK\r\n"));
+  CHECK(response.body == "legacy pid " + std::to_string(child.pid()) + " version 1\n");
   expect_no_second_socket(child, listener);
   CHECK_FALSE(notify.next(100ms));
 }
 
 TEST_CASE("epoll_app asks for SOCK_NONBLOCK: served, and the shared socket stays blocking") {
   Listener listener;
-  NotifySocket notify;
+  NotifyListener notify;
   Child child({EPOLL_APP_BIN, "--port", std::to_string(listener.port)}, listener, notify);
   expect_ready(child, notify);
-  std::string expected = "epoll pid " + std::to_string(child.pid) + " version 1\n";
+  std::string expected = "epoll pid " + std::to_string(child.pid()) + " version 1\n";
   for (int round = 0; round < 10; ++round) {
     std::vector<int> fds;
     for (int i = 0; i < 8; ++i) fds.push_back(send_request(listener, "/"));
-    for (int fd : fds) CHECK(body_of(read_response(fd)) == expected);
+    for (int fd : fds) CHECK(read_response(fd).body == expected);
   }
   CHECK_FALSE(listener.nonblocking());
   expect_no_second_socket(child, listener);
@@ -134,10 +134,10 @@ TEST_CASE("epoll_app asks for SOCK_NONBLOCK: served, and the shared socket stays
 
 TEST_CASE("a bind to the inherited port that matches no inherited socket fails: EADDRINUSE") {
   Listener listener;
-  NotifySocket notify;
+  NotifyListener notify;
   std::string port = std::to_string(listener.port);
   Child child({LEGACY_BIN, "--host", "127.0.0.2", "--port", port}, listener, notify);
-  CHECK(notify.next() == loaded_message(child.pid));
+  CHECK(notify.next() == loaded_message(child.pid()));
   CHECK(notify.next() == "BATON_SHIM=refused-bind\nSTATUS=baton-shim: refused bind to 127.0.0.2:" +
                              port + ": no inherited socket matches");
   auto status = child.wait();
@@ -147,7 +147,7 @@ TEST_CASE("a bind to the inherited port that matches no inherited socket fails: 
   CHECK(child.output_text().find("legacy: fatal: unable to bind 127.0.0.2 port " + port +
                                  ": Address already in use\n") != std::string::npos);
   CHECK_FALSE(notify.next(100ms));
-  CHECK(listeners_on(listener.port).size() == 1);
+  CHECK(tcp_listeners(listener.port).size() == 1);
 }
 
 TEST_CASE("drain of legacy: the request in flight completes, then SIGTERM takes effect") {
@@ -197,17 +197,17 @@ while True:
 TEST_CASE("python3 -m http.server started through /usr/bin/env: handed on at exec, drained") {
   if (!have("/usr/bin/python3") || !have("/usr/bin/env")) return;
   Listener listener;
-  NotifySocket notify;
+  NotifyListener notify;
   Child child({"/usr/bin/env", "PATH=/usr/bin:/bin", "python3", "-m", "http.server", "--bind",
                "127.0.0.1", std::to_string(listener.port)},
               listener, notify);
   // env and then python3 (the same pid: exec keeps it) each load the shim.
-  CHECK(notify.next() == loaded_message(child.pid));
+  CHECK(notify.next() == loaded_message(child.pid()));
   expect_ready(child, notify);
-  CHECK(http_get(listener).starts_with("HTTP/1.0 200 OK\r\n"));
+  CHECK(http_get(listener.address()).text.starts_with("HTTP/1.0 200 OK\r\n"));
   expect_no_second_socket(child, listener);
-  REQUIRE(kill(child.pid, SIGTERM) == 0);
-  CHECK(notify.next() == stopping_message(child.pid, 0));
+  REQUIRE(kill(child.pid(), SIGTERM) == 0);
+  CHECK(notify.next() == stopping_message(child.pid(), 0));
   auto status = child.wait();
   REQUIRE(status);
   expect_killed_by_sigterm(*status);
@@ -216,7 +216,7 @@ TEST_CASE("python3 -m http.server started through /usr/bin/env: handed on at exe
 TEST_CASE("after a claim the app sees its own flags, and exec'd programs inherit nothing") {
   if (!have("/usr/bin/python3")) return;
   Listener listener;
-  NotifySocket notify;
+  NotifyListener notify;
   std::string inode = std::to_string(listener.inode);
   std::string script = R"(
 import fcntl, os, socket, sys
@@ -233,7 +233,7 @@ os.execv('/bin/sh', ['sh', '-c', 'echo exec LISTEN_FDS=${LISTEN_FDS:-unset}; '
                      'for f in /proc/$$/fd/*; do readlink $f; done'])
 )";
   Child child({"/usr/bin/python3", "-c", script, std::to_string(listener.port)}, listener, notify);
-  CHECK(notify.next() == loaded_message(child.pid));
+  CHECK(notify.next() == loaded_message(child.pid()));
   auto status = child.wait();
   REQUIRE(status);
   CHECK(WIFEXITED(*status));
@@ -249,7 +249,7 @@ os.execv('/bin/sh', ['sh', '-c', 'echo exec LISTEN_FDS=${LISTEN_FDS:-unset}; '
 TEST_CASE("an AF_INET bind takes a dual-stack [::] socket and sees IPv4 addresses") {
   if (!have("/usr/bin/python3") || !ipv6_available()) return;
   Listener listener(AF_INET6);
-  NotifySocket notify;
+  NotifyListener notify;
   std::string script = R"(
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -264,7 +264,7 @@ print('peer', peer[0], 'local', c.getsockname()[0], flush=True)
   std::string port = std::to_string(listener.port);
   Child child({"/usr/bin/python3", "-c", script, port}, listener, notify);
   expect_ready(child, notify);
-  CHECK(body_of(http_get(listener)) == "ok\n");
+  CHECK(http_get(listener.address()).body == "ok\n");
   auto status = child.wait();
   REQUIRE(status);
   CHECK(WIFEXITED(*status));
@@ -273,12 +273,12 @@ print('peer', peer[0], 'local', c.getsockname()[0], flush=True)
 
 TEST_CASE("a unix socket path: matched after normalisation, and the app's unlink spares it") {
   if (!have("/usr/bin/python3")) return;
-  std::string dir = "/tmp/baton-shim-test-" + std::to_string(getpid());
-  REQUIRE(mkdir(dir.c_str(), 0700) == 0);
+  TempDir temp;
+  const std::string& dir = temp.path();
   REQUIRE(mkdir((dir + "/sub").c_str(), 0700) == 0);
   {
     Listener listener(AF_UNIX, dir + "/app.sock");
-    NotifySocket notify;
+    NotifyListener notify;
     std::string script = R"(
 import os, socket, sys
 path = sys.argv[1]
@@ -295,7 +295,7 @@ os.unlink(path)
 )";
     Child child({"/usr/bin/python3", "-c", script, dir + "//./sub/../app.sock"}, listener, notify);
     expect_ready(child, notify);
-    CHECK(body_of(http_get(listener)) == "ok\n");
+    CHECK(http_get(listener.address()).body == "ok\n");
     auto status = child.wait();
     REQUIRE(status);
     CHECK(WIFEXITED(*status));
@@ -304,6 +304,4 @@ os.unlink(path)
     CHECK(stat(listener.path.c_str(), &st) == 0);
     CHECK(S_ISSOCK(st.st_mode));
   }
-  rmdir((dir + "/sub").c_str());
-  rmdir(dir.c_str());
 }

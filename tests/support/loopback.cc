@@ -1,0 +1,253 @@
+// Loopback clients (loopback.h).
+#include "support/loopback.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string_view>
+
+#include <fmt/format.h>
+
+namespace support {
+namespace {
+
+std::optional<uint16_t> parse_port(std::string_view s) {
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  if (value == 0 || value > 65535) return std::nullopt;
+  return static_cast<uint16_t>(value);
+}
+
+std::variant<Endpoint, std::string> unix_endpoint(const std::string& path) {
+  Endpoint ep;
+  auto* sun = reinterpret_cast<sockaddr_un*>(&ep.addr);
+  if (path.size() >= sizeof sun->sun_path) return "unix socket path too long: " + path;
+  sun->sun_family = AF_UNIX;
+  std::memcpy(sun->sun_path, path.data(), path.size());
+  ep.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  ep.text = path;
+  return ep;
+}
+
+std::variant<Endpoint, std::string> inet6_endpoint(std::string_view host, uint16_t port) {
+  Endpoint ep;
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ep.addr);
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons(port);
+  if (inet_pton(AF_INET6, std::string(host).c_str(), &sin6->sin6_addr) != 1) {
+    return fmt::format("invalid IPv6 address [{}]", host);
+  }
+  if (!IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)) return fmt::format("[{}] is not loopback", host);
+  ep.len = sizeof(sockaddr_in6);
+  return ep;
+}
+
+std::variant<Endpoint, std::string> inet4_endpoint(std::string_view host, uint16_t port) {
+  Endpoint ep;
+  auto* sin = reinterpret_cast<sockaddr_in*>(&ep.addr);
+  sin->sin_family = AF_INET;
+  sin->sin_port = htons(port);
+  const std::string name = host == "localhost" ? "127.0.0.1" : std::string(host);
+  if (inet_pton(AF_INET, name.c_str(), &sin->sin_addr) != 1) {
+    return fmt::format("invalid IPv4 address {} (names other than localhost are not resolved)",
+                       host);
+  }
+  if ((ntohl(sin->sin_addr.s_addr) >> 24) != 127) return fmt::format("{} is not loopback", host);
+  ep.len = sizeof(sockaddr_in);
+  return ep;
+}
+
+Response failure(const std::string& what, int err) {
+  Response r;
+  r.error = fmt::format("{}: {}", what, err == EAGAIN ? "timeout" : std::strerror(err));
+  return r;
+}
+
+/// A socket of `type` to `address`, connected, with send and receive
+/// timeouts; -1 with `why` set if not.
+int connect_socket(const std::string& address, int type, Millis timeout, Response& why) {
+  auto parsed = parse_endpoint(address);
+  if (auto* error = std::get_if<std::string>(&parsed)) {
+    why.error = *error;
+    return -1;
+  }
+  const Endpoint& ep = std::get<Endpoint>(parsed);
+  int fd = socket(ep.addr.ss_family, type | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    why = failure("socket", errno);
+    return -1;
+  }
+  timeval tv{static_cast<time_t>(timeout.count() / 1000),
+             static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&ep.addr), ep.len) != 0) {
+    why = failure("connect", errno);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+Response parse_http(const std::string& raw) {
+  Response r;
+  size_t head_end = raw.find("\r\n\r\n");
+  if (!raw.starts_with("HTTP/1.") || head_end == std::string::npos) {
+    r.error = fmt::format("invalid response: \"{}\"", raw.substr(0, 80));
+    return r;
+  }
+  r.status = std::atoi(raw.c_str() + 9);
+  r.body = raw.substr(head_end + 4);
+  r.ok = true;
+  return r;
+}
+
+}  // namespace
+
+std::variant<Endpoint, std::string> parse_endpoint(const std::string& address) {
+  if (address.find('/') != std::string::npos) return unix_endpoint(address);
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return "address " + address + " has no :port";
+  const auto port = parse_port(std::string_view(address).substr(colon + 1));
+  if (!port) return "invalid port in address " + address;
+  std::string_view host = std::string_view(address).substr(0, colon);
+  std::variant<Endpoint, std::string> ep;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    ep = inet6_endpoint(host.substr(1, host.size() - 2), *port);
+  } else {
+    ep = inet4_endpoint(host, *port);
+  }
+  if (auto* e = std::get_if<Endpoint>(&ep)) e->text = address;
+  if (auto* msg = std::get_if<std::string>(&ep)) *msg = "address " + address + ": " + *msg;
+  return ep;
+}
+
+int connect_stream(const std::string& address, Millis timeout) {
+  Response ignored;
+  return connect_socket(address, SOCK_STREAM, timeout, ignored);
+}
+
+bool send_get(int fd, const std::string& path) {
+  const std::string request =
+      fmt::format("GET {} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", path);
+  return send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+         static_cast<ssize_t>(request.size());
+}
+
+Response read_response(int fd, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  std::string raw;
+  Response r;
+  for (;;) {
+    const int ready = wait_fd(fd, POLLIN, deadline);
+    if (ready <= 0) {
+      r = failure("recv", ready == 0 ? EAGAIN : errno);
+      break;
+    }
+    char buf[4096];
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      raw.append(buf, static_cast<size_t>(n));
+    } else if (n == 0) {
+      r = parse_http(raw);
+      break;
+    } else if (errno != EINTR) {
+      r = failure("recv", errno);
+      break;
+    }
+  }
+  close(fd);
+  r.text = std::move(raw);
+  return r;
+}
+
+Response http_get_on(int fd, const std::string& path, Millis timeout) {
+  if (!send_get(fd, path)) {
+    Response r = failure("send", errno);
+    close(fd);
+    return r;
+  }
+  return read_response(fd, timeout);
+}
+
+Response http_get(const std::string& address, const std::string& path, Millis timeout) {
+  Response r;
+  const int fd = connect_socket(address, SOCK_STREAM, timeout, r);
+  if (fd < 0) return r;
+  return http_get_on(fd, path, timeout);
+}
+
+Response udp_request(const std::string& address, const std::string& payload, Millis timeout) {
+  Response r;
+  const int fd = connect_socket(address, SOCK_DGRAM, timeout, r);
+  if (fd < 0) return r;
+  if (send(fd, payload.data(), payload.size(), 0) < 0) {
+    r = failure("send", errno);
+  } else {
+    char buf[4096];
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n < 0) {
+      r = failure("recv", errno);
+    } else {
+      r.ok = true;
+      r.text.assign(buf, static_cast<size_t>(n));
+      r.body = r.text;
+    }
+  }
+  close(fd);
+  return r;
+}
+
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  const bool ok = fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  const int err = errno;
+  if (fd >= 0) close(fd);
+  if (!ok) {
+    throw std::runtime_error(
+        fmt::format("cannot pick a free port on 127.0.0.1: {}", std::strerror(err)));
+  }
+  return ntohs(addr.sin_port);
+}
+
+std::vector<TcpListener> tcp_listeners(int port) {
+  std::ifstream in("/proc/net/tcp");
+  std::string line;
+  std::getline(in, line);  // the header
+  char local[32];
+  std::snprintf(local, sizeof local, "0100007F:%04X", port);
+  std::vector<TcpListener> found;
+  while (std::getline(in, line)) {
+    // "  0: 0100007F:1F90 00000000:0000 0A 00000000:00000002 ...": for a
+    // listener (state 0A) the receive queue is its accept queue.
+    std::istringstream fields(line);
+    std::string slot, local_address, remote, state, queues, timer, retransmits, uid, timeout;
+    unsigned long inode = 0;
+    fields >> slot >> local_address >> remote >> state >> queues >> timer >> retransmits >> uid >>
+        timeout >> inode;
+    if (local_address != local || state != "0A") continue;
+    int queue = static_cast<int>(std::stoul(queues.substr(queues.find(':') + 1), nullptr, 16));
+    found.push_back({static_cast<ino_t>(inode), queue});
+  }
+  return found;
+}
+
+}  // namespace support

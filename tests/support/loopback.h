@@ -1,0 +1,69 @@
+// Loopback clients for the tests, the load client and the benchmarks:
+// addresses (loopback only), one HTTP GET, one UDP request, a free port, and
+// the kernel's view of the TCP listeners on a port.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "support/wait.h"
+
+namespace support {
+
+/// A validated loopback address to connect() to.
+struct Endpoint {
+  sockaddr_storage addr{};
+  /// The meaningful length of `addr`.
+  socklen_t len = 0;
+  /// As the user wrote it, for messages.
+  std::string text;
+};
+
+/// Parses "127.0.0.1:80", "[::1]:80", "localhost:80" (= 127.0.0.1) or a unix
+/// socket path (anything containing '/'); an error message for anything
+/// malformed or not loopback ("address 10.0.0.1:80: 10.0.0.1 is not loopback").
+std::variant<Endpoint, std::string> parse_endpoint(const std::string& address);
+
+/// What one request got back.
+struct Response {
+  bool ok = false;    // a whole HTTP response (UDP: a datagram) arrived
+  std::string error;  // why not: "connect: Connection refused", "recv: timeout", ...
+  int status = 0;     // the HTTP status code
+  std::string text;   // everything received
+  std::string body;   // what follows the response head (UDP: the datagram)
+};
+
+/// Connects a stream socket to `address` (see parse_endpoint), with send and
+/// receive timeouts of `timeout`; -1 on failure.
+int connect_stream(const std::string& address, Millis timeout = 5s);
+/// Sends a GET for `path` (HTTP/1.1, Connection: close) on a connected
+/// socket; false if it could not be sent whole.
+bool send_get(int fd, const std::string& path = "/");
+/// Reads the response on `fd` until the server closes the connection, for
+/// at most `timeout`, and closes `fd`.
+Response read_response(int fd, Millis timeout = 15s);
+/// send_get, then read_response, on an already connected socket.
+Response http_get_on(int fd, const std::string& path = "/", Millis timeout = 15s);
+/// Connects to `address` and GETs `path`, each step bounded by `timeout`.
+Response http_get(const std::string& address, const std::string& path = "/", Millis timeout = 5s);
+/// Sends one datagram to a UDP address and returns the reply as the body.
+Response udp_request(const std::string& address, const std::string& payload, Millis timeout = 5s);
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read,
+/// closed), for programs that must be told their port before they start.
+/// Throws std::runtime_error if it cannot bind.
+int free_port();
+
+/// A listening TCP socket on 127.0.0.1, as /proc/net/tcp shows it.
+struct TcpListener {
+  ino_t inode = 0;
+  int accept_queue = 0;  // connections waiting to be accepted
+};
+/// The listening TCP sockets on 127.0.0.1:port.
+std::vector<TcpListener> tcp_listeners(int port);
+
+}  // namespace support
