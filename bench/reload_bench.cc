@@ -1,6 +1,7 @@
 // reload_bench: measures what a `baton reload` costs the clients of a
 // service. In one invocation it puts closed-loop HTTP load (tests/load's
-// load_client) on examples/hello on loopback in four cases per mode:
+// load_client) on the test app (tests/apps/test_app.cc, examples/hello with its fault switches) on
+// loopback in four cases per mode:
 //   1. baseline: hello alone, socket activated by the bench (no baton);
 //   2. hello under baton, no reloads;
 //   3. hello under baton with --reloads evenly spaced reloads;
@@ -69,7 +70,7 @@ struct CaseSpec {
 constexpr const char* kUsage =
     "usage: reload_bench [--duration-per-case 12s] [--connections 8] [--reloads 5]\n"
     "                    [--mode close|keepalive|shim|both|all]\n"
-    "Puts HTTP load on examples/hello on loopback, alone and under baton with and\n"
+    "Puts HTTP load on tests/apps/test_app on loopback, alone and under baton with and\n"
     "without reloads, and prints markdown tables. Mode shim: examples/legacy (binds\n"
     "its own port) alone and under `baton run --shim`, one connection per request.\n"
     "both = close and keepalive; all = close, keepalive and shim. Defaults: 12s, 8,\n"

@@ -1,4 +1,4 @@
-// The services reload_bench and soak put load on: examples/hello alone (socket
+// The services reload_bench and soak put load on: the test app alone (socket
 // activated by the bench itself, the baseline) and hello under `baton run`
 // (started from a config in a temporary directory, reloaded with `baton
 // reload`), both on 127.0.0.1 with a kernel-chosen port; and examples/legacy

@@ -1,5 +1,5 @@
 // soak: many reloads back to back under load, to see whether baton keeps
-// anything per reload. It runs examples/hello under `baton run`, puts two
+// anything per reload. It runs the test app (tests/apps/test_app.cc) under `baton run`, puts two
 // concurrent closed-loop loads on it over loopback (a new connection per
 // request, and keep-alive), and runs `baton reload --wait` --reloads times in
 // a row. After every --sample-every reloads it samples baton's own process
@@ -46,7 +46,7 @@ struct Options {
 constexpr const char* kUsage =
     "usage: soak [--reloads 1000 | --quick] [--connections 4] [--sample-every 1]\n"
     "            [--mode close|keepalive|both] [--time-limit 10m]\n"
-    "Runs examples/hello under baton with load on loopback (both modes at once by\n"
+    "Runs tests/apps/test_app under baton with load on loopback (both modes at once by\n"
     "default, --connections client threads each) and reloads it --reloads times back\n"
     "to back (--quick: 50), sampling baton's fds, RssAnon and zombie children after\n"
     "every --sample-every reloads. Prints markdown tables.\n"

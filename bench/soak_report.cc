@@ -70,7 +70,7 @@ void print_header(const SoakResult& r) {
   }
   fmt::print("## soak\n\n");
   fmt::print(
-      "{}; examples/hello under `baton run`; {} reloads (`baton reload --wait`, one after "
+      "{}; tests/apps/test_app under `baton run`; {} reloads (`baton reload --wait`, one after "
       "another) under closed-loop load from {}, concurrently, all on loopback. baton's own "
       "process sampled after every {} reload{}.\n\n",
       r.machine, r.reloads_requested, loads, r.sample_every, r.sample_every == 1 ? "" : "s");
