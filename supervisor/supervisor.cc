@@ -132,7 +132,9 @@ Status Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen) {
   Instance* raw = inst.get();
   Process::Events events{
       [this, raw](int64_t status, int sig) {
-        dispatch(*raw, InstanceEvent::kExit, EventArgs::exit(status, sig));
+        // Recorded before dispatch, as STATUS= is: every exit cell reads it.
+        raw->exit_description = describe_exit(status, sig);
+        dispatch(*raw, InstanceEvent::kExit);
       },
       [this, raw] { dispatch(*raw, InstanceEvent::kReleased); },
   };
@@ -268,29 +270,26 @@ void Supervisor::ready_timed_out(Instance& inst, const EventArgs&) {
   kill_instance(inst, inst.gen->protocol->ready_timeout_reason(inst, reason));
 }
 
-void Supervisor::exit_starting(Instance& inst, const EventArgs& args) {
-  std::string reason =
-      fmt::format("{} before READY=1", describe_exit(args.exit_status, args.term_signal));
+void Supervisor::exit_starting(Instance& inst, const EventArgs&) {
+  std::string reason = fmt::format("{} before READY=1", inst.exit_description);
   spdlog::error("generation {}: pid {} {}", inst.generation(), inst.pid(), reason);
-  end_run(inst, args, reason);
+  end_run(inst, reason);
 }
 
-void Supervisor::exit_failing(Instance& inst, const EventArgs& args) {
-  end_run(inst, args, inst.failure);
+void Supervisor::exit_failing(Instance& inst, const EventArgs&) {
+  end_run(inst, inst.failure);
 }
 
-void Supervisor::exit_ready(Instance& inst, const EventArgs& args) {
-  std::string reason =
-      fmt::format("{} while ready", describe_exit(args.exit_status, args.term_signal));
+void Supervisor::exit_ready(Instance& inst, const EventArgs&) {
+  std::string reason = fmt::format("{} while ready", inst.exit_description);
   if (is_candidate(inst)) {
     reason += fmt::format(" within min_ready ({})", format_duration(inst.gen->config->min_ready));
   }
   spdlog::error("generation {}: pid {} {}", inst.generation(), inst.pid(), reason);
-  end_run(inst, args, reason);
+  end_run(inst, reason);
 }
 
-void Supervisor::end_run(Instance& inst, const EventArgs& args, const std::string& reason) {
-  inst.exit_description = describe_exit(args.exit_status, args.term_signal);
+void Supervisor::end_run(Instance& inst, const std::string& reason) {
   Generation& gen = *inst.gen;
   std::erase(gen.instances, &inst);
   gen.last_exit = fmt::format("pid {} {}", inst.pid(), reason);
@@ -339,8 +338,7 @@ void Supervisor::watchdog_expired(Instance& inst, const EventArgs&) {
   start_reload({}, GenerationPlan{current_->config, current_->sockets});
 }
 
-void Supervisor::exit_draining(Instance& inst, const EventArgs& args) {
-  inst.exit_description = describe_exit(args.exit_status, args.term_signal);
+void Supervisor::exit_draining(Instance& inst, const EventArgs&) {
   if (!inst.process->group_alive()) return finish_drained(inst, false);
   inst.state = InstanceState::kLingering;
   inst.timer->arm(kGroupPoll);
@@ -354,8 +352,7 @@ void Supervisor::drain_timed_out(Instance& inst, const EventArgs&) {
   inst.process->signal_group(SIGKILL);
 }
 
-void Supervisor::exit_drain_killed(Instance& inst, const EventArgs& args) {
-  inst.exit_description = describe_exit(args.exit_status, args.term_signal);
+void Supervisor::exit_drain_killed(Instance& inst, const EventArgs&) {
   if (inst.process->group_alive()) inst.process->signal_group(SIGKILL);
   finish_drained(inst, true);
 }

@@ -114,13 +114,9 @@ struct EventArgs {
   std::string reason;
   /// kExtendTimeout: how much longer.
   Millis extra{0};
-  /// kExit: the exit status, or the terminating signal.
-  int64_t exit_status = 0;
-  int term_signal = 0;
 
-  static EventArgs failed(std::string why) { return {std::move(why), Millis{0}, 0, 0}; }
-  static EventArgs extend(Millis extra) { return {{}, extra, 0, 0}; }
-  static EventArgs exit(int64_t status, int signal) { return {{}, Millis{0}, status, signal}; }
+  static EventArgs failed(std::string why) { return {std::move(why), Millis{0}}; }
+  static EventArgs extend(Millis extra) { return {{}, extra}; }
 };
 
 class Supervisor {
@@ -216,15 +212,15 @@ class Supervisor {
   void fail_start(Instance& inst, const EventArgs& args);
   void extend_start(Instance& inst, const EventArgs& args);
   void ready_timed_out(Instance& inst, const EventArgs&);
-  void exit_starting(Instance& inst, const EventArgs& args);
-  void exit_failing(Instance& inst, const EventArgs& args);
-  void exit_ready(Instance& inst, const EventArgs& args);
+  void exit_starting(Instance& inst, const EventArgs&);
+  void exit_failing(Instance& inst, const EventArgs&);
+  void exit_ready(Instance& inst, const EventArgs&);
   void start_drain(Instance& inst, const EventArgs&);
   void feed_watchdog(Instance& inst, const EventArgs&);
   void watchdog_expired(Instance& inst, const EventArgs&);
-  void exit_draining(Instance& inst, const EventArgs& args);
+  void exit_draining(Instance& inst, const EventArgs&);
   void drain_timed_out(Instance& inst, const EventArgs&);
-  void exit_drain_killed(Instance& inst, const EventArgs& args);
+  void exit_drain_killed(Instance& inst, const EventArgs&);
   void poll_group(Instance& inst, const EventArgs&);
   void forget(Instance& inst, const EventArgs&);
 
@@ -232,7 +228,7 @@ class Supervisor {
   void kill_instance(Instance& inst, const std::string& reason);
   void arm_watchdog(Instance& inst);
   /// A starting or ready instance's main pid exited: it ends for `reason`.
-  void end_run(Instance& inst, const EventArgs& args, const std::string& reason);
+  void end_run(Instance& inst, const std::string& reason);
   /// The main pid and its group are gone.
   void finish(Instance& inst);
   /// A drained instance is gone: `killed` after drain_timeout, or by itself.
