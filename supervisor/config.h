@@ -3,6 +3,7 @@
 // reports every problem with file:line:column and the key at fault.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,6 +13,59 @@
 #include "socket_spec.h"
 
 namespace baton {
+
+/// An HTTP readiness probe: GET `path` on a socket of the candidate.
+struct HttpCheck {
+  std::string path = "/";
+  /// The Host header; empty: the address probed ("127.0.0.1:8080").
+  std::string host;
+  /// Pass on exactly this status; nullopt: any 2xx.
+  std::optional<int> status;
+  /// Pass only if the body contains this; empty: any body.
+  std::string body;
+};
+
+/// How a new instance proves it is ready. Every configured check must pass
+/// (each once); ready_timeout bounds the whole wait.
+struct ReadyChecks {
+  /// READY=1 over sd_notify (in shim mode: the shim's "it called accept()").
+  /// Default: on when no probe is configured, off when one is.
+  bool notify = true;
+  std::optional<HttpCheck> http;
+  /// Pass once a connection to the socket succeeds.
+  bool tcp = false;
+  /// Pass once this command exits 0 (run without a shell).
+  std::vector<std::string> exec;
+  /// The socket http and tcp probes connect to (a [[socket]] name); empty:
+  /// the first stream socket.
+  std::string socket;
+  /// Time between the start of two attempts of one probe.
+  Millis interval{250};
+  /// One attempt's limit.
+  Millis timeout{1'000};
+
+  bool any_probe() const { return http || tcp || !exec.empty(); }
+};
+
+/// A command baton runs: a smoke check or a hook.
+struct CheckCommand {
+  /// Shown in progress and messages; default: the command line.
+  std::string name;
+  std::vector<std::string> command;
+  Millis timeout{60'000};
+};
+
+/// How generations share the configured addresses.
+enum class ListenerMode {
+  /// Each generation gets listeners of its own on the same addresses
+  /// (reuseport steering for tcp/udp, rename for unix path sockets), so
+  /// probes reach the candidate alone and nothing public reaches it before
+  /// the switch. Sockets that cannot be steered are shared (the reason is
+  /// logged and in `status`).
+  kPerGeneration,
+  /// One socket per address for every generation (baton before probes).
+  kShared,
+};
 
 /// One service's supervision settings. Paths are absolute or relative to
 /// the directory of the config file (`base_dir`).
@@ -56,6 +110,20 @@ struct Config {
   /// running this long; if the new one exits within it, baton switches back
   /// to the old one. Zero: off.
   Millis min_ready{0};
+
+  /// What makes an instance ready (`[ready]`).
+  ReadyChecks ready;
+  /// Run in order after the candidate is ready and before the switch; the
+  /// first failure rolls the reload back (`[[smoke]]`).
+  std::vector<CheckCommand> smoke;
+  /// Runs before a reload's candidate starts; a failure aborts the reload
+  /// with nothing started (`[hooks] pre_reload`).
+  std::optional<CheckCommand> pre_reload;
+  /// Runs once no process of an older generation is left after a reload
+  /// (`[hooks] after_drained`).
+  std::optional<CheckCommand> after_drained;
+  /// `listeners = "per-generation" | "shared"`.
+  ListenerMode listeners = ListenerMode::kPerGeneration;
 };
 
 /// Reads and validates a TOML config file. A file over 1 MiB is refused

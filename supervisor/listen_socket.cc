@@ -250,4 +250,8 @@ Status ListenSocket::update(const SocketSpec& spec) {
   return {};
 }
 
+Result<ProbeTarget> ListenSocket::probe_target() const {
+  return error(fmt::format("{}: {}", spec_.name, shared_reason_));
+}
+
 }  // namespace baton

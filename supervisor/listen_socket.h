@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "result.h"
@@ -12,6 +13,17 @@
 #include "unique_fd.h"
 
 namespace baton {
+
+/// Where a probe connects to reach one listener alone.
+struct ProbeTarget {
+  /// tcp: 127.0.0.1:PORT (also for 0.0.0.0 and dual-stack "::"); unix: the
+  /// listener's path as it is now (its private path until the switch).
+  SocketAddress target;
+  /// tcp: the source address to bind ("127.0.0.2"); unix: empty.
+  std::string source;
+};
+
+class ListenerGroup;
 
 /// A bound (and, for stream sockets, listening) socket. The fd is CLOEXEC;
 /// children receive it only through the spawn stdio table. Its file status
@@ -38,6 +50,17 @@ class ListenSocket {
   /// as text: "127.0.0.1:41234".
   const SocketAddress& bound() const { return bound_; }
   const std::string& bound_address() const { return bound_address_; }
+
+  /// Empty when this socket is one generation's own listener on its
+  /// address (per-generation listeners, see steering.h); otherwise why every
+  /// generation shares it, for the log and `status` ("reuseport = true lets
+  /// the app add copies of its own", "an abstract unix socket cannot be
+  /// renamed", "taken from systemd", "listeners = \"shared\"").
+  const std::string& shared_reason() const { return shared_reason_; }
+  /// How a probe reaches this listener and no other; the error says why it
+  /// cannot ("udp", "shared: taken from systemd", "[::1]:8080 is not
+  /// reachable from 127.0.0.2").
+  Result<ProbeTarget> probe_target() const;
 
   /// Called once when the socket closes (baton uses it to take the socket
   /// out of systemd's fd store).
@@ -68,6 +91,9 @@ class ListenSocket {
   /// Inode of the unix socket file we created; 0 for other kinds.
   ino_t inode_ = 0;
   dev_t device_ = 0;
+  std::string shared_reason_ = "listeners = \"shared\"";
+  /// Per-generation listeners: the group of listeners on this address.
+  std::shared_ptr<ListenerGroup> group_;
 };
 
 }  // namespace baton

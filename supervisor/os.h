@@ -14,11 +14,15 @@
 #include <string>
 #include <vector>
 
+#include "config.h"
 #include "result.h"
+#include "socket_spec.h"
 
 namespace baton {
 
 using Clock = std::chrono::steady_clock;
+class ListenSocket;
+using SharedSocket = std::shared_ptr<ListenSocket>;
 
 /// What to run and what it inherits.
 struct SpawnSpec {
@@ -63,6 +67,61 @@ class Timer {
   virtual void cancel() = 0;
 };
 
+/// Something running on baton's behalf (a probe attempt, a command):
+/// destroying it cancels it, and its callback is then never called.
+class Pending {
+ public:
+  virtual ~Pending() = default;
+};
+
+/// One readiness probe attempt against one listener of the candidate.
+struct ProbeSpec {
+  enum class Kind { kHttp, kTcp };
+  Kind kind = Kind::kTcp;
+  /// Where to connect: a tcp address, or a unix path (never abstract).
+  SocketAddress target;
+  /// tcp: the local address to bind before connecting ("127.0.0.2": the
+  /// steering program sends connections from it to the candidate); empty:
+  /// none.
+  std::string source;
+  /// kHttp: what to ask and what passes.
+  HttpCheck http;
+  /// The attempt's limit, from connect to the end of the answer.
+  Millis timeout{1'000};
+};
+
+struct ProbeResult {
+  bool passed = false;
+  /// One line: "http /health: 503 in 3ms", "http /health: 200 in 2ms",
+  /// "tcp 127.0.0.1:8080: connection refused", "http /health: timed out
+  /// after 1s".
+  std::string summary;
+};
+
+/// A command baton runs itself: an exec probe, a smoke check, a hook. It
+/// runs in a process group of its own, stdin from /dev/null.
+struct CommandSpec {
+  std::vector<std::string> argv;
+  /// Complete environment, "KEY=VALUE" each.
+  std::vector<std::string> env;
+  std::string working_directory;
+  /// Its process group is SIGKILLed when this runs out.
+  Millis timeout{60'000};
+};
+
+struct CommandResult {
+  /// It exited with status 0 within its timeout.
+  bool passed = false;
+  /// "exited with status 0", "exited with status 3", "was killed by
+  /// SIGSEGV", "timed out after 5s", "could not be started: ENOENT ...".
+  std::string outcome;
+  /// The last lines it wrote (stdout and stderr together), oldest first; at
+  /// most kCommandOutputLines, each cut at 1 KiB.
+  std::vector<std::string> output;
+  Millis took{0};
+};
+inline constexpr size_t kCommandOutputLines = 20;
+
 /// What the escaped-holder sweep looks for (see escaped_holders.h).
 struct EscapeScope {
   /// baton's listening sockets: fd and name.
@@ -96,6 +155,23 @@ class Os {
   virtual bool escaped_empty() const = 0;
   /// Stops the sweep's timer; nothing is killed after this.
   virtual void close() = 0;
+
+  /// Starts one probe attempt; `done` is called once, on the loop.
+  virtual std::unique_ptr<Pending> probe(const ProbeSpec& spec,
+                                         std::function<void(ProbeResult)> done) = 0;
+  /// Runs a command; `line` is called for each line it writes (as it writes
+  /// it), `done` once when it has exited or was killed for its timeout.
+  /// Destroying the Pending SIGKILLs its group.
+  virtual std::unique_ptr<Pending> run(const CommandSpec& spec,
+                                       std::function<void(const std::string&)> line,
+                                       std::function<void(CommandResult)> done) = 0;
+
+  /// Per-generation listeners (socket_set.h): every later public connection
+  /// on these sockets' addresses goes to them. Shared sockets are skipped.
+  virtual Status switch_to(const std::vector<SharedSocket>& sockets) = 0;
+  /// Connections waiting in the accept queues of `sockets`, not yet
+  /// accepted by any process (0 for sockets that cannot tell).
+  virtual int queued(const std::vector<SharedSocket>& sockets) = 0;
 };
 
 }  // namespace baton

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "config.h"
 #include "listen_socket.h"
 #include "result.h"
 
@@ -16,10 +17,15 @@ using SharedSocket = std::shared_ptr<ListenSocket>;
 
 class SocketSet {
  public:
-  /// The sockets for `specs`, in order: existing ones where kind and address
-  /// match (updated to the new options), new ones bound otherwise. On error
+  /// The sockets for a generation's `specs`, in order. kShared, and every
+  /// socket that cannot be steered: existing ones where kind and address
+  /// match (updated to the new options), new ones bound otherwise.
+  /// kPerGeneration: a new listener of its own for each spec, on the same
+  /// address as the serving one, which no public connection reaches until
+  /// switch_to() (steering.h); a first one where none is held. On error
   /// nothing new stays bound.
-  Result<std::vector<SharedSocket>> prepare(const std::vector<SocketSpec>& specs);
+  Result<std::vector<SharedSocket>> prepare(const std::vector<SocketSpec>& specs,
+                                            ListenerMode mode = ListenerMode::kShared);
 
   /// Adopts sockets bound elsewhere (at start-up).
   void adopt(const std::vector<SharedSocket>& sockets);

@@ -7,8 +7,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "command_runner.h"
+#include "probe.h"
 #include "proc_stat.h"
 #include "socket_holders.h"
+#include "steering.h"
 
 namespace baton {
 namespace {
@@ -313,6 +316,25 @@ void UvOs::sweep_escaped(const std::string& ended, Clock::time_point deadline) {
 
 void UvOs::close() {
   if (escaped_) escaped_->close();
+}
+
+std::unique_ptr<Pending> UvOs::probe(const ProbeSpec& spec,
+                                     std::function<void(ProbeResult)> done) {
+  return start_probe(loop_, spec, std::move(done));
+}
+
+std::unique_ptr<Pending> UvOs::run(const CommandSpec& spec,
+                                   std::function<void(const std::string&)> line,
+                                   std::function<void(CommandResult)> done) {
+  return run_command(loop_, spec, std::move(line), std::move(done));
+}
+
+Status UvOs::switch_to(const std::vector<SharedSocket>& sockets) {
+  return baton::switch_to(sockets);
+}
+
+int UvOs::queued(const std::vector<SharedSocket>& sockets) {
+  return queued_connections(sockets);
 }
 
 }  // namespace baton

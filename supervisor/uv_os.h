@@ -24,6 +24,13 @@ class UvOs final : public Os {
   void sweep_escaped(const std::string& ended, Clock::time_point deadline) override;
   bool escaped_empty() const override { return !escaped_ || escaped_->empty(); }
   void close() override;
+  std::unique_ptr<Pending> probe(const ProbeSpec& spec,
+                                 std::function<void(ProbeResult)> done) override;
+  std::unique_ptr<Pending> run(const CommandSpec& spec,
+                               std::function<void(const std::string&)> line,
+                               std::function<void(CommandResult)> done) override;
+  Status switch_to(const std::vector<SharedSocket>& sockets) override;
+  int queued(const std::vector<SharedSocket>& sockets) override;
 
  private:
   uv_loop_t* loop_;

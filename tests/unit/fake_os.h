@@ -85,6 +85,77 @@ class FakeOs final : public Os {
   bool escaped_empty() const override { return true; }
   void close() override { closed = true; }
 
+  /// A probe attempt or command in flight; the test completes it with
+  /// finish_probe() / finish_command(). Destroying it logs "cancel probe N".
+  struct FakePending final : Pending {
+    FakePending(FakeOs& os, int id) : os(os), id(id) {}
+    ~FakePending() override;
+    FakeOs& os;
+    int id;
+  };
+  struct ProbeCall {
+    ProbeSpec spec;
+    std::function<void(ProbeResult)> done;
+  };
+  struct CommandCall {
+    CommandSpec spec;
+    std::function<void(const std::string&)> line;
+    std::function<void(CommandResult)> done;
+  };
+  std::unique_ptr<Pending> probe(const ProbeSpec& spec,
+                                 std::function<void(ProbeResult)> done) override {
+    int id = next_call++;
+    probes[id] = {spec, std::move(done)};
+    log.push_back(fmt::format("probe {}", id));
+    return std::make_unique<FakePending>(*this, id);
+  }
+  std::unique_ptr<Pending> run(const CommandSpec& spec,
+                               std::function<void(const std::string&)> line,
+                               std::function<void(CommandResult)> done) override {
+    int id = next_call++;
+    commands[id] = {spec, std::move(line), std::move(done)};
+    log.push_back(fmt::format("run {} {}", id, spec.argv.empty() ? "" : spec.argv[0]));
+    return std::make_unique<FakePending>(*this, id);
+  }
+  Status switch_to(const std::vector<SharedSocket>&) override {
+    log.push_back("switch");
+    return {};
+  }
+  int queued(const std::vector<SharedSocket>&) override { return queued_connections; }
+
+  /// The probe attempt in flight (exactly one must be).
+  int pending_probe() const {
+    REQUIRE_MESSAGE(probes.size() == 1, probes.size(), " probes in flight");
+    return probes.begin()->first;
+  }
+  void finish_probe(int id, bool passed, std::string summary = "probe") {
+    auto it = probes.find(id);
+    REQUIRE_MESSAGE(it != probes.end(), "no probe ", id, " in flight");
+    auto done = std::move(it->second.done);
+    probes.erase(it);
+    done(ProbeResult{passed, std::move(summary)});
+  }
+  /// The command in flight whose argv[0] is `program` (exactly one must be).
+  int pending_command(const std::string& program) const {
+    int found = -1;
+    for (const auto& [id, c] : commands) {
+      if (!c.spec.argv.empty() && c.spec.argv[0] == program) {
+        REQUIRE_MESSAGE(found < 0, "two commands ", program, " in flight");
+        found = id;
+      }
+    }
+    REQUIRE_MESSAGE(found >= 0, "no command ", program, " in flight");
+    return found;
+  }
+  void finish_command(int id, bool passed, std::string outcome = "exited with status 0",
+                      std::vector<std::string> output = {}) {
+    auto it = commands.find(id);
+    REQUIRE_MESSAGE(it != commands.end(), "no command ", id, " in flight");
+    auto done = std::move(it->second.done);
+    commands.erase(it);
+    done(CommandResult{passed, std::move(outcome), std::move(output), Millis{0}});
+  }
+
   /// Moves the clock on by `by`, firing each timer that falls due, in order.
   void advance(std::chrono::milliseconds by) {
     Clock::time_point until = now_ + by;
@@ -142,7 +213,17 @@ class FakeOs final : public Os {
   std::vector<std::string> sweeps;
   std::vector<std::string> log;
   bool closed = false;
+  int next_call = 1;
+  int queued_connections = 0;
+  std::map<int, ProbeCall> probes;
+  std::map<int, CommandCall> commands;
 };
+
+inline FakeOs::FakePending::~FakePending() {
+  bool probe = os.probes.erase(id) != 0;
+  bool command = os.commands.erase(id) != 0;
+  if (probe || command) os.log.push_back(fmt::format("cancel {}", id));
+}
 
 inline FakeProcess::~FakeProcess() {
   os.processes.erase(pid_);
