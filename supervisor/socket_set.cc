@@ -17,7 +17,8 @@ SharedSocket SocketSet::find(const SocketSpec& spec, const std::vector<SharedSoc
   return match;
 }
 
-Result<std::vector<SharedSocket>> SocketSet::prepare(const std::vector<SocketSpec>& specs) {
+Result<std::vector<SharedSocket>> SocketSet::prepare(const std::vector<SocketSpec>& specs,
+                                                      ListenerMode) {
   std::vector<SharedSocket> sockets;
   for (const SocketSpec& spec : specs) {
     if (SharedSocket existing = find(spec, sockets)) {
