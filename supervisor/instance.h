@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "os.h"
 
@@ -64,6 +65,24 @@ struct Instance {
   std::string exit_description;
   /// Shim mode: set once the shim reported that it loaded in the app.
   bool shim_loaded = false;
+
+  /// Readiness (starting): the checks still to pass. `notify`: READY=1 is
+  /// required and has not come; `probes`: the configured probes not yet
+  /// passed, in the order they are tried ("http", "tcp", "exec").
+  bool awaiting_notify = false;
+  std::vector<std::string> probes;
+  /// The attempt in flight, and the timer that starts the next one.
+  std::unique_ptr<Pending> probe_attempt;
+  std::unique_ptr<Timer> probe_timer;
+  /// Attempts of the probe being tried, and when the last one started.
+  int probe_attempts = 0;
+  Clock::time_point probe_started_at{};
+  /// The last result of each probe tried, for messages and `status`
+  /// ("http /health: 503 in 3ms (attempt 4)").
+  std::vector<std::string> probe_results;
+
+  /// True once every readiness check has passed.
+  bool checks_passed() const { return !awaiting_notify && probes.empty(); }
 
   pid_t pid() const { return process->pid(); }
   int generation() const;

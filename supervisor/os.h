@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -169,9 +170,10 @@ class Os {
   /// Per-generation listeners (socket_set.h): every later public connection
   /// on these sockets' addresses goes to them. Shared sockets are skipped.
   virtual Status switch_to(const std::vector<SharedSocket>& sockets) = 0;
-  /// Connections waiting in the accept queues of `sockets`, not yet
-  /// accepted by any process (0 for sockets that cannot tell).
-  virtual int queued(const std::vector<SharedSocket>& sockets) = 0;
+  /// Connections waiting in the accept queues of `sockets`' per-generation
+  /// listeners, not yet accepted by any process; nullopt when none of them
+  /// is a per-generation listener (shared sockets have nothing to wait for).
+  virtual std::optional<int> queued(const std::vector<SharedSocket>& sockets) = 0;
 };
 
 }  // namespace baton

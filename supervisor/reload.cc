@@ -1,21 +1,38 @@
 // The reload transaction. A reload starts a candidate generation beside the
 // serving one; kReloadTable decides what each event does to it:
 //
-//   phase     | candidate   | candidate failed | min_ready | candidate     | stop
-//             | READY=1     | (killed, exited) | elapsed   | released      |
-//   ----------+-------------+------------------+-----------+---------------+-------------
-//   starting  | hold, or    | -> failed        | -         | -             | -> failed
-//             |   commit    |                  |           |               |   ("aborted")
-//   holding   | -           | -> failed        | commit    | -             | -> failed
-//   failed    | -           | -                | -         | roll back     | -
+//   phase      | hook      | candidate | candidate | smoke      | min_ready | candidate  | stop
+//              | passed /  | ready     | failed    | passed /   | elapsed   | released   |
+//              | failed    |           |           | failed     | (a timer) |            |
+//   -----------+-----------+-----------+-----------+------------+-----------+------------+---------
+//   pre_reload | start it /| -         | -         | -          | -         | -          | abort
+//              | roll back |           |           |            |           |            |
+//   starting   | -         | smoke, or | -> failed | -          | -         | -          | ->
+//   failed
+//              |           | hold, or  |           |            |           |            |
+//              |           | commit    |           |            |           |            |
+//   smoking    | -         | -         | -> failed | next, or   | -         | -          | ->
+//   failed
+//              |           |           |           | hold/commit|           |            |
+//              |           |           |           | / kill it  |           |            |
+//   holding    | -         | -         | -> failed | -          | commit    | -          | ->
+//   failed switching  | -         | -         | -         | -          | settled?  | -          |
+//   settle failed     | -         | -         | -         | -          | -         | roll back  | -
 //
-// "commit" makes the candidate's generation current and drains the old one;
-// "roll back" leaves the old one as it was. Either ends the transaction and
-// answers its clients. A request while none is in progress starts one
+// The pre_reload hook runs before anything starts; the candidate must then
+// pass its readiness checks (checks.cc), then the smoke checks one by one,
+// then stay up for min_ready. "commit" switches new connections to the
+// candidate's listeners (one syscall per address, steering.h) and makes its
+// generation current; the old generation keeps accepting what was queued
+// on its own listeners before the switch until those queues have stayed
+// empty for kSwitchSettle ("switching"), and only then is told to drain.
+// "roll back" leaves the old one as it was. Either ends the transaction
+// and answers its clients. A request while none is in progress starts one
 // (refused, with nothing changed, if the config does not load); while one
 // is in progress it is queued, and the queued requests run as one reload
 // once it ends (or are refused when baton stops). A candidate that cannot
-// even be spawned is rolled back at once.
+// even be spawned is rolled back at once. After a commit, the new config's
+// after_drained hook runs once no process of an older generation is left.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -23,15 +40,35 @@
 
 namespace baton {
 
+namespace {
+
+/// After the switch, the old listeners' accept queues must stay empty this
+/// long before their generation is told to drain: a handshake that began
+/// before the switch ends on the old listener.
+constexpr Millis kSwitchSettle{50};
+/// How often they are looked at, and the longest wait for an old
+/// generation that does not empty its queue.
+constexpr Millis kSwitchPoll{10};
+constexpr Millis kSwitchSettleMax{2'000};
+
+std::string command_name(const CheckCommand& c) {
+  return c.name.empty() ? fmt::format("{}", fmt::join(c.command, " ")) : c.name;
+}
+
+}  // namespace
+
 using S = Supervisor;
 /// A "-" cell: the event changes nothing in that state.
 const S::ReloadAction S::kReloadNop = &S::reload_ignore;
 // clang-format off
-const S::ReloadAction S::kReloadTable[3][5] = {
-//              READY=1             failed                min_ready elapsed  released                stop
-/* starting */ {&S::hold_or_commit, &S::candidate_failed, kReloadNop,        kReloadNop,             &S::abort_reload},
-/* holding  */ {kReloadNop,         &S::candidate_failed, &S::hold_elapsed,  kReloadNop,             &S::abort_reload},
-/* failed   */ {kReloadNop,         kReloadNop,           kReloadNop,        &S::roll_back_released, kReloadNop},
+const S::ReloadAction S::kReloadTable[kReloadPhases][kReloadEvents] = {
+//                hook passed      hook failed      ready              failed                smoke passed      smoke failed      min_ready / poll   released                stop
+/* pre_reload */ {&S::hook_passed, &S::hook_failed, kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       kReloadNop,        kReloadNop,             &S::abort_pre_reload},
+/* starting   */ {kReloadNop,      kReloadNop,      &S::smoke_or_hold, &S::candidate_failed, kReloadNop,       kReloadNop,       kReloadNop,        kReloadNop,             &S::abort_reload},
+/* smoking    */ {kReloadNop,      kReloadNop,      kReloadNop,        &S::candidate_failed, &S::smoke_passed, &S::smoke_failed, kReloadNop,        kReloadNop,             &S::abort_reload},
+/* holding    */ {kReloadNop,      kReloadNop,      kReloadNop,        &S::candidate_failed, kReloadNop,       kReloadNop,       &S::hold_elapsed,  kReloadNop,             &S::abort_reload},
+/* switching  */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       &S::settle_switch, kReloadNop,             &S::finish_commit},
+/* failed     */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       kReloadNop,        &S::roll_back_released, kReloadNop},
 };
 // clang-format on
 
@@ -109,6 +146,43 @@ void Supervisor::start_reload(std::vector<ReloadRequest> requests,
   listener_.reloading();
   broadcast(fmt::format("config ok; starting generation {}", reload_->gen->number));
 
+  const std::optional<CheckCommand>& hook = reload_->gen->config->pre_reload;
+  if (!hook) return start_candidate();
+  reload_->phase = ReloadPhase::kPreReload;
+  std::string name = command_name(*hook);
+  broadcast(
+      fmt::format("pre_reload {}: running (timeout {})", name, format_duration(hook->timeout)));
+  reload_->command = os_.run(
+      command_spec(*reload_->gen, *hook),
+      [this, name](const std::string& line) { broadcast(fmt::format("pre_reload: {}", line)); },
+      [this, name](CommandResult r) {
+        std::string summary =
+            fmt::format("pre_reload {}: {} in {}", name, r.outcome, format_duration(r.took));
+        if (!r.passed) reload_->failure_output = r.output;
+        reload_event(r.passed ? ReloadEvent::kHookPassed : ReloadEvent::kHookFailed, summary);
+      });
+  report_status();
+}
+
+void Supervisor::hook_passed(const std::string& summary) {
+  broadcast(summary);
+  start_candidate();
+}
+
+void Supervisor::hook_failed(const std::string& summary) {
+  reload_->failure = fmt::format("was not started: {}", summary);
+  roll_back(nullptr);
+}
+
+void Supervisor::abort_pre_reload(const std::string&) {
+  reload_->command.reset();  // kills the hook
+  reload_->failure = "was not started: reload aborted: baton is stopping";
+  roll_back(nullptr);
+}
+
+void Supervisor::start_candidate() {
+  reload_->phase = ReloadPhase::kStarting;
+  ReloadRecord& record = reload_->record;
   Status spawned = spawn_instance(reload_->gen);
   if (!spawned) {
     reload_->failure = fmt::format("could not be started: {}", spawned.error().message);
@@ -120,6 +194,46 @@ void Supervisor::start_reload(std::vector<ReloadRequest> requests,
   broadcast(fmt::format("generation {}: started pid {}", record.generation, record.pid));
 }
 
+void Supervisor::smoke_or_hold(const std::string&) {
+  Instance& inst = *reload_->inst;
+  reload_->record.ready_at = inst.ready_at;
+  broadcast(fmt::format("generation {}: pid {} ready after {}", inst.generation(), inst.pid(),
+                        format_duration(Millis(between_ms(inst.started_at, inst.ready_at)))));
+  if (reload_->gen->config->smoke.empty()) return hold_or_commit({});
+  reload_->phase = ReloadPhase::kSmoking;
+  reload_->smoke_index = 0;
+  run_smoke();
+}
+
+void Supervisor::run_smoke() {
+  const std::vector<CheckCommand>& smoke = reload_->gen->config->smoke;
+  if (reload_->smoke_index >= smoke.size()) return hold_or_commit({});
+  const CheckCommand& check = smoke[reload_->smoke_index];
+  std::string name = command_name(check);
+  broadcast(fmt::format("smoke {}: running against generation {} (timeout {})", name,
+                        reload_->gen->number, format_duration(check.timeout)));
+  reload_->command = os_.run(
+      command_spec(*reload_->gen, check),
+      [this](const std::string& line) { broadcast(fmt::format("smoke: {}", line)); },
+      [this, name](CommandResult r) {
+        std::string summary =
+            fmt::format("smoke {}: {} in {}", name, r.outcome, format_duration(r.took));
+        if (!r.passed) reload_->failure_output = r.output;
+        reload_event(r.passed ? ReloadEvent::kSmokePassed : ReloadEvent::kSmokeFailed, summary);
+      });
+  report_status();
+}
+
+void Supervisor::smoke_passed(const std::string& summary) {
+  broadcast(summary);
+  reload_->smoke_index++;
+  run_smoke();
+}
+
+void Supervisor::smoke_failed(const std::string& summary) {
+  kill_instance(*reload_->inst, fmt::format("failed a smoke check: {}", summary));
+}
+
 void Supervisor::hold_or_commit(const std::string&) {
   Instance& inst = *reload_->inst;
   Millis hold = reload_->gen->config->min_ready;
@@ -128,13 +242,11 @@ void Supervisor::hold_or_commit(const std::string&) {
   // the new one exits meanwhile, the reload rolls back and nothing was
   // taken from the old one.
   reload_->phase = ReloadPhase::kHolding;
-  reload_->record.ready_at = inst.ready_at;
+  reload_->hold_from = os_.now();
   broadcast(fmt::format(
-      "generation {}: pid {} ready after {}; generation {} keeps serving for min_ready ({}) in "
-      "case it exits",
-      inst.generation(), inst.pid(),
-      format_duration(Millis(between_ms(inst.started_at, inst.ready_at))), current_->number,
-      format_duration(hold)));
+      "generation {}: pid {} is ready; generation {} keeps serving for min_ready ({}) in case it "
+      "exits",
+      inst.generation(), inst.pid(), current_->number, format_duration(hold)));
   arm_hold(hold);
   report_status();
 }
@@ -147,14 +259,18 @@ void Supervisor::hold_elapsed(const std::string&) {
   // libuv's loop clock counts whole milliseconds, so the timer can fire up
   // to 1ms early; the promise is "stayed up for min_ready" as the status
   // report measures it, so wait out any remainder.
-  auto left = reload_->gen->config->min_ready - (os_.now() - reload_->record.ready_at);
+  auto left = reload_->gen->config->min_ready - (os_.now() - reload_->hold_from);
   if (left > Clock::duration::zero()) return arm_hold(std::chrono::ceil<Millis>(left));
+  broadcast(fmt::format("generation {}: pid {} stayed up for min_ready ({})",
+                        reload_->record.generation, reload_->record.pid,
+                        format_duration(reload_->gen->config->min_ready)));
   commit_reload();
 }
 
 void Supervisor::candidate_failed(const std::string& reason) {
   reload_->phase = ReloadPhase::kFailed;
   reload_->failure = reason;
+  reload_->command.reset();
   hold_timer_->cancel();
 }
 
@@ -167,18 +283,54 @@ void Supervisor::roll_back_released(const std::string&) {
 }
 
 void Supervisor::commit_reload() {
-  ReloadRecord& record = reload_->record;
-  std::vector<Instance*> old = current_->instances;
-  current_ = reload_->gen;
-  if (record.ready_at == Clock::time_point{}) {
-    record.ready_at = os_.now();
-    broadcast(fmt::format("generation {}: pid {} ready after {}", record.generation, record.pid,
-                          format_duration(Millis(between_ms(record.exec_at, record.ready_at)))));
-  } else {
-    broadcast(fmt::format("generation {}: pid {} stayed up for min_ready ({})", record.generation,
-                          record.pid, format_duration(current_->config->min_ready)));
+  std::shared_ptr<Generation> old = current_;
+  if (Status s = os_.switch_to(reload_->gen->sockets); !s) {
+    // Back to the old listeners for the addresses that did switch.
+    if (Status back = os_.switch_to(old->sockets); !back) {
+      spdlog::error("reload: cannot switch back to generation {}: {}", old->number,
+                    back.error().message);
+    }
+    return kill_instance(*reload_->inst,
+                         fmt::format("could not be switched to: {}", s.error().message));
   }
-  for (Instance* o : old) {
+  current_ = reload_->gen;
+  reload_->replaced = old;
+  std::optional<int> queued = os_.queued(old->sockets);
+  if (!queued) return finish_commit({});
+  // The old instances accept on their own listeners what was queued there
+  // before the switch; they are told to drain once that is done.
+  broadcast(fmt::format(
+      "switched: new connections go to generation {}; generation {} accepts what was queued "
+      "on its listeners",
+      current_->number, old->number));
+  reload_->phase = ReloadPhase::kSwitching;
+  switched_at_ = last_queued_at_ = os_.now();
+  if (*queued > 0) last_queued_at_ = os_.now();
+  arm_hold(kSwitchPoll);
+  report_status();
+}
+
+void Supervisor::settle_switch(const std::string&) {
+  Clock::time_point now = os_.now();
+  int queued = os_.queued(reload_->replaced->sockets).value_or(0);
+  if (queued > 0) last_queued_at_ = now;
+  bool settled = now - last_queued_at_ >= kSwitchSettle;
+  if (!settled && now - switched_at_ < kSwitchSettleMax) return arm_hold(kSwitchPoll);
+  if (!settled) {
+    spdlog::warn(
+        "reload: {} connection(s) still queued on generation {}'s listeners {} after the switch; "
+        "telling it to drain anyway (they are reset when its listeners close, unless "
+        "net.ipv4.tcp_migrate_req=1 moves them)",
+        queued, reload_->replaced->number, format_duration(kSwitchSettleMax));
+  }
+  finish_commit({});
+}
+
+void Supervisor::finish_commit(const std::string&) {
+  ReloadRecord& record = reload_->record;
+  hold_timer_->cancel();
+  std::vector<Instance*> replaced = reload_->replaced->instances;
+  for (Instance* o : replaced) {
     dispatch(*o, InstanceEvent::kDrain);
     record.drain_sent_at = os_.now();
     const Config& config = *o->gen->config;
@@ -190,21 +342,74 @@ void Supervisor::commit_reload() {
   ++reloads_;
   last_reload_ = record;
   spdlog::info(
-      "reload to generation {} done: request to exec {}ms, exec to READY {}ms, READY to drain "
+      "reload to generation {} done: request to exec {}ms, exec to ready {}ms, ready to drain "
       "signal {}ms",
       record.generation, between_ms(record.requested_at, record.exec_at),
       between_ms(record.exec_at, record.ready_at),
       between_ms(record.ready_at, record.drain_sent_at));
+  const std::optional<CheckCommand>& hook = current_->config->after_drained;
+  AfterDrained after{current_->number, current_->config, {}};
   for (ReloadRequest& r : reload_->requests) {
     if (!r.client) continue;
-    if (r.wait_drained && !old.empty()) {
+    if (r.wait_drained && hook) {
       r.client->draining(record);
-      drain_waiters_.emplace_back(old.front(), std::move(r));
+      after.waiters.push_back(std::move(r));
+    } else if (r.wait_drained && !replaced.empty()) {
+      r.client->draining(record);
+      drain_waiters_.emplace_back(replaced.front(), std::move(r));
     } else {
       r.client->finished(ReloadOutcome::success(record));
     }
   }
+  if (hook) after_drained_.push_back(std::move(after));
   end_reload();
+  if (running() && !current_->instance() && !current_->next_start_at.time_since_epoch().count()) {
+    schedule_restart(nullptr);  // the new generation's instance exited while switching
+  }
+  run_after_drained();
+}
+
+void Supervisor::run_after_drained() {
+  if (after_drained_running_ || after_drained_.empty() || !running()) return;
+  AfterDrained& next = after_drained_.front();
+  for (const auto& i : instances_) {
+    if (i->gen->number < next.generation) return;  // an older process is still there
+  }
+  const CheckCommand& hook = *next.config->after_drained;
+  std::string name = command_name(hook);
+  auto tell = [this](const std::string& message) {
+    spdlog::info("after_drained: {}", message);
+    for (ReloadRequest& r : after_drained_.front().waiters) r.client->progress(message);
+  };
+  tell(fmt::format("{}: running; no process of a generation before {} is left (timeout {})", name,
+                   next.generation, format_duration(hook.timeout)));
+  Generation gen;
+  gen.number = next.generation;
+  gen.config = next.config;
+  if (current_->number == next.generation) gen.sockets = current_->sockets;
+  after_drained_running_ = os_.run(command_spec(gen, hook), tell, [this, name](CommandResult r) {
+    std::string summary =
+        fmt::format("after_drained {}: {} in {}", name, r.outcome, format_duration(r.took));
+    AfterDrained done = std::move(after_drained_.front());
+    after_drained_.erase(after_drained_.begin());
+    after_drained_running_.reset();
+    if (r.passed) {
+      spdlog::info("{}", summary);
+    } else {
+      spdlog::error("{}", summary);
+    }
+    for (ReloadRequest& w : done.waiters) {
+      if (r.passed && last_reload_) {
+        w.client->finished(ReloadOutcome::success(*last_reload_));
+      } else {
+        w.client->finished(ReloadOutcome::failure(
+            fmt::format("the reload to generation {} is done, but {}", done.generation, summary),
+            last_reload_, r.output));
+      }
+    }
+    run_after_drained();
+    check_stopped();
+  });
 }
 
 void Supervisor::roll_back(const Instance* failed) {
@@ -214,8 +419,8 @@ void Supervisor::roll_back(const Instance* failed) {
                                r.record.pid ? fmt::format(" pid {}", r.record.pid) : "", r.failure);
   std::string serving = serving_after_rollback();
   spdlog::error("reload rolled back: {}; {}", r.record.error, serving);
-  std::vector<std::string> tail;
-  if (failed)
+  std::vector<std::string> tail = r.failure_output;
+  if (tail.empty() && failed)
     tail.assign(failed->process->last_stderr().begin(), failed->process->last_stderr().end());
   last_reload_ = r.record;
   for (ReloadRequest& req : r.requests) {

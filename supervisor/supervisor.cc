@@ -43,20 +43,25 @@ using S = Supervisor;
 const S::Action S::kNop = &S::ignore;
 // clang-format off
 const S::Action S::kInstanceTable[kInstanceStates][kInstanceEvents] = {
-//                  WATCHDOG=1         ERRNO=,STOPPING=1  EXTEND_TIMEOUT    READY=1           exit                   timer                 drain            released
-/* starting     */ {kNop,              &S::fail_start,    &S::extend_start, &S::become_ready, &S::exit_starting,     &S::ready_timed_out,  &S::start_drain, kNop},
-/* failing      */ {kNop,              kNop,              kNop,             kNop,             &S::exit_failing,      kNop,                 kNop,            kNop},
-/* ready        */ {&S::feed_watchdog, kNop,              kNop,             kNop,             &S::exit_ready,        &S::watchdog_expired, &S::start_drain, kNop},
-/* draining     */ {kNop,              kNop,              kNop,             kNop,             &S::exit_draining,     &S::drain_timed_out,  kNop,            kNop},
-/* drain-killed */ {kNop,              kNop,              kNop,             kNop,             &S::exit_drain_killed, kNop,                 kNop,            kNop},
-/* lingering    */ {kNop,              kNop,              kNop,             kNop,             kNop,                  &S::poll_group,       kNop,            kNop},
-/* exited       */ {kNop,              kNop,              kNop,             kNop,             kNop,                  kNop,                 kNop,            &S::forget},
+//                  WATCHDOG=1         ERRNO=,STOPPING=1  EXTEND_TIMEOUT    READY=1       exit                   timer                 drain            released  probe
+/* starting     */ {kNop,              &S::fail_start,    &S::extend_start, &S::notified, &S::exit_starting,     &S::ready_timed_out,  &S::start_drain, kNop,     &S::probe_done},
+/* failing      */ {kNop,              kNop,              kNop,             kNop,         &S::exit_failing,      kNop,                 kNop,            kNop,     kNop},
+/* ready        */ {&S::feed_watchdog, kNop,              kNop,             kNop,         &S::exit_ready,        &S::watchdog_expired, &S::start_drain, kNop,     kNop},
+/* draining     */ {kNop,              kNop,              kNop,             kNop,         &S::exit_draining,     &S::drain_timed_out,  kNop,            kNop,     kNop},
+/* drain-killed */ {kNop,              kNop,              kNop,             kNop,         &S::exit_drain_killed, kNop,                 kNop,            kNop,     kNop},
+/* lingering    */ {kNop,              kNop,              kNop,             kNop,         kNop,                  &S::poll_group,       kNop,            kNop,     kNop},
+/* exited       */ {kNop,              kNop,              kNop,             kNop,         kNop,                  kNop,                 kNop,            &S::forget, kNop},
 };
 // clang-format on
 // What the cells do, in table order:
 //   starting  fail_start       SIGKILL the group -> failing (a candidate's reload fails)
 //             extend_start     re-arm the timer for the extension asked for
-//             become_ready     -> ready, arm the watchdog; a candidate: reload table
+//             notified         READY=1 counts (ready.notify): once every
+//                              readiness check has passed, become_ready:
+//                              -> ready, arm the watchdog; a candidate: reload table
+//             probe_done       a probe attempt ended: passed, try the next
+//                              probe or become_ready; failed, try again after
+//                              ready.interval (checks.cc)
 //             exit_starting    "exited before READY=1" -> exited; restart later
 //             ready_timed_out  fail_start("sent no READY=1 within ready_timeout")
 //             start_drain      send drain_signal, arm drain_timeout -> draining
@@ -154,6 +159,7 @@ Status Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen) {
   inst->timer = os_.timer([this, raw] { dispatch(*raw, InstanceEvent::kTimer); });
   inst->timer->arm(config.ready_timeout);
   gen->instances.push_back(raw);
+  start_checks(*raw);
   spdlog::info("generation {}: started pid {} ({})", gen->number, raw->pid(),
                fmt::join(config.command, " "));
   instances_.push_back(std::move(inst));
@@ -235,6 +241,7 @@ void Supervisor::become_ready(Instance& inst, const EventArgs&) {
   inst.state = InstanceState::kReady;
   inst.ready_at = os_.now();
   inst.timer->cancel();
+  stop_probes(inst);
   arm_watchdog(inst);
   spdlog::info(
       "generation {}: pid {} ready after {}", inst.generation(), inst.pid(),
@@ -252,6 +259,7 @@ void Supervisor::kill_instance(Instance& inst, const std::string& reason) {
   inst.failure = reason;
   inst.state = InstanceState::kFailing;
   inst.timer->cancel();
+  stop_probes(inst);
   spdlog::error("generation {}: pid {} {}; killing it", inst.generation(), inst.pid(), reason);
   inst.process->signal_group(SIGKILL);
   if (is_candidate(inst)) reload_event(ReloadEvent::kCandidateFailed, reason);
@@ -264,9 +272,7 @@ void Supervisor::extend_start(Instance& inst, const EventArgs& args) {
 }
 
 void Supervisor::ready_timed_out(Instance& inst, const EventArgs&) {
-  const Config& config = *inst.gen->config;
-  std::string reason = fmt::format("sent no READY=1 within ready_timeout ({})",
-                                   format_duration(config.ready_timeout));
+  std::string reason = checks_timeout_reason(inst);
   kill_instance(inst, inst.gen->protocol->ready_timeout_reason(inst, reason));
 }
 
@@ -291,6 +297,7 @@ void Supervisor::exit_ready(Instance& inst, const EventArgs&) {
 
 void Supervisor::end_run(Instance& inst, const std::string& reason) {
   Generation& gen = *inst.gen;
+  stop_probes(inst);
   std::erase(gen.instances, &inst);
   gen.last_exit = fmt::format("pid {} {}", inst.pid(), reason);
   gen.last_exit_at = os_.now();
@@ -308,6 +315,7 @@ void Supervisor::start_drain(Instance& inst, const EventArgs&) {
   const Config& config = *inst.gen->config;
   inst.state = InstanceState::kDraining;
   inst.drain_started_at = os_.now();
+  stop_probes(inst);
   spdlog::info("generation {}: sending {} to pid {} (drain_timeout {})", inst.generation(),
                signal_name(config.drain_signal), inst.pid(), format_duration(config.drain_timeout));
   inst.process->signal_group(config.drain_signal);
@@ -394,6 +402,7 @@ void Supervisor::forget(Instance& inst, const EventArgs&) {
   if (reload_ && reload_candidate() == &inst) reload_event(ReloadEvent::kCandidateReleased);
   answer_drain_waiters(inst);
   std::erase_if(instances_, [&](const auto& i) { return i.get() == &inst; });
+  run_after_drained();
   check_stopped();
 }
 
@@ -429,13 +438,27 @@ void Supervisor::stop(std::function<void()> on_stopped) {
     if (q.client) q.client->finished(ReloadOutcome::failure("reload aborted: baton is stopping"));
   }
   queued_.clear();
+  // An after_drained hook that runs finishes (stop waits for it); those not
+  // yet due will not run.
+  size_t keep = after_drained_running_ ? 1 : 0;
+  for (size_t i = keep; i < after_drained_.size(); ++i) {
+    for (ReloadRequest& w : after_drained_[i].waiters) {
+      w.client->finished(ReloadOutcome::failure(
+          "the reload is done, but its after_drained hook did not run: baton is stopping",
+          last_reload_));
+    }
+  }
+  after_drained_.resize(std::min(after_drained_.size(), keep));
   if (reload_) reload_event(ReloadEvent::kStop);
   for (auto& i : instances_) dispatch(*i, InstanceEvent::kDrain);
   check_stopped();
 }
 
 void Supervisor::check_stopped() {
-  if (state_ != State::kStopping || !instances_.empty() || !os_.escaped_empty()) return;
+  if (state_ != State::kStopping || !instances_.empty() || !os_.escaped_empty() ||
+      after_drained_running_) {
+    return;
+  }
   state_ = State::kStopped;
   restart_timer_.reset();
   hold_timer_.reset();

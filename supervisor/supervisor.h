@@ -105,8 +105,9 @@ enum class InstanceEvent {
   kTimer,          ///< the instance's timer fired (its meaning: the state's)
   kDrain,          ///< told to drain: stop, or a reload committed
   kReleased,       ///< its process's handles are all closed
+  kProbed,         ///< a readiness probe attempt ended (passed or not)
 };
-inline constexpr int kInstanceEvents = 8;
+inline constexpr int kInstanceEvents = 9;
 
 /// What came with an event.
 struct EventArgs {
@@ -114,9 +115,14 @@ struct EventArgs {
   std::string reason;
   /// kExtendTimeout: how much longer.
   Millis extra{0};
+  /// kProbed: whether the attempt passed (`reason`: its summary).
+  bool passed = false;
 
-  static EventArgs failed(std::string why) { return {std::move(why), Millis{0}}; }
-  static EventArgs extend(Millis extra) { return {{}, extra}; }
+  static EventArgs failed(std::string why) { return {std::move(why), Millis{0}, false}; }
+  static EventArgs extend(Millis extra) { return {{}, extra, false}; }
+  static EventArgs probed(bool passed, std::string summary) {
+    return {std::move(summary), Millis{0}, passed};
+  }
 };
 
 class Supervisor {
@@ -166,17 +172,26 @@ class Supervisor {
   static const Action kNop;
   /// Where the reload in progress is (see kReloadTable in reload.cc).
   enum class ReloadPhase {
-    kStarting,  ///< the candidate is starting
-    kHolding,   ///< it is ready; the old one serves on for min_ready
-    kFailed,    ///< it failed; rolled back once it is released
+    kPreReload,  ///< the pre_reload hook runs; nothing is started yet
+    kStarting,   ///< the candidate is starting (its readiness checks run)
+    kSmoking,    ///< it is ready; its smoke checks run, one at a time
+    kHolding,    ///< they passed; the old one serves on for min_ready
+    kSwitching,  ///< committed and switched; the old one empties its queues
+    kFailed,     ///< it failed; rolled back once it is released
   };
+  static constexpr int kReloadPhases = 6;
   enum class ReloadEvent {
-    kCandidateReady,     ///< the candidate sent READY=1
+    kHookPassed,         ///< pre_reload exited 0
+    kHookFailed,         ///< pre_reload failed (`reason`)
+    kCandidateReady,     ///< the candidate passed its readiness checks
     kCandidateFailed,    ///< it was told to die, or exited (`reason`)
-    kHoldElapsed,        ///< min_ready is over
+    kSmokePassed,        ///< the smoke check in progress passed
+    kSmokeFailed,        ///< it failed (`reason`)
+    kHoldElapsed,        ///< the reload's timer: min_ready is over, or poll the switch
     kCandidateReleased,  ///< it is gone and its handles are closed
     kStop,               ///< baton is stopping
   };
+  static constexpr int kReloadEvents = 9;
   /// The reload in progress: its clients, its candidate generation, and
   /// where it is.
   struct Reload {
@@ -188,9 +203,18 @@ class Supervisor {
     Instance* inst = nullptr;
     /// Why it failed (phase kFailed).
     std::string failure;
+    /// The output of the check or hook that failed it, for the reply.
+    std::vector<std::string> failure_output;
+    /// The hook or smoke check running, and which smoke check it is.
+    std::unique_ptr<Pending> command;
+    size_t smoke_index = 0;
+    /// When its min_ready hold began.
+    Clock::time_point hold_from{};
+    /// The generation it replaces, once committed.
+    std::shared_ptr<Generation> replaced;
   };
   using ReloadAction = void (Supervisor::*)(const std::string&);
-  static const ReloadAction kReloadTable[3][5];
+  static const ReloadAction kReloadTable[kReloadPhases][kReloadEvents];
   /// A "-" cell of the reload table.
   static const ReloadAction kReloadNop;
 
@@ -223,6 +247,23 @@ class Supervisor {
   void exit_drain_killed(Instance& inst, const EventArgs&);
   void poll_group(Instance& inst, const EventArgs&);
   void forget(Instance& inst, const EventArgs&);
+  void probe_done(Instance& inst, const EventArgs& args);
+  void notified(Instance& inst, const EventArgs&);
+
+  // Readiness checks (checks.cc).
+  /// Sets up the instance's checks and starts the first probe.
+  void start_checks(Instance& inst);
+  /// Starts an attempt of the first probe not yet passed.
+  void attempt_probe(Instance& inst);
+  void stop_probes(Instance& inst);
+  /// The probed listener of `gen` ("ready.socket"), if it has one.
+  const SharedSocket* probed_socket(const Generation& gen) const;
+  /// What baton's commands for `gen` start with: the app's environment and
+  /// where to reach the candidate (BATON_GENERATION, BATON_CANDIDATE_*).
+  CommandSpec command_spec(const Generation& gen, const CheckCommand& command) const;
+  /// "did not pass its readiness checks within ready_timeout (5s): last
+  /// http /health: 503 in 3ms (attempt 20)".
+  std::string checks_timeout_reason(const Instance& inst) const;
 
   // Helpers of those actions.
   void kill_instance(Instance& inst, const std::string& reason);
@@ -253,6 +294,22 @@ class Supervisor {
   void roll_back_released(const std::string&);
   void abort_reload(const std::string&);
   void reload_ignore(const std::string&) {}
+  void hook_passed(const std::string&);
+  void hook_failed(const std::string&);
+  void abort_pre_reload(const std::string&);
+  void smoke_or_hold(const std::string&);
+  void smoke_passed(const std::string&);
+  void smoke_failed(const std::string&);
+  /// Starts the candidate of a reload whose plan is loaded (and hooked).
+  void start_candidate();
+  /// Runs smoke check `smoke_index`, or holds/commits when none is left.
+  void run_smoke();
+  /// Runs the next after_drained hook whose older generations are gone.
+  void run_after_drained();
+  /// Old instances wait, still serving, until the switch has settled.
+  void settle_switch(const std::string&);
+  /// Tells the old generation to drain and answers the reload's clients.
+  void finish_commit(const std::string&);
   void arm_hold(Millis wait);
   void commit_reload();
   /// Ends a failed reload; `failed` is its released candidate, if any.
@@ -289,6 +346,18 @@ class Supervisor {
   /// Ends a reload's min_ready hold (commits it).
   std::unique_ptr<Timer> hold_timer_;
   std::vector<pid_t> kept_groups_;
+  /// The switch of the reload in progress: when it happened, and when the
+  /// old listeners' queues were last seen non-empty.
+  Clock::time_point switched_at_{}, last_queued_at_{};
+  /// after_drained hooks due, oldest reload first: the generation whose
+  /// older generations must be gone, the hook, and who waits for it.
+  struct AfterDrained {
+    int generation = 0;
+    std::shared_ptr<const Config> config;
+    std::vector<ReloadRequest> waiters;
+  };
+  std::vector<AfterDrained> after_drained_;
+  std::unique_ptr<Pending> after_drained_running_;
   /// Notify messages from processes that are no instance's.
   LogThrottle foreign_notify_;
   Clock::time_point started_at_;

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "command_runner.h"
+#include "listen_socket.h"
 #include "probe.h"
 #include "proc_stat.h"
 #include "socket_holders.h"
@@ -318,22 +319,69 @@ void UvOs::close() {
   if (escaped_) escaped_->close();
 }
 
-std::unique_ptr<Pending> UvOs::probe(const ProbeSpec& spec,
-                                     std::function<void(ProbeResult)> done) {
-  return start_probe(loop_, spec, std::move(done));
+namespace {
+
+/// A probe or command as the lifecycle holds it. The lifecycle may drop it
+/// from inside its own callback; the work underneath is then destroyed on
+/// the next loop iteration, never with its callback on the stack, and
+/// calls nothing back after the drop.
+class LoopPending final : public Pending {
+ public:
+  explicit LoopPending(uv_loop_t* loop) : loop_(loop) {}
+  ~LoopPending() override {
+    *alive_ = false;
+    if (!inner_) return;
+    auto* timer = new uv_timer_t;
+    uv_timer_init(loop_, timer);
+    timer->data = inner_.release();
+    uv_timer_start(
+        timer,
+        [](uv_timer_t* t) {
+          delete static_cast<Pending*>(t->data);
+          uv_close(reinterpret_cast<uv_handle_t*>(t),
+                   [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+        },
+        0, 0);
+  }
+  /// `f` guarded: it does nothing once this is destroyed.
+  template <typename F>
+  auto guard(F f) {
+    return [alive = alive_, f = std::move(f)](auto&&... args) {
+      if (*alive) f(std::forward<decltype(args)>(args)...);
+    };
+  }
+  std::unique_ptr<Pending> inner_;
+
+ private:
+  uv_loop_t* loop_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace
+
+std::unique_ptr<Pending> UvOs::probe(const ProbeSpec& spec, std::function<void(ProbeResult)> done) {
+  auto pending = std::make_unique<LoopPending>(loop_);
+  pending->inner_ = start_probe(loop_, spec, pending->guard(std::move(done)));
+  return pending;
 }
 
 std::unique_ptr<Pending> UvOs::run(const CommandSpec& spec,
                                    std::function<void(const std::string&)> line,
                                    std::function<void(CommandResult)> done) {
-  return run_command(loop_, spec, std::move(line), std::move(done));
+  auto pending = std::make_unique<LoopPending>(loop_);
+  pending->inner_ =
+      run_command(loop_, spec, pending->guard(std::move(line)), pending->guard(std::move(done)));
+  return pending;
 }
 
 Status UvOs::switch_to(const std::vector<SharedSocket>& sockets) {
   return baton::switch_to(sockets);
 }
 
-int UvOs::queued(const std::vector<SharedSocket>& sockets) {
+std::optional<int> UvOs::queued(const std::vector<SharedSocket>& sockets) {
+  bool own = std::any_of(sockets.begin(), sockets.end(),
+                         [](const SharedSocket& s) { return s->shared_reason().empty(); });
+  if (!own) return std::nullopt;
   return queued_connections(sockets);
 }
 

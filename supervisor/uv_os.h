@@ -30,7 +30,7 @@ class UvOs final : public Os {
                                std::function<void(const std::string&)> line,
                                std::function<void(CommandResult)> done) override;
   Status switch_to(const std::vector<SharedSocket>& sockets) override;
-  int queued(const std::vector<SharedSocket>& sockets) override;
+  std::optional<int> queued(const std::vector<SharedSocket>& sockets) override;
 
  private:
   uv_loop_t* loop_;

@@ -121,7 +121,9 @@ class FakeOs final : public Os {
     log.push_back("switch");
     return {};
   }
-  int queued(const std::vector<SharedSocket>&) override { return queued_connections; }
+  std::optional<int> queued(const std::vector<SharedSocket>&) override {
+    return queued_connections;
+  }
 
   /// The probe attempt in flight (exactly one must be).
   int pending_probe() const {
@@ -214,7 +216,9 @@ class FakeOs final : public Os {
   std::vector<std::string> log;
   bool closed = false;
   int next_call = 1;
-  int queued_connections = 0;
+  /// What queued() answers: nullopt, as for shared sockets, unless a test
+  /// gives the generations listeners of their own.
+  std::optional<int> queued_connections;
   std::map<int, ProbeCall> probes;
   std::map<int, CommandCall> commands;
 };

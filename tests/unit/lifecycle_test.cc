@@ -257,7 +257,7 @@ TEST_CASE("lifecycle: ready x every event") {
     CHECK(f.state(pid) == "ready");
     CHECK(f.listener.events == Log{"serving (first)", "reloading"});
     f.notify(1001, "READY=1");
-    CHECK(f.os.take_log() == Log{"TERM 1000"});
+    CHECK(f.os.take_log() == Log{"switch", "TERM 1000"});
     CHECK(f.listener.last.generation == 2);
   }
   SUBCASE("ready x drain (stop): -> draining") {
@@ -447,7 +447,7 @@ TEST_CASE("reload: starting x every event") {
   SUBCASE("starting x candidate READY=1, no min_ready: commit, drain the old one") {
     f.notify(1001, "READY=1");
     CHECK(client->events == Log{"ok"});
-    CHECK(f.os.take_log() == Log{"TERM 1000"});
+    CHECK(f.os.take_log() == Log{"switch", "TERM 1000"});
     CHECK(f.listener.last.generation == 2);
     CHECK(f.listener.events == Log{"serving (first)", "reloading", "serving"});
   }
@@ -514,7 +514,7 @@ TEST_CASE("reload: holding x every event") {
   SUBCASE("holding x min_ready elapsed: commit") {
     f.os.advance(300ms);
     CHECK(client->events == Log{"ok"});
-    CHECK(f.os.take_log() == Log{"TERM 1000"});
+    CHECK(f.os.take_log() == Log{"switch", "TERM 1000"});
     const ReloadRecord& r = *client->outcome->record;
     CHECK(between_ms(r.ready_at, r.drain_sent_at) == 300);
   }
@@ -617,7 +617,7 @@ TEST_CASE("ordering: a reload queued behind a reload that rolls back runs after 
   f.notify(1002, "READY=1");
   CHECK(second->events.back() == "ok");
   CHECK(second->outcome->record->generation == 3);
-  CHECK(f.os.take_log() == Log{"TERM 1000"});
+  CHECK(f.os.take_log() == Log{"switch", "TERM 1000"});
 }
 
 TEST_CASE("ordering: a queued reload is refused when baton stops") {
@@ -678,7 +678,7 @@ TEST_CASE("ordering: the serving instance's watchdog expires during a reload") {
   CHECK(f.os.take_log() == Log{"spawn 1001"});
   f.notify(1001, "READY=1");
   CHECK(client->events == Log{"ok"});
-  CHECK(f.os.take_log() == Log{"TERM 1000"});
+  CHECK(f.os.take_log() == Log{"switch", "TERM 1000"});
 }
 
 TEST_CASE("ordering: the candidate's watchdog expires within min_ready") {
@@ -709,7 +709,7 @@ TEST_CASE("ordering: the serving instance crashes while a candidate is starting"
   SUBCASE("the candidate becomes ready: committed, nothing to drain") {
     f.notify(1001, "READY=1");
     CHECK(client->events == Log{"ok"});
-    CHECK(f.os.take_log() == Log{"spawn 1001", "exit 1000"});
+    CHECK(f.os.take_log() == Log{"spawn 1001", "exit 1000", "switch"});
     CHECK(f.listener.last.generation == 2);
   }
   SUBCASE("the candidate fails: rolled back, and the old generation restarts") {
