@@ -104,27 +104,19 @@ void Supervisor::attempt_probe(Instance& inst) {
         });
   } else {
     const SharedSocket* socket = probed_socket(*inst.gen);
-    Result<ProbeTarget> target =
-        socket ? (*socket)->probe_target() : Result<ProbeTarget>(error("no stream socket"));
-    if (!target) {
-      // The config was checked against the sockets when it was loaded.
-      done(false, fmt::format("{}: cannot reach this generation's listener alone: {}", probe,
-                              target.error().message));
-      return;
-    }
     ProbeSpec spec;
     spec.kind = probe == "http" ? ProbeSpec::Kind::kHttp : ProbeSpec::Kind::kTcp;
-    spec.target = target->target;
-    spec.source = target->source;
+    if (socket) spec.listener = *socket;
     if (ready.http) spec.http = *ready.http;
     spec.timeout = ready.timeout;
     bool tcp = probe == "tcp";
-    SharedSocket listener = *socket;
+    SharedSocket listener = spec.listener;
     attempt = os_.probe(spec, [this, done, tcp, listener](ProbeResult r) {
       if (r.passed && tcp) {
         // The kernel completes the handshake on baton's listener whether or
         // not the app accepts: it passes once nothing is left queued.
-        if (int queued = os_.queued({listener}).value_or(0); queued > 0) {
+        int queued = listener ? os_.queued({listener}).value_or(0) : 0;
+        if (queued > 0) {
           r.passed = false;
           r.summary += fmt::format(", but the app has not accepted it ({} queued)", queued);
         }

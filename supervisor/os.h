@@ -79,6 +79,9 @@ class Pending {
 struct ProbeSpec {
   enum class Kind { kHttp, kTcp };
   Kind kind = Kind::kTcp;
+  /// The listener to reach alone; Os::probe sets target and source from
+  /// its probe_target().
+  SharedSocket listener;
   /// Where to connect: a tcp address, or a unix path (never abstract).
   SocketAddress target;
   /// tcp: the local address to bind before connecting ("127.0.0.2": the

@@ -321,6 +321,23 @@ void UvOs::close() {
 
 namespace {
 
+/// Calls `f` on the next loop iteration.
+void call_soon(uv_loop_t* loop, std::function<void()> f) {
+  auto* timer = new uv_timer_t;
+  uv_timer_init(loop, timer);
+  timer->data = new std::function<void()>(std::move(f));
+  uv_timer_start(
+      timer,
+      [](uv_timer_t* t) {
+        auto* fn = static_cast<std::function<void()>*>(t->data);
+        (*fn)();
+        delete fn;
+        uv_close(reinterpret_cast<uv_handle_t*>(t),
+                 [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      },
+      0, 0);
+}
+
 /// A probe or command as the lifecycle holds it. The lifecycle may drop it
 /// from inside its own callback; the work underneath is then destroyed on
 /// the next loop iteration, never with its callback on the stack, and
@@ -331,17 +348,7 @@ class LoopPending final : public Pending {
   ~LoopPending() override {
     *alive_ = false;
     if (!inner_) return;
-    auto* timer = new uv_timer_t;
-    uv_timer_init(loop_, timer);
-    timer->data = inner_.release();
-    uv_timer_start(
-        timer,
-        [](uv_timer_t* t) {
-          delete static_cast<Pending*>(t->data);
-          uv_close(reinterpret_cast<uv_handle_t*>(t),
-                   [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-        },
-        0, 0);
+    call_soon(loop_, [inner = std::shared_ptr<Pending>(std::move(inner_))] {});
   }
   /// `f` guarded: it does nothing once this is destroyed.
   template <typename F>
@@ -361,7 +368,19 @@ class LoopPending final : public Pending {
 
 std::unique_ptr<Pending> UvOs::probe(const ProbeSpec& spec, std::function<void(ProbeResult)> done) {
   auto pending = std::make_unique<LoopPending>(loop_);
-  pending->inner_ = start_probe(loop_, spec, pending->guard(std::move(done)));
+  ProbeSpec resolved = spec;
+  Result<ProbeTarget> target = spec.listener ? spec.listener->probe_target()
+                                             : Result<ProbeTarget>(error("no stream socket"));
+  if (!target) {
+    // The config was checked against its sockets when it was loaded.
+    ProbeResult failed{false, fmt::format("cannot reach this generation's listener alone: {}",
+                                          target.error().message)};
+    call_soon(loop_, pending->guard([done = std::move(done), failed] { done(failed); }));
+    return pending;
+  }
+  resolved.target = target->target;
+  resolved.source = target->source;
+  pending->inner_ = start_probe(loop_, resolved, pending->guard(std::move(done)));
   return pending;
 }
 

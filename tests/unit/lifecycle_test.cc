@@ -35,13 +35,14 @@ struct Listener final : LifecycleListener {
 
 struct Client final : ReloadClient {
   void queued(const std::string& m) override { events.push_back("queued: " + m); }
-  void progress(const std::string&) override {}
+  void progress(const std::string& m) override { progress_lines.push_back(m); }
   void draining(const ReloadRecord&) override { events.push_back("draining"); }
   void finished(const ReloadOutcome& o) override {
     events.push_back(o.ok ? "ok" : "failed: " + o.error);
     outcome = o;
   }
   Log events;
+  Log progress_lines;
   std::optional<ReloadOutcome> outcome;
 };
 
@@ -736,4 +737,259 @@ TEST_CASE("ordering: a pid named with MAINPID= counts only while in the instance
   f.os.groups[4000] = pid;
   f.notify(4000, "READY=1");
   CHECK(f.state(pid) == "ready");
+}
+
+// ---- Readiness checks, hooks, smoke checks and the switch -------------------
+
+namespace {
+
+CheckCommand command(std::string program) {
+  return CheckCommand{"", {std::move(program)}, 5000ms};
+}
+
+bool has_line(const Log& lines, std::string_view needle) {
+  return std::any_of(lines.begin(), lines.end(),
+                     [&](const std::string& l) { return l.find(needle) != std::string::npos; });
+}
+
+}  // namespace
+
+TEST_CASE("readiness: an http probe decides, READY=1 does not") {
+  Fixture f;
+  f.config.ready.notify = false;
+  f.config.ready.http = HttpCheck{};
+  f.config.ready.http->path = "/health";
+  pid_t pid = f.start();
+  int first = f.os.pending_probe();
+  f.notify(pid, "READY=1");
+  CHECK(f.state(pid) == "starting");
+  f.os.finish_probe(first, false, "http /health: 503 in 3ms");
+  CHECK(f.state(pid) == "starting");
+  CHECK(f.os.probes.empty());
+  CHECK(f.os.next_due() == 250ms);  // ready.interval after the attempt began
+  f.os.advance(250ms);
+  int second = f.os.pending_probe();
+  CHECK(second != first);
+  f.os.finish_probe(second, true, "http /health: 200 in 1ms");
+  CHECK(f.state(pid) == "ready");
+  CHECK(f.listener.events == Log{"serving (first)"});
+  CHECK(f.os.take_log() == Log{"probe 2"});
+}
+
+TEST_CASE("readiness: every check must pass, in any order") {
+  Fixture f;
+  f.config.ready.notify = true;
+  f.config.ready.tcp = true;
+  f.config.ready.exec = {"./ready-check"};
+  SUBCASE("probes first, then READY=1") {
+    pid_t pid = f.start();
+    f.os.finish_probe(f.os.pending_probe(), true);
+    f.os.finish_command(f.os.pending_command("./ready-check"), true);
+    CHECK(f.state(pid) == "starting");
+    f.notify(pid, "READY=1");
+    CHECK(f.state(pid) == "ready");
+  }
+  SUBCASE("READY=1 first, then the probes (tcp before exec)") {
+    pid_t pid = f.start();
+    f.notify(pid, "READY=1");
+    CHECK(f.state(pid) == "starting");
+    CHECK(f.os.commands.empty());
+    f.os.finish_probe(f.os.pending_probe(), true);
+    CHECK(f.state(pid) == "starting");
+    f.os.finish_command(f.os.pending_command("./ready-check"), true);
+    CHECK(f.state(pid) == "ready");
+  }
+}
+
+TEST_CASE("readiness: ready_timeout names what it waited for and the last results") {
+  Fixture f;
+  f.config.ready.notify = false;
+  f.config.ready.http = HttpCheck{};
+  f.config.ready.http->path = "/health";
+  pid_t pid = f.start();
+  for (int i = 0; i < 3; ++i) {
+    f.os.finish_probe(f.os.pending_probe(), false, "http /health: 503 in 3ms");
+    f.os.advance(250ms);
+  }
+  // Attempt 4 (begun at 750ms) is in flight when ready_timeout (1s) runs
+  // out: it is cancelled.
+  int inflight = f.os.pending_probe();
+  f.os.advance(250ms);
+  CHECK(f.state(pid) == "failing");
+  CHECK(f.os.probes.empty());
+  Log log = f.os.take_log();
+  CHECK(log.back() == "KILL 1000");
+  CHECK(std::find(log.begin(), log.end(), fmt::format("cancel {}", inflight)) != log.end());
+  CHECK(f.sup->snapshot().instances.size() == 1);
+  f.os.exit(pid, 0, SIGKILL);
+  CHECK(f.listener.last.last_exit ==
+        "pid 1000 did not pass its readiness checks within ready_timeout (1s): waiting for http "
+        "/health; last: http /health: 503 in 3ms (attempt 3)");
+}
+
+TEST_CASE("readiness: a candidate's probe attempts are reported to the reload's clients") {
+  Fixture f;
+  f.boot();
+  f.config.ready.notify = false;
+  f.config.ready.http = HttpCheck{};
+  f.config.ready.http->path = "/health";
+  auto client = f.reload();
+  f.os.finish_probe(f.os.pending_probe(), false, "http /health: 503 in 3ms");
+  f.os.advance(250ms);
+  f.os.finish_probe(f.os.pending_probe(), true, "http /health: 200 in 2ms");
+  CHECK(has_line(client->progress_lines, "generation 2: http /health: 503 in 3ms (attempt 1)"));
+  CHECK(has_line(client->progress_lines, "generation 2: http /health: 200 in 2ms (attempt 2)"));
+  CHECK(client->events == Log{"ok"});
+}
+
+TEST_CASE("reload: smoke checks run in order after readiness and before the switch") {
+  Fixture f;
+  pid_t old = f.boot();
+  f.config.smoke = {command("./smoke-home"), command("./smoke-api")};
+  auto client = f.reload();
+  f.notify(1001, "READY=1");
+  CHECK(f.os.take_log() == Log{"spawn 1001", "run 1 ./smoke-home"});
+  CHECK(f.os.commands.at(1).spec.env.back() == "BATON_SERVICE=lifecycle");
+  CHECK(std::find(f.os.commands.at(1).spec.env.begin(), f.os.commands.at(1).spec.env.end(),
+                  "BATON_GENERATION=2") != f.os.commands.at(1).spec.env.end());
+  SUBCASE("both pass: switch, then drain") {
+    f.os.finish_command(1, true);
+    CHECK(f.os.take_log() == Log{"run 2 ./smoke-api"});
+    CHECK(client->events.empty());
+    f.os.finish_command(2, true);
+    CHECK(f.os.take_log() == Log{"switch", fmt::format("TERM {}", old)});
+    CHECK(client->events == Log{"ok"});
+    CHECK(has_line(client->progress_lines, "smoke ./smoke-home: exited with status 0"));
+  }
+  SUBCASE("the second fails: the candidate is killed and the reply carries its output") {
+    f.os.finish_command(1, true);
+    f.os.finish_command(2, false, "exited with status 1", {"GET /api: 500", "expected 200"});
+    CHECK(f.os.take_log() == Log{"run 2 ./smoke-api", "KILL 1001"});
+    f.os.exit(1001, 0, SIGKILL);
+    f.os.release(1001);
+    REQUIRE(client->outcome);
+    CHECK(client->outcome->error ==
+          "generation 2 pid 1001 failed a smoke check: smoke ./smoke-api: exited with status 1 "
+          "in 0ms; generation 1 (pid 1000) keeps serving");
+    CHECK(client->outcome->stderr_tail == Log{"GET /api: 500", "expected 200"});
+    CHECK(f.state(old) == "ready");
+  }
+  SUBCASE("the candidate exits during a smoke check: the check is cancelled") {
+    f.os.exit(1001, 1);
+    CHECK(f.os.commands.empty());
+    f.os.release(1001);
+    CHECK(client->outcome->ok == false);
+    CHECK(f.state(old) == "ready");
+  }
+}
+
+TEST_CASE("reload: pre_reload runs before anything starts") {
+  Fixture f;
+  pid_t old = f.boot();
+  f.config.pre_reload = command("./migrate");
+  auto client = f.reload();
+  CHECK(f.os.take_log() == Log{"run 1 ./migrate"});
+  SUBCASE("it passes: the candidate starts") {
+    f.os.commands.at(1).line("applied 3 migrations");
+    f.os.finish_command(1, true);
+    CHECK(f.os.take_log() == Log{"spawn 1001"});
+    CHECK(has_line(client->progress_lines, "pre_reload: applied 3 migrations"));
+  }
+  SUBCASE("it fails: nothing is started, the reload fails") {
+    f.os.finish_command(1, false, "exited with status 2", {"migration 0042 failed"});
+    CHECK(f.os.take_log().empty());
+    REQUIRE(client->outcome);
+    CHECK(client->outcome->error ==
+          "generation 2 was not started: pre_reload ./migrate: exited with status 2 in 0ms; "
+          "generation 1 (pid 1000) keeps serving");
+    CHECK(client->outcome->stderr_tail == Log{"migration 0042 failed"});
+    CHECK(f.state(old) == "ready");
+    CHECK(f.sup->snapshot().last_reload->result == "rolled back");
+  }
+  SUBCASE("baton stops: the hook is killed") {
+    f.stop();
+    CHECK(f.os.take_log() == Log{"cancel 1", "TERM 1000"});
+    CHECK(client->outcome->error ==
+          "generation 2 was not started: reload aborted: baton is stopping; generation 1 is "
+          "draining");
+  }
+}
+
+TEST_CASE("reload: after_drained runs once no older process is left") {
+  Fixture f;
+  pid_t old = f.boot();
+  f.config.after_drained = command("./contract");
+  auto client = f.reload(/*wait=*/true);
+  f.notify(1001, "READY=1");
+  CHECK(f.os.take_log() == Log{"spawn 1001", "switch", "TERM 1000"});
+  CHECK(client->events == Log{"draining"});
+  f.os.exit(old, 0);
+  CHECK(f.os.commands.empty());  // not until its handles are closed
+  f.os.release(old);
+  CHECK(f.os.take_log() == Log{"exit 1000", "run 1 ./contract"});
+  SUBCASE("it passes: the waiting client is answered") {
+    f.os.finish_command(1, true);
+    CHECK(client->events == Log{"draining", "ok"});
+    // Exactly once: nothing more runs on later events.
+    f.notify(1001, "STATUS=x");
+    CHECK(f.os.commands.empty());
+  }
+  SUBCASE("it fails: the client is told so") {
+    f.os.finish_command(1, false, "exited with status 1", {"cannot drop column"});
+    REQUIRE(client->outcome);
+    CHECK(client->outcome->error ==
+          "the reload to generation 2 is done, but after_drained ./contract: exited with status 1 "
+          "in 0ms");
+    CHECK(client->outcome->stderr_tail == Log{"cannot drop column"});
+  }
+  SUBCASE("baton stops while it runs: stop waits for it") {
+    f.stop();
+    f.os.exit(1001, 0);
+    f.os.release(1001);
+    CHECK_FALSE(f.stopped);
+    f.os.finish_command(1, true);
+    CHECK(f.stopped);
+  }
+}
+
+TEST_CASE("reload: the old generation drains once its own listeners' queues have settled") {
+  Fixture f;
+  pid_t old = f.boot();
+  f.os.queued_connections = 2;
+  auto client = f.reload();
+  f.notify(1001, "READY=1");
+  CHECK(f.os.take_log() == Log{"spawn 1001", "switch"});
+  CHECK(client->events.empty());
+  CHECK(f.listener.last.generation == 2);  // switched: the new generation serves
+  SUBCASE("the queue empties: drain 50ms later") {
+    f.os.advance(30ms);
+    f.os.queued_connections = 0;
+    f.os.advance(40ms);  // empty since 30ms (seen at 40ms): not yet settled
+    CHECK(f.os.take_log().empty());
+    f.os.advance(40ms);
+    CHECK(f.os.take_log() == Log{fmt::format("TERM {}", old)});
+    CHECK(client->events == Log{"ok"});
+    const ReloadRecord& r = *f.sup->snapshot().last_reload;
+    CHECK(between_ms(r.ready_at, r.drain_sent_at) == 80);
+  }
+  SUBCASE("it never empties: drain after 2s anyway") {
+    f.os.advance(1990ms);
+    CHECK(f.os.take_log().empty());
+    f.os.advance(10ms);
+    CHECK(f.os.take_log() == Log{fmt::format("TERM {}", old)});
+  }
+  SUBCASE("baton stops meanwhile: the reload is done and everything drains") {
+    f.stop();
+    CHECK(client->events == Log{"ok"});
+    CHECK(f.os.take_log() == Log{"TERM 1000", "TERM 1001"});
+  }
+  SUBCASE("the new instance exits meanwhile: it restarts after the switch") {
+    f.os.exit(1001, 1);
+    f.os.release(1001);
+    f.os.queued_connections = 0;
+    f.os.advance(50ms);  // settled: empty since the switch
+    CHECK(client->events == Log{"ok"});
+    CHECK(f.os.take_log() == Log{"exit 1001", "TERM 1000"});
+    CHECK(f.os.next_due() == 100ms);  // restart_delay
+  }
 }
