@@ -101,6 +101,22 @@ void warn_reuseport(const Config& config) {
   }
 }
 
+/// http and tcp probes must reach the new generation alone: refused when
+/// its probed socket is shared (taken from systemd, say), never sent to the
+/// shared port.
+Status check_probe_reach(const Config& config, const std::vector<SharedSocket>& sockets) {
+  if (!config.ready.http && !config.ready.tcp) return {};
+  std::optional<size_t> i = probed_socket_index(config);
+  if (!i || *i >= sockets.size()) return error("ready: no stream socket to probe");
+  if (auto target = sockets[*i]->probe_target(); !target) {
+    return error(fmt::format(
+        "ready.{}: cannot probe the new generation alone on socket {}: {}; use an exec probe or "
+        "READY=1",
+        config.ready.http ? "http" : "tcp", config.sockets[*i].name, target.error().message));
+  }
+  return {};
+}
+
 /// Shim mode: finds the library (check_runnable has refused the programs
 /// the shim cannot reach).
 Status prepare_shim(Config& config) {
@@ -128,8 +144,9 @@ Result<GenerationPlan> Daemon::load_plan() {
   }
   warn_reuseport(config);
   if (Status s = prepare_shim(config); !s) return s.error();
-  auto sockets = sockets_.prepare(config.sockets);
+  auto sockets = sockets_.prepare(config.sockets, config.listeners);
   if (!sockets) return sockets.error();
+  if (Status s = check_probe_reach(config, *sockets); !s) return s.error();
   if (supervisor_) store_sockets(*sockets);
   return GenerationPlan{std::make_shared<const Config>(std::move(config)), std::move(*sockets)};
 }
@@ -221,7 +238,13 @@ Status Daemon::start() {
   if (!control) return control.error();
   control_ = std::move(*control);
   for (const SharedSocket& s : first->sockets) {
-    spdlog::info("socket {}: {} on {}", s->spec().name, s->spec().url, s->bound_address());
+    if (s->shared_reason().empty()) {
+      spdlog::info("socket {}: {} on {} (a listener per generation)", s->spec().name, s->spec().url,
+                   s->bound_address());
+    } else {
+      spdlog::info("socket {}: {} on {} (shared by every generation: {})", s->spec().name,
+                   s->spec().url, s->bound_address(), s->shared_reason());
+    }
   }
   spdlog::info("control socket: {}", config_.control_path);
   supervisor_ =
