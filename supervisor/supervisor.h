@@ -98,6 +98,8 @@ class LifecycleListener {
   virtual void stopping() = 0;
   /// Something `status` shows changed.
   virtual void status_changed(const StatusSnapshot& status) = 0;
+  /// New connections now go to `serving`, a new generation's sockets.
+  virtual void switched(const std::vector<SharedSocket>& serving) { (void)serving; }
 };
 
 /// The instance-table events. Notify messages that arrive together are
