@@ -9,6 +9,11 @@
 // and, in mode "shim" (one connection per request), examples/legacy, which
 // binds its own port: alone, under `baton run` with `shim = true`, and the
 // same with --reloads reloads;
+// and, in mode "checked", three claims about checked deploys: exec → ready
+// of an app gated on an http probe is its boot time plus at most one probe
+// interval; per-generation listeners (the reuseport steering program) cost at
+// most 1 % of the new-connection rate of a shared socket; and hello under
+// baton with the probe config serves at least 0.98 of hello alone;
 // and prints markdown tables: throughput, failed requests, latency inside and
 // outside reload windows, per-step reload timings, and ratios against the
 // baseline of the same run (the machines are shared and noisy).
@@ -19,12 +24,14 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "args.h"
+#include "checked_report.h"
 #include "interrupt.h"
 #include "load_client.h"
 #include "report.h"
@@ -40,15 +47,33 @@ using namespace std::chrono_literals;
 constexpr Millis kWindowTail = 500ms;
 constexpr int kSlowBootMs = 1500;
 
+// Mode "checked", claim 1: every generation's /healthz fails for its first
+// kProbedBootMs; baton probes it every kProbeIntervalMs. The passing attempt
+// starts at most one interval after the boot ends; on top of that come its
+// own round trip (GET /healthz on loopback: well under 1 ms, measured in the
+// same run), hello's start from exec to the clock its boot counts from
+// (exec → READY=1 of hello with no boot delay, which includes that start,
+// was 5–6 ms median in the README's runs) and baton's whole-millisecond step
+// timings (up to 1 ms). 10 ms covers these and is still small enough to show
+// a probe schedule that drifts by each attempt's duration (15 attempts here).
+constexpr int kProbeIntervalMs = 100;
+constexpr int kProbedBootMs = 1500;
+constexpr int kProbeAllowanceMs = 10;
+constexpr int kHealthzSamples = 50;
+
 struct Options {
   Millis duration = 12s;
   int connections = 8;
   int reloads = 5;
-  std::vector<std::string> modes = default_modes();
+  int rounds = 2;  // mode checked: rounds of each alternating pair of cases
+  std::vector<std::string> modes = all_modes();
 
-  static std::vector<std::string> default_modes() {
-    if (have_legacy()) return {"close", "keepalive", "shim"};
-    return {"close", "keepalive"};
+  static std::vector<std::string> all_modes() {
+    if (have_legacy()) return {"close", "keepalive", "shim", "checked"};
+    return {"close", "keepalive", "checked"};
+  }
+  bool has_mode(const std::string& mode) const {
+    return std::find(modes.begin(), modes.end(), mode) != modes.end();
   }
   static bool have_legacy() {
 #ifdef LEGACY_BIN
@@ -64,17 +89,19 @@ struct CaseSpec {
   bool under_baton = false;
   bool legacy = false;  // examples/legacy (alone, or under baton with the shim)
   int reloads = 0;
-  int boot_delay_ms = 0;
+  HelloConfig hello;  // under baton, not legacy
 };
 
 constexpr const char* kUsage =
     "usage: reload_bench [--duration-per-case 12s] [--connections 8] [--reloads 5]\n"
-    "                    [--mode close|keepalive|shim|both|all]\n"
+    "                    [--rounds 2] [--mode close|keepalive|shim|checked|both|all]\n"
     "Puts HTTP load on tests/apps/test_app on loopback, alone and under baton with and\n"
     "without reloads, and prints markdown tables. Mode shim: examples/legacy (binds\n"
     "its own port) alone and under `baton run --shim`, one connection per request.\n"
-    "both = close and keepalive; all = close, keepalive and shim. Defaults: 12s, 8,\n"
-    "5, all.\n"
+    "Mode checked: reloads gated on an http probe, per-generation listeners against\n"
+    "shared ones, and hello under baton with the probe against hello alone (each\n"
+    "pair alternated --rounds times). both = close and keepalive; all = close,\n"
+    "keepalive, shim and checked. Defaults: 12s, 8, 5, 2, all.\n"
     "Durations: 500ms, 12s, 1m. Exit codes: 0 done, 1 a step failed, 2 usage,\n"
     "3 some requests failed under baton.\n";
 
@@ -86,22 +113,21 @@ bool apply_option(Options& o, const std::string& name, const std::string& value)
     const auto d = parse_duration(value);
     if (!d || *d < 1s || *d > 10min) return false;
     o.duration = *d;
-  } else if (name == "--connections" || name == "--reloads") {
-    const auto n = parse_int(value, 1, name == "--reloads" ? 100 : 1024);
+  } else if (name == "--connections" || name == "--reloads" || name == "--rounds") {
+    const auto n = parse_int(value, 1, name == "--connections" ? 1024 : 100);
     if (!n) return false;
-    (name == "--reloads" ? o.reloads : o.connections) = *n;
+    (name == "--reloads" ? o.reloads : name == "--rounds" ? o.rounds : o.connections) = *n;
   } else if (name == "--mode") {
     if (value == "all") {
-      o.modes = {"close", "keepalive", "shim"};
+      o.modes = {"close", "keepalive", "shim", "checked"};
     } else if (value == "both") {
       o.modes = {"close", "keepalive"};
-    } else if (value == "close" || value == "keepalive" || value == "shim") {
+    } else if (value == "close" || value == "keepalive" || value == "shim" || value == "checked") {
       o.modes = {value};
     } else {
       return false;
     }
-    if (!Options::have_legacy() &&
-        std::find(o.modes.begin(), o.modes.end(), "shim") != o.modes.end()) {
+    if (!Options::have_legacy() && o.has_mode("shim")) {
       std::fprintf(stderr, "reload_bench: this build has no examples/legacy (mode shim)\n");
       return false;
     }
@@ -206,7 +232,7 @@ std::vector<ReloadTiming> run_reloads(BatonService& service, const Options& o, i
 }
 
 CaseResult run_baton_case(const Options& o, const std::string& mode, const CaseSpec& spec) {
-  BatonService service(binaries(), spec.boot_delay_ms, spec.legacy ? support::free_port() : 0);
+  BatonService service(binaries(), spec.hello, spec.legacy ? support::free_port() : 0);
   const Clock::time_point started = Clock::now();
   auto run = start_load(o, service.address(), mode);
   std::vector<Window> windows;
@@ -217,22 +243,25 @@ CaseResult run_baton_case(const Options& o, const std::string& mode, const CaseS
   service.stop();
   CaseResult c = summarize_case(mode, spec.name, std::move(load), windows);
   c.under_baton = true;
-  c.boot_delay_ms = spec.boot_delay_ms;
+  c.boot_delay_ms = spec.hello.boot_delay_ms;
   c.reloads = std::move(timings);
   return c;
 }
 
 std::vector<CaseSpec> case_specs(const Options& o, const std::string& mode) {
   if (mode == "shim") {
-    return {{"baseline: legacy alone", false, true, 0, 0},
-            {"baton --shim, no reloads", true, true, 0, 0},
-            {fmt::format("baton --shim + {} reloads", o.reloads), true, true, o.reloads, 0}};
+    return {{"baseline: legacy alone", false, true, 0, {}},
+            {"baton --shim, no reloads", true, true, 0, {}},
+            {fmt::format("baton --shim + {} reloads", o.reloads), true, true, o.reloads, {}}};
   }
-  return {{"baseline: hello alone", false, false, 0, 0},
-          {"baton, no reloads", true, false, 0, 0},
-          {fmt::format("baton + {} reloads", o.reloads), true, false, o.reloads, 0},
-          {fmt::format("baton + {} reloads, {:g} s boot", o.reloads, kSlowBootMs / 1000.0), true,
-           false, o.reloads, kSlowBootMs}};
+  return {{"baseline: hello alone", false, false, 0, {}},
+          {"baton, no reloads", true, false, 0, {}},
+          {fmt::format("baton + {} reloads", o.reloads), true, false, o.reloads, {}},
+          {fmt::format("baton + {} reloads, {:g} s boot", o.reloads, kSlowBootMs / 1000.0),
+           true,
+           false,
+           o.reloads,
+           {.boot_delay_ms = kSlowBootMs}}};
 }
 
 void log_progress(const CaseResult& c) {
@@ -242,21 +271,133 @@ void log_progress(const CaseResult& c) {
                static_cast<unsigned long long>(c.failed), c.app_pids);
 }
 
+/// Runs one case under load `mode`; `label` names it in progress and errors.
+CaseResult run_case(const Options& o, const std::string& mode, const CaseSpec& spec,
+                    const std::string& label) {
+  std::fprintf(stderr, "reload_bench: [%s] %s ...\n", label.c_str(), spec.name.c_str());
+  try {
+    CaseResult c = spec.under_baton ? run_baton_case(o, mode, spec) : run_baseline(o, mode, spec);
+    log_progress(c);
+    return c;
+  } catch (const std::exception& e) {
+    throw BenchError(fmt::format("[{}] {}: {}", label, spec.name, e.what()));
+  }
+}
+
+/// Every mode but "checked", in order.
 std::vector<CaseResult> run_all(const Options& o) {
   std::vector<CaseResult> results;
   for (const auto& mode : o.modes) {
-    for (const auto& spec : case_specs(o, mode)) {
-      std::fprintf(stderr, "reload_bench: [%s] %s ...\n", mode.c_str(), spec.name.c_str());
-      try {
-        results.push_back(spec.under_baton ? run_baton_case(o, mode, spec)
-                                           : run_baseline(o, mode, spec));
-      } catch (const std::exception& e) {
-        throw BenchError(fmt::format("[{}] {}: {}", mode, spec.name, e.what()));
-      }
-      log_progress(results.back());
+    if (mode == "checked") continue;
+    for (const auto& spec : case_specs(o, mode)) results.push_back(run_case(o, mode, spec, mode));
+  }
+  return results;
+}
+
+// ---- Mode checked ------------------------------------------------------------
+
+/// hello gated on `[ready] http = "/healthz"` alone (it never sends READY=1),
+/// whose /healthz fails for its first `boot_ms`, on per-generation listeners.
+HelloConfig probed_hello(int boot_ms) {
+  return {.notify = false,
+          .health_fail_ms = boot_ms,
+          .listeners = "per-generation",
+          .ready_http = "/healthz",
+          .ready_interval = fmt::format("{}ms", kProbeIntervalMs)};
+}
+
+/// GET /healthz round trips to `address`, one after the other.
+LatencySummary measure_healthz(const std::string& address) {
+  std::vector<std::chrono::microseconds> round_trips;
+  for (int i = 0; i < kHealthzSamples; ++i) {
+    const Clock::time_point sent = Clock::now();
+    const support::Response r = support::http_get(address, "/healthz", 1s);
+    if (!r.ok || r.status != 200) {
+      throw BenchError(fmt::format("GET /healthz on {}: {}", address,
+                                   r.ok ? fmt::format("status {}", r.status) : r.error));
+    }
+    round_trips.push_back(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent));
+  }
+  return summarize_latencies(std::move(round_trips));
+}
+
+/// A reload with the probe attempts `baton reload` printed: lines such as
+/// "generation 2: http /healthz: 503 in 0ms (attempt 3)".
+ProbedReload probed_reload(const ReloadTiming& timing, const std::string& output) {
+  ProbedReload p{timing, 0, std::nullopt};
+  std::istringstream lines(output);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("(attempt ") == std::string::npos) continue;
+    ++p.attempts;
+    const size_t in = line.rfind(" in ");
+    int ms = 0;
+    p.last_attempt_ms.reset();
+    if (in != std::string::npos && std::sscanf(line.c_str() + in, " in %dms", &ms) == 1) {
+      p.last_attempt_ms = ms;
+    }
+  }
+  return p;
+}
+
+/// Claim 1: reloads of the probed hello, one after the other, no load.
+void run_probed_reloads(const Options& o, CheckedResult& r) {
+  std::fprintf(stderr, "reload_bench: [checked] %d reloads gated on /healthz ...\n", o.reloads);
+  BatonService service(binaries(), probed_hello(kProbedBootMs));
+  r.healthz = measure_healthz(service.address());
+  for (int i = 1; i <= o.reloads; ++i) {
+    ReloadOutcome out = service.try_reload(false);
+    if (!out.ok) {
+      throw BenchError("[checked] `baton reload` of the probed hello failed:\n" + out.output);
+    }
+    service.wait_drained(out.timing);
+    r.reloads.push_back(probed_reload(out.timing, out.output));
+    std::fprintf(
+        stderr, "reload_bench: [checked] reload %d: exec → ready %s ms, %d probe attempts\n", i,
+        out.timing.exec_to_ready_ms ? step_ms_cell(*out.timing.exec_to_ready_ms).c_str() : "?",
+        r.reloads.back().attempts);
+  }
+  service.stop();
+}
+
+/// `baseline` and `measured`, `o.rounds` times each under load `mode`, in
+/// alternating order (A B, B A, A B, ...) so that a drift of the machine's
+/// speed during the run weighs on both alike.
+std::vector<CaseResult> run_alternating(const Options& o, const std::string& mode,
+                                        const CaseSpec& baseline, const CaseSpec& measured) {
+  std::vector<CaseResult> results;
+  for (int round = 1; round <= o.rounds; ++round) {
+    const bool baseline_first = round % 2 == 1;
+    for (const CaseSpec* spec :
+         {baseline_first ? &baseline : &measured, baseline_first ? &measured : &baseline}) {
+      CaseResult c = run_case(o, mode, *spec, "checked/" + mode);
+      c.baseline = spec == &baseline;
+      c.round = round;
+      results.push_back(std::move(c));
     }
   }
   return results;
+}
+
+CheckedResult run_checked(const Options& o) {
+  CheckedResult r;
+  r.interval_ms = kProbeIntervalMs;
+  r.boot_ms = kProbedBootMs;
+  r.allowance_ms = kProbeAllowanceMs;
+  run_probed_reloads(o, r);
+  const CaseSpec shared{"shared listener (no program)", true, false, 0, {.listeners = "shared"}};
+  const CaseSpec steered{"per-generation listeners (steering program)",
+                         true,
+                         false,
+                         0,
+                         {.listeners = "per-generation"}};
+  r.steering = run_alternating(o, "close", shared, steered);
+  const CaseSpec alone{"hello alone", false, false, 0, {}};
+  const CaseSpec probed{"baton, http probe, per-generation", true, false, 0, probed_hello(0)};
+  for (const std::string mode : {"close", "keepalive"}) {
+    for (auto& c : run_alternating(o, mode, alone, probed)) r.overhead.push_back(std::move(c));
+  }
+  return r;
 }
 
 }  // namespace
@@ -268,10 +409,13 @@ int main(int argc, char** argv) {
   if (!options) return 2;
   try {
     const std::vector<CaseResult> cases = run_all(*options);
+    const std::optional<CheckedResult> checked =
+        options->has_mode("checked") ? std::optional(run_checked(*options)) : std::nullopt;
     const RunInfo info{machine_description(),
                        std::chrono::duration<double>(options->duration).count(),
                        options->connections, options->reloads};
     print_report(info, cases);
+    if (checked) print_checked_report(*checked);
     for (const auto& c : cases) {
       if (c.mode == "shim" && c.under_baton && c.failed > 0) {
         std::fprintf(stderr, "reload_bench: %llu requests FAILED under the shim in \"%s\"\n",
@@ -279,7 +423,9 @@ int main(int argc, char** argv) {
         for (const auto& e : c.failure_examples) std::fprintf(stderr, "  %s\n", e.c_str());
       }
     }
-    if (const uint64_t failed = failed_under_baton(cases); failed > 0) {
+    const uint64_t failed =
+        failed_under_baton(cases) + (checked ? failed_under_baton(*checked) : 0);
+    if (failed > 0) {
       std::fprintf(stderr,
                    "reload_bench: %llu requests FAILED under baton (see \"Failed requests\")\n",
                    static_cast<unsigned long long>(failed));

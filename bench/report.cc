@@ -25,35 +25,6 @@ bool in_any(const std::vector<Window>& windows, std::chrono::steady_clock::time_
                      [t](const Window& w) { return t >= w.from && t <= w.to; });
 }
 
-std::string ms(double v) {
-  if (v < 1) return fmt::format("{:.3f}", v);
-  if (v < 10) return fmt::format("{:.2f}", v);
-  if (v < 100) return fmt::format("{:.1f}", v);
-  return fmt::format("{:.0f}", v);
-}
-
-/// Reload steps: baton reports whole milliseconds.
-std::string step_ms(double v) {
-  return v < 10 ? fmt::format("{:.1f}", v) : fmt::format("{:.0f}", v);
-}
-
-std::string ratio(double num, double den) {
-  return den > 0 && num > 0 ? fmt::format("{:.2f}", num / den) : "–";
-}
-
-double rps(const CaseResult& c) {
-  return c.seconds > 0 ? static_cast<double>(c.ok) / c.seconds : 0;
-}
-
-std::string failures_cell(const CaseResult& c) {
-  if (c.failed == 0) return "0";
-  std::string kinds;
-  for (const auto& [kind, n] : c.failures) {
-    kinds += fmt::format("{}{} {}", kinds.empty() ? "" : ", ", load::to_string(kind), n);
-  }
-  return fmt::format("**{}** ({})", c.failed, kinds);
-}
-
 const CaseResult* baseline_of(const std::vector<CaseResult>& cases, const std::string& mode) {
   for (const auto& c : cases) {
     if (c.baseline && c.mode == mode) return &c;
@@ -71,16 +42,17 @@ std::string mode_title(const std::string& mode) {
 }
 
 void print_case_row(const CaseResult& c, const CaseResult* base) {
-  const double base_rps = base ? rps(*base) : 0;
+  const double base_rps = base ? requests_per_second(*base) : 0;
   const double base_p99 = base ? base->steady.p99_ms : 0;
   const std::string window =
       c.window.count == 0 ? "–"
                           : fmt::format("{} ({} req)", latency_cell(c.window), c.window.count);
-  const std::string p99 = fmt::format("{} / {}", ratio(c.steady.p99_ms, base_p99),
-                                      c.window.count == 0 ? "–" : ratio(c.window.p99_ms, base_p99));
-  fmt::print("| {} | {:.0f} | {} | {} | {} | {} | {} | {} |\n", c.name, rps(c),
-             ratio(rps(c), base_rps), failures_cell(c), latency_cell(c.steady), window, p99,
-             c.app_pids);
+  const std::string p99 =
+      fmt::format("{} / {}", ratio_cell(c.steady.p99_ms, base_p99),
+                  c.window.count == 0 ? "–" : ratio_cell(c.window.p99_ms, base_p99));
+  fmt::print("| {} | {:.0f} | {} | {} | {} | {} | {} | {} |\n", c.name, requests_per_second(c),
+             ratio_cell(requests_per_second(c), base_rps), failures_cell(c), latency_cell(c.steady),
+             window, p99, c.app_pids);
 }
 
 void print_mode_table(const std::string& mode, const std::vector<CaseResult>& cases) {
@@ -119,7 +91,7 @@ std::string step_cell(const std::vector<ReloadTiming>& reloads, Get get) {
   std::sort(values.begin(), values.end());
   const size_t n = values.size();
   const double median = n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-  return fmt::format("{} / {}", step_ms(median), step_ms(values.back()));
+  return fmt::format("{} / {}", step_ms_cell(median), step_ms_cell(values.back()));
 }
 
 void print_reload_table(const std::vector<CaseResult>& cases) {
@@ -153,8 +125,8 @@ void print_slow_starts(const std::vector<CaseResult>& cases) {
       notes.push_back(
           fmt::format("- {} / {}: generation {} took {} ms from exec to READY=1 (boot "
                       "delay {} ms){}",
-                      c.mode, c.name, t.generation, step_ms(*t.exec_to_ready_ms), c.boot_delay_ms,
-                      t.under_load ? "" : "; the load run ended first"));
+                      c.mode, c.name, t.generation, step_ms_cell(*t.exec_to_ready_ms),
+                      c.boot_delay_ms, t.under_load ? "" : "; the load run ended first"));
     }
   }
   if (notes.empty()) return;
@@ -197,6 +169,34 @@ void print_header(const RunInfo& info) {
 
 }  // namespace
 
+std::string ms_cell(double v) {
+  if (v < 1) return fmt::format("{:.3f}", v);
+  if (v < 10) return fmt::format("{:.2f}", v);
+  if (v < 100) return fmt::format("{:.1f}", v);
+  return fmt::format("{:.0f}", v);
+}
+
+std::string step_ms_cell(double v) {
+  return v < 10 ? fmt::format("{:.1f}", v) : fmt::format("{:.0f}", v);
+}
+
+std::string ratio_cell(double num, double den) {
+  return den > 0 && num > 0 ? fmt::format("{:.2f}", num / den) : "–";
+}
+
+double requests_per_second(const CaseResult& c) {
+  return c.seconds > 0 ? static_cast<double>(c.ok) / c.seconds : 0;
+}
+
+std::string failures_cell(const CaseResult& c) {
+  if (c.failed == 0) return "0";
+  std::string kinds;
+  for (const auto& [kind, n] : c.failures) {
+    kinds += fmt::format("{}{} {}", kinds.empty() ? "" : ", ", load::to_string(kind), n);
+  }
+  return fmt::format("**{}** ({})", c.failed, kinds);
+}
+
 LatencySummary summarize_latencies(std::vector<microseconds> latencies) {
   LatencySummary s;
   s.count = latencies.size();
@@ -210,7 +210,7 @@ LatencySummary summarize_latencies(std::vector<microseconds> latencies) {
 
 std::string latency_cell(const LatencySummary& s) {
   if (s.count == 0) return "–";
-  return fmt::format("{} / {} / {}", ms(s.p50_ms), ms(s.p99_ms), ms(s.max_ms));
+  return fmt::format("{} / {} / {}", ms_cell(s.p50_ms), ms_cell(s.p99_ms), ms_cell(s.max_ms));
 }
 
 CaseResult summarize_case(std::string mode, std::string name, load::LoadResult&& load,
@@ -253,7 +253,9 @@ void print_report(const RunInfo& info, const std::vector<CaseResult>& cases) {
     if (std::find(modes.begin(), modes.end(), c.mode) == modes.end()) modes.push_back(c.mode);
   }
   for (const auto& mode : modes) print_mode_table(mode, cases);
-  print_reload_table(cases);
+  if (std::any_of(cases.begin(), cases.end(), [](auto& c) { return !c.reloads.empty(); })) {
+    print_reload_table(cases);
+  }
   print_slow_starts(cases);
   print_failures(cases);
   std::fflush(stdout);

@@ -58,11 +58,22 @@ struct CaseResult {
   size_t app_pids = 0;  // distinct server pids that answered
   LatencySummary steady, window;
   std::vector<ReloadTiming> reloads;
+  int round = 0;  // mode checked: which of the alternating rounds (from 1)
 };
 
 /// Builds a case's result from its load run and reload windows.
 CaseResult summarize_case(std::string mode, std::string name, load::LoadResult&& load,
                           const std::vector<Window>& windows);
+
+/// Table cells shared with the checked mode's report (checked_report.h):
+/// milliseconds with precision by magnitude; baton's whole-ms step timings;
+/// num / den to two decimals ("–" unless both are positive); successful
+/// responses per second; failed requests with their kinds ("0" if none).
+std::string ms_cell(double v);
+std::string step_ms_cell(double v);
+std::string ratio_cell(double num, double den);
+double requests_per_second(const CaseResult& c);
+std::string failures_cell(const CaseResult& c);
 
 /// "2 CPUs, Linux 6.1.0": the CPU count and kernel, for report headers.
 std::string machine_description();
@@ -75,7 +86,8 @@ struct RunInfo {
   int reloads = 0;
 };
 
-/// Prints the markdown tables to stdout.
+/// Prints the header and the markdown tables of `cases` to stdout (the
+/// reload steps only if some case reloaded).
 void print_report(const RunInfo& info, const std::vector<CaseResult>& cases);
 
 /// Requests that failed in cases run under baton (they should be zero).

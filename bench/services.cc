@@ -107,6 +107,29 @@ std::string toml_string(const std::string& s) {
   return nlohmann::json(s).dump();  // JSON string escapes are valid TOML basic strings
 }
 
+/// The [environment] lines that give hello the behaviour `hello` asks for.
+std::string hello_environment(const HelloConfig& hello) {
+  std::string env = "HELLO_VERSION = \"1\"\n";
+  if (hello.boot_delay_ms > 0) {
+    env += fmt::format("HELLO_BOOT_DELAY_MS = \"{}\"\n", hello.boot_delay_ms);
+  }
+  if (!hello.notify) env += "HELLO_NO_NOTIFY = \"1\"\n";
+  if (hello.health_fail_ms > 0) {
+    env += fmt::format("HELLO_HEALTH_FAIL_MS = \"{}\"\n", hello.health_fail_ms);
+  }
+  return env;
+}
+
+/// The [ready] table ("" without a probe); its keys end before [[socket]].
+std::string ready_section(const HelloConfig& hello) {
+  if (hello.ready_http.empty()) return "";
+  std::string ready = "[ready]\nhttp = " + toml_string(hello.ready_http) + "\n";
+  if (!hello.ready_interval.empty()) {
+    ready += "interval = " + toml_string(hello.ready_interval) + "\n";
+  }
+  return ready + "\n";
+}
+
 }  // namespace
 
 void wait_until_serving(const std::string& address, Clock::time_point deadline,
@@ -217,13 +240,13 @@ void LegacyAlone::stop() {
 
 // ---- BatonService ------------------------------------------------------------
 
-BatonService::BatonService(const Binaries& bins, int boot_delay_ms, int shim_port)
+BatonService::BatonService(const Binaries& bins, const HelloConfig& hello, int shim_port)
     : bins_(bins), shim_(shim_port > 0), env_(clean_environment()) {
   if (shim_ && (bins_.legacy.empty() || bins_.shim_library.empty())) {
     throw BenchError("examples/legacy or the shim library was not built");
   }
   if (shim_) env_.push_back("BATON_SHIM_LIBRARY=" + bins_.shim_library);
-  config_ = dir_.write("baton.toml", write_config(boot_delay_ms, shim_port));
+  config_ = dir_.write("baton.toml", write_config(hello, shim_port));
   control_ = dir_.file("control.sock");
   log_ = open_log(dir_.file("baton.log"));
   start();
@@ -250,7 +273,7 @@ void BatonService::kill_apps() noexcept {
   for (int pid : app_pids_) kill(-pid, SIGKILL);
 }
 
-std::string BatonService::write_config(int boot_delay_ms, int shim_port) const {
+std::string BatonService::write_config(const HelloConfig& hello, int shim_port) const {
   if (shim_port > 0) {
     return fmt::format(
         "# Written by reload_bench.\n"
@@ -261,15 +284,14 @@ std::string BatonService::write_config(int boot_delay_ms, int shim_port) const {
         "[[socket]]\nname = \"http\"\nlisten = \"tcp://127.0.0.1:{}\"\n",
         toml_string(bins_.legacy), shim_port, shim_port);
   }
-  std::string env = "HELLO_VERSION = \"1\"\n";
-  if (boot_delay_ms > 0) env += fmt::format("HELLO_BOOT_DELAY_MS = \"{}\"\n", boot_delay_ms);
+  std::string top = "drain_timeout = \"10s\"\nready_timeout = \"60s\"\n";
+  if (!hello.listeners.empty()) top += "listeners = " + toml_string(hello.listeners) + "\n";
   return fmt::format(
       "# Written by reload_bench.\n"
-      "name = \"reload-bench\"\ncommand = [{}]\ncontrol = \"control.sock\"\n"
-      "drain_timeout = \"10s\"\nready_timeout = \"60s\"\n\n"
-      "[environment]\n{}\n"
+      "name = \"reload-bench\"\ncommand = [{}]\ncontrol = \"control.sock\"\n{}\n"
+      "[environment]\n{}\n{}"
       "[[socket]]\nname = \"http\"\nlisten = \"tcp://127.0.0.1:0\"\n",
-      toml_string(bins_.hello), env);
+      toml_string(bins_.hello), top, hello_environment(hello), ready_section(hello));
 }
 
 void BatonService::start() {
@@ -341,10 +363,8 @@ ReloadOutcome BatonService::try_reload(bool wait_for_drain) {
   t.returned = r.finished;
   t.wall_ms = std::chrono::duration<double, std::milli>(r.finished - r.started).count();
   if (r.timed_out) fail("`baton reload` did not finish within 90 s (killed)");
-  if (r.exit_code == 1) {
-    o.message = r.out + r.err;
-    return o;
-  }
+  o.output = r.out + r.err;
+  if (r.exit_code == 1) return o;
   if (r.exit_code != 0) {
     fail(fmt::format("`baton reload` exited with code {}; it printed:\n{}{}", r.exit_code,
                      indent(r.out), indent(r.err)));
@@ -368,7 +388,7 @@ ReloadOutcome BatonService::try_reload(bool wait_for_drain) {
 
 ReloadTiming BatonService::reload() {
   ReloadOutcome o = try_reload(false);
-  if (!o.ok) fail("`baton reload` exited with code 1; it printed:\n" + indent(o.message));
+  if (!o.ok) fail("`baton reload` exited with code 1; it printed:\n" + indent(o.output));
   return o.timing;
 }
 

@@ -89,19 +89,30 @@ class LegacyAlone {
 struct ReloadOutcome {
   ReloadTiming timing;  // generation and pid only if `ok`
   bool ok = false;
-  /// If !ok: what `baton reload` printed ("baton: reload failed: ...").
-  std::string message;
+  /// What `baton reload` printed, stdout then stderr (if !ok: "baton: reload
+  /// failed: ..."; with readiness probes, one line per failed attempt).
+  std::string output;
+};
+
+/// How BatonService runs hello (the shim's legacy ignores all of it).
+struct HelloConfig {
+  int boot_delay_ms = 0;         ///< HELLO_BOOT_DELAY_MS: sleeps this long before READY=1
+  bool notify = true;            ///< false: HELLO_NO_NOTIFY=1, never sends READY=1
+  int health_fail_ms = 0;        ///< HELLO_HEALTH_FAIL_MS: /healthz answers 503 this long
+  std::string listeners{};       ///< `listeners = ...`; "" keeps baton's default
+  std::string ready_http{};      ///< `[ready] http = ...` (a path); "" configures no probe
+  std::string ready_interval{};  ///< `[ready] interval`, with ready_http ("" = default)
 };
 
 /// hello, or legacy under the shim, under `baton run -c CONFIG`.
 class BatonService {
  public:
-  /// Writes the config (every generation sleeps `boot_delay_ms` before
-  /// READY=1), starts baton and waits until its first generation is ready
-  /// and answers. With `shim_port` > 0 the app is examples/legacy instead,
-  /// run with `shim = true` on 127.0.0.1:shim_port (boot_delay_ms ignored).
-  /// Throws BenchError naming what failed.
-  BatonService(const Binaries& bins, int boot_delay_ms, int shim_port = 0);
+  /// Writes the config (hello as `hello` says: boot delay, notify or not,
+  /// readiness probe, listener mode), starts baton and waits until its first
+  /// generation is ready and answers. With `shim_port` > 0 the app is
+  /// examples/legacy instead, run with `shim = true` on 127.0.0.1:shim_port
+  /// (`hello` ignored). Throws BenchError naming what failed.
+  BatonService(const Binaries& bins, const HelloConfig& hello, int shim_port = 0);
   ~BatonService();
   BatonService(const BatonService&) = delete;
   BatonService& operator=(const BatonService&) = delete;
@@ -123,7 +134,7 @@ class BatonService {
   void stop();
 
  private:
-  std::string write_config(int boot_delay_ms, int shim_port) const;
+  std::string write_config(const HelloConfig& hello, int shim_port) const;
   void start();
   void wait_ready();
   /// `baton status --json`, or nullopt if baton does not answer (yet).

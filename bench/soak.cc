@@ -151,7 +151,7 @@ void reload_once(BatonService& service, int index, SoakResult& r) {
   } else {
     ++r.reloads_failed;
     if (r.reload_failures.size() < kMaxFailureMessages) {
-      r.reload_failures.push_back(fmt::format("reload {}: {}", index, o.message));
+      r.reload_failures.push_back(fmt::format("reload {}: {}", index, o.output));
     }
   }
   if (index % r.sample_every == 0 || index == r.reloads_requested) {
@@ -182,7 +182,7 @@ SoakResult run_soak(const Options& o) {
   r.machine = machine_description();
   r.reloads_requested = o.reloads;
   r.sample_every = o.sample_every;
-  BatonService service({BATON_BIN, HELLO_BIN, "", ""}, 0);
+  BatonService service({BATON_BIN, HELLO_BIN, "", ""}, HelloConfig{});
   std::vector<std::unique_ptr<load::LoadRun>> runs;
   std::set<int> app_pids;
   for (const auto& mode : o.modes) runs.push_back(start_load(o, service.address(), mode));
