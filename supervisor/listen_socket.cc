@@ -244,6 +244,17 @@ Status check_fixed_options(const SocketSpec& spec, const SocketSpec& current) {
                   spec.name, spec.address()));
 }
 
+/// Binds a unix candidate at `private_path` (beside `public_file`, the
+/// serving one's), with the spec's mode or else the public file's: after
+/// the rename, the public path is what it was.
+Status bind_private(int fd, SocketSpec spec, const std::string& private_path,
+                    const std::string& public_file) {
+  spec.path = private_path;
+  struct stat st;
+  if (!spec.mode && stat(public_file.c_str(), &st) == 0) spec.mode = st.st_mode & 07777;
+  return bind_unix(fd, spec);
+}
+
 }  // namespace
 
 Result<ListenSocket> ListenSocket::bind_beside(const SocketSpec& spec, const ListenSocket& serving,
@@ -258,12 +269,7 @@ Result<ListenSocket> ListenSocket::bind_beside(const SocketSpec& spec, const Lis
   if (!fd) return fd.error();
   ListenSocket sock;
   if (spec.kind == SocketKind::kUnix) {
-    // Same directory, same mode as the public file, unless the spec says.
-    SocketSpec at = spec;
-    at.path = private_path;
-    struct stat st;
-    if (!at.mode && stat(serving.path_.c_str(), &st) == 0) at.mode = st.st_mode & 07777;
-    if (Status s = bind_unix(fd->get(), at); !s) return s.error();
+    if (Status s = bind_private(fd->get(), spec, private_path, serving.path_); !s) return s.error();
     sock.set_unix_file(private_path);
   } else {
     if (Status s = set_inet_options(fd->get(), spec, true); !s) return s.error();

@@ -146,33 +146,36 @@ Status switch_to(const std::vector<SharedSocket>& sockets) {
 
 namespace {
 
-/// The pending connections of a listening unix stream socket: sock_diag
-/// looks it up by inode and reports its receive queue (UNIX_DIAG_RQLEN's
-/// udiag_rqueue; for a listener, the connections not yet accepted). -1 if
-/// the kernel cannot tell (no unix_diag).
-int unix_queue(int fd) {
-  struct stat st;
-  if (fstat(fd, &st) != 0) return -1;
-  UniqueFd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-  if (!nl.valid()) return -1;
+/// Asks sock_diag on `nl` about the unix socket with inode `inode`: its
+/// queue lengths (UDIAG_SHOW_RQLEN).
+bool request_unix_diag(int nl, ino_t inode) {
   struct {
     nlmsghdr header;
     unix_diag_req request;
   } message{};
   message.header.nlmsg_len = sizeof message;
   message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  message.header.nlmsg_flags = NLM_F_REQUEST;
+  message.header.nlmsg_flags = NLM_F_REQUEST;  // one socket, by inode: no dump
   message.request.sdiag_family = AF_UNIX;
   message.request.udiag_states = ~0U;
-  message.request.udiag_ino = static_cast<uint32_t>(st.st_ino);
+  message.request.udiag_ino = static_cast<uint32_t>(inode);
   message.request.udiag_show = UDIAG_SHOW_RQLEN;
   message.request.udiag_cookie[0] = message.request.udiag_cookie[1] = INET_DIAG_NOCOOKIE;
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
-  if (sendto(nl.get(), &message, sizeof message, 0, reinterpret_cast<sockaddr*>(&kernel),
-             sizeof kernel) != static_cast<ssize_t>(sizeof message)) {
-    return -1;
-  }
+  return sendto(nl, &message, sizeof message, 0, reinterpret_cast<sockaddr*>(&kernel),
+                sizeof kernel) == static_cast<ssize_t>(sizeof message);
+}
+
+/// The pending connections of a listening unix stream socket: sock_diag
+/// finds it by inode and reports its receive queue (UNIX_DIAG_RQLEN's
+/// udiag_rqueue: for a listener, the connections not yet accepted). -1 if
+/// the kernel cannot tell (no unix_diag, or an error reply).
+int unix_queue(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return -1;
+  UniqueFd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  if (!nl.valid() || !request_unix_diag(nl.get(), st.st_ino)) return -1;
   alignas(nlmsghdr) char reply[1024];
   ssize_t n = recv(nl.get(), reply, sizeof reply, 0);
   const auto* h = reinterpret_cast<const nlmsghdr*>(reply);
@@ -183,8 +186,9 @@ int unix_queue(int fd) {
   int length = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof *msg));
   for (auto* a = reinterpret_cast<const rtattr*>(msg + 1); RTA_OK(a, length);
        a = RTA_NEXT(a, length)) {
-    if (a->rta_type != UNIX_DIAG_RQLEN) continue;
-    return static_cast<int>(static_cast<const unix_diag_rqlen*>(RTA_DATA(a))->udiag_rqueue);
+    if (a->rta_type == UNIX_DIAG_RQLEN) {
+      return static_cast<int>(static_cast<const unix_diag_rqlen*>(RTA_DATA(a))->udiag_rqueue);
+    }
   }
   return -1;
 }
