@@ -2,6 +2,7 @@
 #include "checked_report.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -13,81 +14,98 @@ namespace {
 constexpr double kSteeringBound = 0.99;
 constexpr double kOverheadBound = 0.98;
 
-/// One ratio claim: the mean req/s of the measured case over the baseline's,
-/// and the ratio of each round (a baseline run and a measured run next to
-/// each other in time), whose spread shows the run's noise.
+/// One ratio claim: the measured case's req/s over the baseline's (all
+/// slices), and the ratios of the slice pairs (a baseline slice and a
+/// measured slice next to each other in time): their mean, its 95 %
+/// confidence interval (Student's t), and their range, which show how much
+/// of the difference this run's noise can hide.
 struct RatioClaim {
   double ratio = 0;
-  double round_min = 0, round_max = 0;
+  size_t pairs = 0;
+  double pair_mean = 0, low = 0, high = 0;  // interval of the mean pair ratio
+  double pair_min = 0, pair_max = 0;
 };
 
+/// Two-sided 95 % Student's t for `df` degrees of freedom (2.0 beyond 10).
+double t95(size_t df) {
+  static constexpr double kT[] = {12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23};
+  return df >= 1 && df <= 10 ? kT[df - 1] : 2.0;
+}
+
+void summarize_pairs(const std::vector<double>& pairs, RatioClaim& r) {
+  r.pairs = pairs.size();
+  if (pairs.empty()) return;
+  double sum = 0, squares = 0;
+  for (double p : pairs) sum += p;
+  r.pair_mean = sum / static_cast<double>(pairs.size());
+  for (double p : pairs) squares += (p - r.pair_mean) * (p - r.pair_mean);
+  const double n = static_cast<double>(pairs.size());
+  const double half =
+      pairs.size() < 2 ? 0 : t95(pairs.size() - 1) * std::sqrt(squares / (n - 1) / n);
+  r.low = r.pair_mean - half;
+  r.high = r.pair_mean + half;
+  r.pair_min = *std::min_element(pairs.begin(), pairs.end());
+  r.pair_max = *std::max_element(pairs.begin(), pairs.end());
+}
+
+/// The claim of the pair of cases under load `mode` (baseline and measured).
 RatioClaim ratio_claim(const std::vector<CaseResult>& cases, const std::string& mode) {
-  double base_sum = 0, other_sum = 0;
-  int base_n = 0, other_n = 0;
-  std::vector<double> rounds;
+  const CaseResult* sides[2] = {nullptr, nullptr};
   for (const auto& c : cases) {
-    if (c.mode != mode) continue;
-    (c.baseline ? base_sum : other_sum) += requests_per_second(c);
-    ++(c.baseline ? base_n : other_n);
-    if (c.baseline) continue;
-    for (const auto& b : cases) {
-      if (b.baseline && b.mode == mode && b.round == c.round && requests_per_second(b) > 0) {
-        rounds.push_back(requests_per_second(c) / requests_per_second(b));
-      }
-    }
+    if (c.mode == mode) sides[c.baseline ? 0 : 1] = &c;
   }
   RatioClaim r;
-  if (base_n == 0 || other_n == 0 || base_sum <= 0) return r;
-  r.ratio = (other_sum / other_n) / (base_sum / base_n);
-  if (!rounds.empty()) {
-    r.round_min = *std::min_element(rounds.begin(), rounds.end());
-    r.round_max = *std::max_element(rounds.begin(), rounds.end());
+  if (!sides[0] || !sides[1] || requests_per_second(*sides[0]) <= 0) return r;
+  r.ratio = requests_per_second(*sides[1]) / requests_per_second(*sides[0]);
+  const auto& base = sides[0]->round_rps;
+  const auto& measured = sides[1]->round_rps;
+  std::vector<double> pairs;
+  for (size_t i = 0; i < std::min(base.size(), measured.size()); ++i) {
+    if (base[i] > 0) pairs.push_back(measured[i] / base[i]);
   }
+  summarize_pairs(pairs, r);
   return r;
 }
 
-/// "yes"; "no"; or, when some round alone met the bound, "not resolved".
+/// "yes" (the ratio meets the bound); "no" (even the interval's top is
+/// below it); otherwise "not resolved": this run's noise cannot tell.
 std::string verdict(const RatioClaim& r, double bound) {
   if (r.ratio >= bound) return "**yes**";
-  if (r.round_max >= bound) return "**not resolved** (below, but within the rounds' spread)";
-  return "**no**";
+  if (r.pairs >= 2 && r.high < bound) return "**no**";
+  return "**not resolved** (below, but within the noise)";
 }
 
-double mean_rps(const std::vector<CaseResult>& cases, const std::string& mode, bool baseline) {
-  double sum = 0;
-  int n = 0;
-  for (const auto& c : cases) {
-    if (c.mode != mode || c.baseline != baseline) continue;
-    sum += requests_per_second(c);
-    ++n;
-  }
-  return n > 0 ? sum / n : 0;
+/// "8342 8150 6721": req/s of each slice, in the order they ran.
+std::string rounds_cell(const CaseResult& c) {
+  std::string out;
+  for (double v : c.round_rps) out += fmt::format("{}{:.0f}", out.empty() ? "" : " ", v);
+  return out;
 }
 
-void print_rounds_table(const std::vector<CaseResult>& cases) {
-  fmt::print("| load | round | case | req/s | failed | p50 / p99 / max | app pids |\n");
-  fmt::print("|:--|--:|:--|--:|--:|--:|--:|\n");
+void print_pair_table(const std::vector<CaseResult>& cases) {
+  fmt::print("| load | case | req/s | req/s per slice | failed | p50 / p99 / max | app pids |\n");
+  fmt::print("|:--|:--|--:|--:|--:|--:|--:|\n");
   for (const auto& c : cases) {
-    fmt::print("| {} | {} | {} | {:.0f} | {} | {} | {} |\n", c.mode, c.round, c.name,
-               requests_per_second(c), failures_cell(c), latency_cell(c.steady), c.app_pids);
+    fmt::print("| {} | {} | {:.0f} | {} | {} | {} | {} |\n", c.mode, c.name, requests_per_second(c),
+               rounds_cell(c), failures_cell(c), latency_cell(c.steady), c.app_pids);
   }
   fmt::print("\n");
   for (const auto& c : cases) {
     if (c.failed == 0) continue;
-    fmt::print("Failed requests in {} round {} ({}), examples:\n\n", c.mode, c.round, c.name);
+    fmt::print("Failed requests in {} / {}, examples:\n\n", c.mode, c.name);
     for (const auto& e : c.failure_examples) fmt::print("- `{}`\n", e);
     fmt::print("\n");
   }
 }
 
-/// "mean baseline → mean measured req/s: ratio R (rounds lo–hi); ≥ bound: verdict".
+/// "ratio R (slice pairs: mean, 95 % interval, range); ≥ bound: verdict".
 void print_ratio_line(const std::vector<CaseResult>& cases, const std::string& mode, double bound) {
   const RatioClaim r = ratio_claim(cases, mode);
   fmt::print(
-      "- {}: {:.0f} → {:.0f} req/s (means), **ratio {:.3f}** (per round {:.3f}–{:.3f}); "
-      "≥ {:.2f}: {}\n",
-      mode, mean_rps(cases, mode, true), mean_rps(cases, mode, false), r.ratio, r.round_min,
-      r.round_max, bound, verdict(r, bound));
+      "- {}: **ratio {:.3f}** (all slices); slice pairs: mean {:.3f}, 95 % interval "
+      "{:.3f}–{:.3f}, range {:.3f}–{:.3f} ({} pairs); ≥ {:.2f}: {}\n",
+      mode, r.ratio, r.pair_mean, r.low, r.high, r.pair_min, r.pair_max, r.pairs, bound,
+      verdict(r, bound));
 }
 
 /// The largest exec → ready minus the boot time over the reloads; -1 if none.
@@ -164,8 +182,9 @@ void print_steering_claim(const CheckedResult& r) {
       "hello under baton (READY=1, no probe, no reloads), a new TCP connection per request; "
       "baseline `listeners = \"shared\"` (one socket, no SO_REUSEPORT, no program) against "
       "`listeners = \"per-generation\"` (a reuseport group with the classic-BPF steering "
-      "program, run once per SYN). Rounds alternate the order (A B, B A, ...).\n\n");
-  print_rounds_table(r.steering);
+      "program, run once per SYN). Both run for the whole pair; the load moves between them in "
+      "slices, alternating the order (A B, B A, ...).\n\n");
+  print_pair_table(r.steering);
   print_ratio_line(r.steering, "close", kSteeringBound);
   fmt::print("\n");
 }
@@ -173,12 +192,14 @@ void print_steering_claim(const CheckedResult& r) {
 void print_overhead_claim(const CheckedResult& r) {
   fmt::print(
       "#### 3. Throughput under baton with probes: at least 0.98 of the app alone\n\n"
-      "Baseline: hello alone (socket activated by the bench, as in the other modes); against "
+      "Baseline: hello alone, socket activated by the bench as in the other modes but started "
+      "as baton starts apps (in the bench's session, so its CPU autogroup, with a process "
+      "group of its own; the other modes' baseline has a session of its own); against "
       "hello under baton with `HELLO_NO_NOTIFY=1`, `[ready] http = \"/healthz\"`, `interval = "
-      "\"{}ms\"` and `listeners = \"per-generation\"`; no reloads. Rounds alternate the "
-      "order.\n\n",
+      "\"{}ms\"` and `listeners = \"per-generation\"`; no reloads. Slices alternate as "
+      "above.\n\n",
       r.interval_ms);
-  print_rounds_table(r.overhead);
+  print_pair_table(r.overhead);
   for (const char* mode : {"close", "keepalive"})
     print_ratio_line(r.overhead, mode, kOverheadBound);
   fmt::print("\n");

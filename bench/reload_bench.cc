@@ -24,14 +24,14 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "args.h"
-#include "checked_report.h"
+#include "checked.h"
+#include "closed_loop.h"
 #include "interrupt.h"
 #include "load_client.h"
 #include "report.h"
@@ -46,26 +46,14 @@ using namespace std::chrono_literals;
 /// A reload window lasts until this long after `baton reload` returned.
 constexpr Millis kWindowTail = 500ms;
 constexpr int kSlowBootMs = 1500;
-
-// Mode "checked", claim 1: every generation's /healthz fails for its first
-// kProbedBootMs; baton probes it every kProbeIntervalMs. The passing attempt
-// starts at most one interval after the boot ends; on top of that come its
-// own round trip (GET /healthz on loopback: well under 1 ms, measured in the
-// same run), hello's start from exec to the clock its boot counts from
-// (exec → READY=1 of hello with no boot delay, which includes that start,
-// was 5–6 ms median in the README's runs) and baton's whole-millisecond step
-// timings (up to 1 ms). 10 ms covers these and is still small enough to show
-// a probe schedule that drifts by each attempt's duration (15 attempts here).
-constexpr int kProbeIntervalMs = 100;
-constexpr int kProbedBootMs = 1500;
-constexpr int kProbeAllowanceMs = 10;
-constexpr int kHealthzSamples = 50;
+/// Mode checked: the shortest slice of load (--duration-per-case / --rounds).
+constexpr Millis kMinSlice = 500ms;
 
 struct Options {
   Millis duration = 12s;
   int connections = 8;
   int reloads = 5;
-  int rounds = 2;  // mode checked: rounds of each alternating pair of cases
+  int rounds = 6;  // mode checked: alternating slices of each pair of cases
   std::vector<std::string> modes = all_modes();
 
   static std::vector<std::string> all_modes() {
@@ -100,8 +88,8 @@ constexpr const char* kUsage =
     "its own port) alone and under `baton run --shim`, one connection per request.\n"
     "Mode checked: reloads gated on an http probe, per-generation listeners against\n"
     "shared ones, and hello under baton with the probe against hello alone (each\n"
-    "pair alternated --rounds times). both = close and keepalive; all = close,\n"
-    "keepalive, shim and checked. Defaults: 12s, 8, 5, 2, all.\n"
+    "pair's load in --rounds alternating slices). both = close and keepalive; all =\n"
+    "close, keepalive, shim and checked. Defaults: 12s, 8, 5, 6, all.\n"
     "Durations: 500ms, 12s, 1m. Exit codes: 0 done, 1 a step failed, 2 usage,\n"
     "3 some requests failed under baton.\n";
 
@@ -158,6 +146,11 @@ std::optional<Options> parse_args(int argc, char** argv) {
       return std::nullopt;
     }
   }
+  if (o.has_mode("checked") && o.duration / o.rounds < kMinSlice) {
+    std::fprintf(stderr, "reload_bench: --duration-per-case / --rounds is under %lld ms\n%s",
+                 static_cast<long long>(kMinSlice.count()), kUsage);
+    return std::nullopt;
+  }
   return o;
 }
 
@@ -172,36 +165,12 @@ const Binaries& binaries() {
   return bins;
 }
 
-/// legacy answers with Connection: close, so mode "shim" is one connection per request.
-load::Mode load_mode(const std::string& mode) {
-  return mode == "keepalive" ? load::Mode::kKeepAlive : load::Mode::kConnectionPerRequest;
-}
-
-std::unique_ptr<load::LoadRun> start_load(const Options& o, const std::string& address,
-                                          const std::string& mode) {
-  load::LoadOptions options;
-  options.address = address;
-  options.mode = load_mode(mode);
-  options.connections = o.connections;
-  options.duration = o.duration;
-  options.max_duration = o.duration + 60s;
-  options.request_timeout = 5s;
-  options.record_latencies = true;
-  auto started = load::LoadRun::start(options);
-  if (!started) throw BenchError("cannot start the load client: " + started.error);
-  return std::move(started.run);
-}
-
 /// The app alone (HelloAlone or LegacyAlone): serve, load, stop.
 template <class App>
 load::LoadResult load_app_alone(const Options& o, const std::string& mode) {
   App app(binaries());
   app.wait_serving();
-  const Clock::time_point started = Clock::now();
-  auto run = start_load(o, app.address(), mode);
-  sleep_until(started + o.duration);
-  load::LoadResult load = run->wait();
-  run.reset();
+  load::LoadResult load = run_load(app.address(), mode, o.connections, o.duration);
   app.stop();
   return load;
 }
@@ -234,7 +203,7 @@ std::vector<ReloadTiming> run_reloads(BatonService& service, const Options& o, i
 CaseResult run_baton_case(const Options& o, const std::string& mode, const CaseSpec& spec) {
   BatonService service(binaries(), spec.hello, spec.legacy ? support::free_port() : 0);
   const Clock::time_point started = Clock::now();
-  auto run = start_load(o, service.address(), mode);
+  auto run = start_load(service.address(), mode, o.connections, o.duration);
   std::vector<Window> windows;
   std::vector<ReloadTiming> timings = run_reloads(service, o, spec.reloads, started, windows);
   sleep_until(started + o.duration);
@@ -271,16 +240,15 @@ void log_progress(const CaseResult& c) {
                static_cast<unsigned long long>(c.failed), c.app_pids);
 }
 
-/// Runs one case under load `mode`; `label` names it in progress and errors.
-CaseResult run_case(const Options& o, const std::string& mode, const CaseSpec& spec,
-                    const std::string& label) {
-  std::fprintf(stderr, "reload_bench: [%s] %s ...\n", label.c_str(), spec.name.c_str());
+/// Runs one case under load `mode`, with progress on stderr.
+CaseResult run_case(const Options& o, const std::string& mode, const CaseSpec& spec) {
+  std::fprintf(stderr, "reload_bench: [%s] %s ...\n", mode.c_str(), spec.name.c_str());
   try {
     CaseResult c = spec.under_baton ? run_baton_case(o, mode, spec) : run_baseline(o, mode, spec);
     log_progress(c);
     return c;
   } catch (const std::exception& e) {
-    throw BenchError(fmt::format("[{}] {}: {}", label, spec.name, e.what()));
+    throw BenchError(fmt::format("[{}] {}: {}", mode, spec.name, e.what()));
   }
 }
 
@@ -289,115 +257,9 @@ std::vector<CaseResult> run_all(const Options& o) {
   std::vector<CaseResult> results;
   for (const auto& mode : o.modes) {
     if (mode == "checked") continue;
-    for (const auto& spec : case_specs(o, mode)) results.push_back(run_case(o, mode, spec, mode));
+    for (const auto& spec : case_specs(o, mode)) results.push_back(run_case(o, mode, spec));
   }
   return results;
-}
-
-// ---- Mode checked ------------------------------------------------------------
-
-/// hello gated on `[ready] http = "/healthz"` alone (it never sends READY=1),
-/// whose /healthz fails for its first `boot_ms`, on per-generation listeners.
-HelloConfig probed_hello(int boot_ms) {
-  return {.notify = false,
-          .health_fail_ms = boot_ms,
-          .listeners = "per-generation",
-          .ready_http = "/healthz",
-          .ready_interval = fmt::format("{}ms", kProbeIntervalMs)};
-}
-
-/// GET /healthz round trips to `address`, one after the other.
-LatencySummary measure_healthz(const std::string& address) {
-  std::vector<std::chrono::microseconds> round_trips;
-  for (int i = 0; i < kHealthzSamples; ++i) {
-    const Clock::time_point sent = Clock::now();
-    const support::Response r = support::http_get(address, "/healthz", 1s);
-    if (!r.ok || r.status != 200) {
-      throw BenchError(fmt::format("GET /healthz on {}: {}", address,
-                                   r.ok ? fmt::format("status {}", r.status) : r.error));
-    }
-    round_trips.push_back(
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent));
-  }
-  return summarize_latencies(std::move(round_trips));
-}
-
-/// A reload with the probe attempts `baton reload` printed: lines such as
-/// "generation 2: http /healthz: 503 in 0ms (attempt 3)".
-ProbedReload probed_reload(const ReloadTiming& timing, const std::string& output) {
-  ProbedReload p{timing, 0, std::nullopt};
-  std::istringstream lines(output);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.find("(attempt ") == std::string::npos) continue;
-    ++p.attempts;
-    const size_t in = line.rfind(" in ");
-    int ms = 0;
-    p.last_attempt_ms.reset();
-    if (in != std::string::npos && std::sscanf(line.c_str() + in, " in %dms", &ms) == 1) {
-      p.last_attempt_ms = ms;
-    }
-  }
-  return p;
-}
-
-/// Claim 1: reloads of the probed hello, one after the other, no load.
-void run_probed_reloads(const Options& o, CheckedResult& r) {
-  std::fprintf(stderr, "reload_bench: [checked] %d reloads gated on /healthz ...\n", o.reloads);
-  BatonService service(binaries(), probed_hello(kProbedBootMs));
-  r.healthz = measure_healthz(service.address());
-  for (int i = 1; i <= o.reloads; ++i) {
-    ReloadOutcome out = service.try_reload(false);
-    if (!out.ok) {
-      throw BenchError("[checked] `baton reload` of the probed hello failed:\n" + out.output);
-    }
-    service.wait_drained(out.timing);
-    r.reloads.push_back(probed_reload(out.timing, out.output));
-    std::fprintf(
-        stderr, "reload_bench: [checked] reload %d: exec → ready %s ms, %d probe attempts\n", i,
-        out.timing.exec_to_ready_ms ? step_ms_cell(*out.timing.exec_to_ready_ms).c_str() : "?",
-        r.reloads.back().attempts);
-  }
-  service.stop();
-}
-
-/// `baseline` and `measured`, `o.rounds` times each under load `mode`, in
-/// alternating order (A B, B A, A B, ...) so that a drift of the machine's
-/// speed during the run weighs on both alike.
-std::vector<CaseResult> run_alternating(const Options& o, const std::string& mode,
-                                        const CaseSpec& baseline, const CaseSpec& measured) {
-  std::vector<CaseResult> results;
-  for (int round = 1; round <= o.rounds; ++round) {
-    const bool baseline_first = round % 2 == 1;
-    for (const CaseSpec* spec :
-         {baseline_first ? &baseline : &measured, baseline_first ? &measured : &baseline}) {
-      CaseResult c = run_case(o, mode, *spec, "checked/" + mode);
-      c.baseline = spec == &baseline;
-      c.round = round;
-      results.push_back(std::move(c));
-    }
-  }
-  return results;
-}
-
-CheckedResult run_checked(const Options& o) {
-  CheckedResult r;
-  r.interval_ms = kProbeIntervalMs;
-  r.boot_ms = kProbedBootMs;
-  r.allowance_ms = kProbeAllowanceMs;
-  run_probed_reloads(o, r);
-  const CaseSpec shared{"shared listener (no program)", true, false, 0, {.listeners = "shared"}};
-  const CaseSpec steered{"per-generation listeners (steering program)",
-                         true,
-                         false,
-                         0,
-                         {.listeners = "per-generation"}};
-  r.steering = run_alternating(o, "close", shared, steered);
-  const CaseSpec alone{"hello alone", false, false, 0, {}};
-  const CaseSpec probed{"baton, http probe, per-generation", true, false, 0, probed_hello(0)};
-  for (const std::string mode : {"close", "keepalive"}) {
-    for (auto& c : run_alternating(o, mode, alone, probed)) r.overhead.push_back(std::move(c));
-  }
-  return r;
 }
 
 }  // namespace
@@ -409,8 +271,10 @@ int main(int argc, char** argv) {
   if (!options) return 2;
   try {
     const std::vector<CaseResult> cases = run_all(*options);
+    const CheckedOptions checked_options{binaries(), options->connections, options->duration,
+                                         options->reloads, options->rounds};
     const std::optional<CheckedResult> checked =
-        options->has_mode("checked") ? std::optional(run_checked(*options)) : std::nullopt;
+        options->has_mode("checked") ? std::optional(run_checked(checked_options)) : std::nullopt;
     const RunInfo info{machine_description(),
                        std::chrono::duration<double>(options->duration).count(),
                        options->connections, options->reloads};

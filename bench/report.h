@@ -58,7 +58,7 @@ struct CaseResult {
   size_t app_pids = 0;  // distinct server pids that answered
   LatencySummary steady, window;
   std::vector<ReloadTiming> reloads;
-  int round = 0;  // mode checked: which of the alternating rounds (from 1)
+  std::vector<double> round_rps;  // mode checked: req/s of each alternating slice
 };
 
 /// Builds a case's result from its load run and reload windows.

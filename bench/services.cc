@@ -145,18 +145,18 @@ void wait_until_serving(const std::string& address, Clock::time_point deadline,
 
 // ---- HelloAlone --------------------------------------------------------------
 
-HelloAlone::HelloAlone(const Binaries& bins) {
+HelloAlone::HelloAlone(const Binaries& bins, AloneSession session) {
   listener_ = listen_loopback(address_);
   log_ = open_log(dir_.file("hello.log"));
   std::vector<std::string> env = clean_environment();
   env.insert(env.end(), {"LISTEN_FDS=1", "LISTEN_FDNAMES=http", "HELLO_VERSION=baseline"});
-  // Its own session, as baton starts apps (see SpawnOptions::new_session).
   hello_.emplace(Child::spawn({.argv = {bins.hello},
                                .env = env,
                                .stdout_fd = log_.get(),
                                .stderr_fd = log_.get(),
                                .listen_fd = listener_.get(),
-                               .new_session = true,
+                               .new_process_group = session == AloneSession::kLikeBaton,
+                               .new_session = session == AloneSession::kOwn,
                                .close_other_fds = true}));
 }
 

@@ -38,10 +38,18 @@ struct Binaries {
 void wait_until_serving(const std::string& address, Clock::time_point deadline,
                         const std::function<void()>& check_alive);
 
+/// Where hello alone runs. kOwn: in a session of its own, as baton once
+/// started apps (the baseline of modes close and keepalive). kLikeBaton: as
+/// baton starts apps now, in a process group of its own in the bench's
+/// session, so in the bench's CPU autogroup, as hello under baton is: on a
+/// busy machine a session of its own gets hello a CPU share of its own (see
+/// README.md, "Scheduling on this VM").
+enum class AloneSession { kOwn, kLikeBaton };
+
 /// hello with a listening socket of our own as fd 3 (LISTEN_FDS=1), no supervisor.
 class HelloAlone {
  public:
-  explicit HelloAlone(const Binaries& bins);
+  explicit HelloAlone(const Binaries& bins, AloneSession session = AloneSession::kOwn);
   ~HelloAlone();
   HelloAlone(const HelloAlone&) = delete;
   HelloAlone& operator=(const HelloAlone&) = delete;
