@@ -15,6 +15,7 @@ VERSION = os.environ.get("APP_VERSION", "1")
 BOOT_SECONDS = float(os.environ.get("APP_BOOT_SECONDS", "0"))  # a simulated slow boot
 HEALTH_FAILS = os.environ.get("APP_HEALTH") == "fail"  # a broken release
 STARTED = time.monotonic()
+IDLE_GRACE = 0.2  # seconds; see Server.drain()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -32,6 +33,7 @@ class Handler(BaseHTTPRequestHandler):
     def finish(self):
         with self.server.lock:
             self.server.handlers.discard(self)
+            self.server.lock.notify_all()
         super().finish()
 
     def parse_request(self):  # a request line has arrived: a drain lets it finish
@@ -75,21 +77,25 @@ class Server(ThreadingHTTPServer):
         super().__init__(sock.getsockname()[:2], Handler, bind_and_activate=False)
         self.socket.close()  # the constructor made a socket of its own
         self.socket = sock
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()  # notified when a connection closes
         self.handlers = set()  # open connections
         self.draining = False
 
     def drain(self):
         self.shutdown()  # stop accepting: serve_forever() returns
         with self.lock:
-            self.draining = True
+            self.draining = True  # replies now say "Connection: close"
+            # A client may be sending its next request on a keep-alive
+            # connection right now, and closing it would lose that request.
+            # So every connection gets IDLE_GRACE to send one more (or to
+            # close); then the ones still waiting in recv() for a request are
+            # woken with SHUT_RD, which they read as end-of-file, and close.
+            self.lock.wait_for(lambda: not self.handlers, IDLE_GRACE)
             for handler in self.handlers:
-                # An idle keep-alive connection waits in recv() for a request
-                # that may never come: SHUT_RD ends that wait and it closes.
                 if not handler.busy:
                     with contextlib.suppress(OSError):  # the peer may be gone
                         handler.connection.shutdown(socket.SHUT_RD)
-        self.server_close()  # close our copy of the listener, join every handler
+        self.server_close()  # close our copy of the listener; join every handler
 
 
 def listening_socket():
