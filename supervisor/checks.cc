@@ -19,26 +19,26 @@
 #include "supervisor.h"
 
 namespace baton {
-namespace {
 
-/// How a probe names itself in messages: "http /health", "tcp", "exec ./check".
 std::string probe_label(const std::string& probe, const ReadyChecks& ready) {
   if (probe == "http") return fmt::format("http {}", ready.http->path);
   if (probe == "exec") return fmt::format("exec {}", ready.exec.front());
   return probe;
 }
 
-}  // namespace
-
-const SharedSocket* Supervisor::probed_socket(const Generation& gen) const {
-  const Config& config = *gen.config;
-  for (size_t i = 0; i < config.sockets.size() && i < gen.sockets.size(); ++i) {
+std::optional<size_t> probed_socket_index(const Config& config) {
+  for (size_t i = 0; i < config.sockets.size(); ++i) {
     const SocketSpec& spec = config.sockets[i];
     bool named = config.ready.socket.empty() ? spec.kind != SocketKind::kUdp
                                              : spec.name == config.ready.socket;
-    if (named) return &gen.sockets[i];
+    if (named) return i;
   }
-  return nullptr;
+  return std::nullopt;
+}
+
+const SharedSocket* Supervisor::probed_socket(const Generation& gen) const {
+  std::optional<size_t> i = probed_socket_index(*gen.config);
+  return i && *i < gen.sockets.size() ? &gen.sockets[*i] : nullptr;
 }
 
 CommandSpec Supervisor::command_spec(const Generation& gen, const CheckCommand& command) const {

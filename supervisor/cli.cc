@@ -9,7 +9,8 @@ namespace baton {
 
 const char kUsage[] = R"(usage:
   baton run -c FILE [--shim]
-  baton run --listen NAME=URL [--listen NAME=URL ...] [--control PATH] [--shim] -- COMMAND [ARGS...]
+  baton run --listen NAME=URL [--listen NAME=URL ...] [--control PATH] [--shim]
+            [CHECK OPTIONS] -- COMMAND [ARGS...]
   baton reload [-c FILE | --control PATH] [--wait]
   baton status [-c FILE | --control PATH] [--json]
   baton stop   [-c FILE | --control PATH]
@@ -19,14 +20,19 @@ const char kUsage[] = R"(usage:
 Binds the listening sockets itself, keeps them open for as long as it runs,
 and starts the app with them as inherited fds 3, 4, ... (LISTEN_FDS,
 LISTEN_FDNAMES, LISTEN_PID, as systemd socket activation does). The app
-reports readiness with READY=1 on NOTIFY_SOCKET (sd_notify).
+reports readiness with READY=1 on NOTIFY_SOCKET (sd_notify), or passes the
+configured probes ([ready] in the config, --ready-* options).
 
 commands:
   run      supervise the app until stopped (SIGTERM, SIGINT or `baton stop`)
   reload   re-read the config and replace the app without refusing a connection:
-           start a new generation, wait for its READY=1 (ready_timeout), then
-           tell the old one to drain; if the new one fails, kill it and keep the
-           old one serving (exit 1). Shows each step as it happens. SIGHUP to
+           run the pre_reload hook, start a new generation (with per-generation
+           listeners no public connection reaches it yet), wait until it is
+           ready (READY=1 and/or its probes, within ready_timeout), run the
+           smoke checks against it, switch new connections to it, then tell the
+           old one to drain; after_drained runs once no old process is left. If
+           a step before the switch fails, the new one is killed and the old one
+           keeps serving (exit 1). Shows each step as it happens. SIGHUP to
            `baton run` reloads too. A reload requested while one is starting is
            queued and runs once it ends.
   status   show sockets, generations and app processes (--json: as JSON)
@@ -49,6 +55,24 @@ options:
   --json                machine-readable status
   --wait                reload: also wait until the old generation has exited
 
+check options (run without -c; a config has [ready], [[smoke]], [hooks] and
+listeners instead). Every probe given must pass; CMD is run as sh -c CMD:
+  --ready-http PATH     ready once GET PATH answers 2xx
+  --ready-tcp           ready once a connection succeeds
+  --ready-exec CMD      ready once CMD exits 0
+  --ready-notify        require READY=1 too (the default only without a probe)
+  --ready-socket NAME   the socket http/tcp probes connect to (default: the first
+                        tcp or unix one); tcp probes come from 127.0.0.2
+  --ready-interval DUR  between attempts (default 250ms, at least 10ms)
+  --probe-timeout DUR   one attempt's limit (default 1s, at least 10ms)
+  --smoke CMD           after readiness, before the switch; a failure rolls the
+                        reload back (repeatable, run in order; 60s each)
+  --pre-reload CMD      before the new generation starts; a failure aborts the
+                        reload (10m)
+  --after-drained CMD   once the old generation has exited (10m)
+  --listeners MODE      per-generation (default: each generation gets listeners of
+                        its own, so probes reach it alone) or shared
+
 exit codes:
   0    success
   1    the request failed or was refused (invalid config, reload rolled back)
@@ -60,6 +84,37 @@ namespace {
 
 constexpr std::string_view kCommands[] = {"run",   "reload", "status", "stop",
                                           "check", "help",   "version"};
+
+/// The check options that take a value; each may be given once (--smoke,
+/// which repeats, is apart).
+constexpr std::pair<std::string_view, std::string CheckFlags::*> kCheckValues[] = {
+    {"--ready-http", &CheckFlags::ready_http},
+    {"--ready-exec", &CheckFlags::ready_exec},
+    {"--ready-socket", &CheckFlags::ready_socket},
+    {"--ready-interval", &CheckFlags::ready_interval},
+    {"--probe-timeout", &CheckFlags::probe_timeout},
+    {"--pre-reload", &CheckFlags::pre_reload},
+    {"--after-drained", &CheckFlags::after_drained},
+    {"--listeners", &CheckFlags::listeners},
+};
+constexpr std::pair<std::string_view, bool CheckFlags::*> kCheckSwitches[] = {
+    {"--ready-tcp", &CheckFlags::ready_tcp},
+    {"--ready-notify", &CheckFlags::ready_notify},
+};
+
+bool is_check_option(std::string_view option) {
+  auto named = [&](const auto& entry) { return entry.first == option; };
+  return option == "--smoke" ||
+         std::any_of(std::begin(kCheckValues), std::end(kCheckValues), named) ||
+         std::any_of(std::begin(kCheckSwitches), std::end(kCheckSwitches), named);
+}
+
+/// Options that take no value.
+bool is_switch(std::string_view option) {
+  return option == "--json" || option == "--wait" || option == "--shim" ||
+         std::any_of(std::begin(kCheckSwitches), std::end(kCheckSwitches),
+                     [&](const auto& entry) { return entry.first == option; });
+}
 
 Error usage(std::string_view message) {
   return error(fmt::format("{} (see baton --help)", message));
@@ -73,10 +128,45 @@ bool accepts(std::string_view command, std::string_view option) {
   if (option == "--json") return command == "status";
   if (option == "--wait") return command == "reload";
   if (option == "--shim") return command == "run";
+  if (is_check_option(option)) return command == "run";
   return false;
 }
 
-Status check_combination(const CommandLine& cl) {
+void set_switch(CommandLine& cl, std::string_view option) {
+  if (option == "--json") cl.json = true;
+  if (option == "--wait") cl.wait = true;
+  if (option == "--shim") cl.shim = true;
+  for (auto [name, member] : kCheckSwitches) {
+    if (name == option) cl.checks.*member = true;
+  }
+}
+
+/// Stores the value of an option that takes one; `typed` is the option as written.
+Status set_value(CommandLine& cl, const std::string& option, const std::string& typed,
+                 const std::string& value) {
+  if (option == "--config") {
+    cl.config_file = value;
+  } else if (option == "--control") {
+    cl.control_path = value;
+  } else if (option == "--listen") {
+    cl.listens.push_back(value);
+  } else if (value.empty()) {
+    // A check option with an empty value would read as not given.
+    return usage(fmt::format("{} needs a value", typed));
+  } else if (option == "--smoke") {
+    cl.checks.smoke.push_back(value);
+  }
+  for (auto [name, member] : kCheckValues) {
+    if (name != option) continue;
+    std::string& field = cl.checks.*member;
+    if (!field.empty()) return usage(fmt::format("{} is given twice", typed));
+    field = value;
+  }
+  return {};
+}
+
+/// `first_check` is the first check option given ("" for none).
+Status check_combination(const CommandLine& cl, std::string_view first_check) {
   if (cl.command == "check" && cl.config_file.empty()) return usage("check needs -c FILE");
   if (cl.command != "run") {
     if (!cl.config_file.empty() && !cl.control_path.empty()) {
@@ -89,6 +179,11 @@ Status check_combination(const CommandLine& cl) {
       return usage("run takes either -c FILE or --listen/--control and a command, not both");
     }
     if (cl.shim) return usage("with -c FILE, set shim = true in the config instead of --shim");
+    if (!first_check.empty()) {
+      return usage(fmt::format(
+          "with -c FILE, set [ready], [[smoke]], [hooks] and listeners in the config instead of {}",
+          first_check));
+    }
     return {};
   }
   if (cl.app_command.empty()) return usage("run needs -c FILE, or a command after --");
@@ -100,6 +195,7 @@ Status check_combination(const CommandLine& cl) {
 
 Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
   CommandLine cl;
+  std::string first_check;
   if (args.empty()) return usage("missing command");
   cl.command = args[0];
   if (cl.command == "--help" || cl.command == "-h") cl.command = "help";
@@ -130,22 +226,19 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
     if (!accepts(cl.command, arg)) {
       return usage(fmt::format("{} does not take {}", cl.command, args[i]));
     }
-    if (arg == "--json" || arg == "--wait" || arg == "--shim") {
-      (arg == "--json" ? cl.json : arg == "--wait" ? cl.wait : cl.shim) = true;
+    if (is_check_option(arg) && first_check.empty()) first_check = arg;
+    if (is_switch(arg)) {
+      if (has_inline) return usage(fmt::format("{} takes no value", arg));
+      set_switch(cl, arg);
       continue;
     }
     if (!has_inline) {
       if (i + 1 >= args.size()) return usage(fmt::format("{} needs a value", typed));
       value = args[++i];
     }
-    if (arg == "--config")
-      cl.config_file = value;
-    else if (arg == "--control")
-      cl.control_path = value;
-    else
-      cl.listens.push_back(value);
+    if (Status s = set_value(cl, arg, typed, value); !s) return s.error();
   }
-  if (Status s = check_combination(cl); !s) return s.error();
+  if (Status s = check_combination(cl, first_check); !s) return s.error();
   return cl;
 }
 

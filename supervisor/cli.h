@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "config.h"
 #include "result.h"
 
 namespace baton {
@@ -21,6 +22,9 @@ struct CommandLine {
   bool shim = false;
   /// reload --wait: also wait until the replaced generation has exited.
   bool wait = false;
+  /// run without -c: --ready-*, --probe-timeout, --smoke, --pre-reload,
+  /// --after-drained and --listeners, as typed.
+  CheckFlags checks;
 };
 
 /// Parses argv without the program name. Errors are usage errors.

@@ -68,8 +68,9 @@ std::string format_status(const nlohmann::json& s) {
                   s["control"].get<std::string>());
   out += "sockets:\n";
   for (const auto& sock : s["sockets"]) {
-    out += fmt::format("  {:<12} {:<28} bound {}\n", sock["name"].get<std::string>(),
-                       sock["url"].get<std::string>(), sock["address"].get<std::string>());
+    out += fmt::format("  {:<12} {:<28} bound {}, {}\n", sock["name"].get<std::string>(),
+                       sock["url"].get<std::string>(), sock["address"].get<std::string>(),
+                       sock.value("listeners", ""));
   }
   out += fmt::format("generation {} ({} restarts)\n", s["generation"].get<int>(),
                      s["restarts"].get<int>());
@@ -88,9 +89,16 @@ std::string format_status(const nlohmann::json& s) {
       out += fmt::format(", status \"{}\"", i["status"].get<std::string>());
     }
     out += "\n";
+    if (i.contains("waiting_for") && !i["waiting_for"].empty()) {
+      out += fmt::format("    waiting for {}\n", fmt::join(i["waiting_for"], ", "));
+    }
+    if (i.contains("probes")) {
+      for (const auto& p : i["probes"]) out += fmt::format("    {}\n", p.get<std::string>());
+    }
   }
   if (s["reloading"].is_number()) {
-    out += fmt::format("reload in progress: generation {} starting\n", s["reloading"].get<int>());
+    out += fmt::format("reload in progress: generation {} ({})\n", s["reloading"].get<int>(),
+                       s.value("reload_step", std::string("starting")));
   }
   out += format_last_reload(s["last_reload"], s["reloads"].get<int>());
   return out;

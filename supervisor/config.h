@@ -151,10 +151,54 @@ Result<std::string> read_control_path(const std::string& path);
 /// "baton" for a command-line config.
 Status check_runnable(const Config& config);
 
-/// Builds a config from `--listen NAME=URL` flags and a command line.
-Result<Config> config_from_flags(const std::vector<std::string>& listens,
-                                 const std::string& control_path, std::vector<std::string> command,
-                                 bool shim = false);
+/// Whether http and tcp probes can reach a listener of `socket` alone in
+/// `mode` (the kernel steers connections from 127.0.0.2 to the candidate's
+/// listener). The error says why not, naming the socket ("socket 'dns' is
+/// udp; http and tcp probes need a tcp or unix socket").
+Status check_probe_target(const SocketSpec& socket, ListenerMode mode);
+
+/// The socket http and tcp probes connect to: the one `ready.socket` names,
+/// else the first tcp or unix socket; nullptr when there is none.
+const SocketSpec* probed_socket(const Config& config);
+
+/// The checked-deploy flags of `baton run --listen ... -- CMD`, as typed
+/// (empty: not given); config_from_flags reads and checks them. Commands
+/// are shell command lines, run as /bin/sh -c CMD.
+struct CheckFlags {
+  std::string ready_http;          ///< --ready-http PATH
+  bool ready_tcp = false;          ///< --ready-tcp
+  std::string ready_exec;          ///< --ready-exec CMD
+  bool ready_notify = false;       ///< --ready-notify: READY=1 as well as the probes
+  std::string ready_socket;        ///< --ready-socket NAME
+  std::string ready_interval;      ///< --ready-interval DUR
+  std::string probe_timeout;       ///< --probe-timeout DUR (one attempt)
+  std::vector<std::string> smoke;  ///< --smoke CMD, in order
+  std::string pre_reload;          ///< --pre-reload CMD
+  std::string after_drained;       ///< --after-drained CMD
+  std::string listeners;           ///< --listeners per-generation|shared
+};
+
+/// Everything `baton run` without a config file is given.
+struct RunFlags {
+  /// `--listen NAME=URL`, in order.
+  std::vector<std::string> listens;
+  /// --control; empty: the default for "baton".
+  std::string control_path;
+  /// The app's argv (after --).
+  std::vector<std::string> command;
+  bool shim = false;
+  CheckFlags checks;
+};
+
+/// Builds and validates a config from command-line flags.
+Result<Config> config_from_flags(const RunFlags& flags);
+
+/// The same, from sockets and a command alone.
+inline Result<Config> config_from_flags(const std::vector<std::string>& listens,
+                                        const std::string& control_path,
+                                        std::vector<std::string> command, bool shim = false) {
+  return config_from_flags(RunFlags{listens, control_path, std::move(command), shim, {}});
+}
 
 /// The control socket path used when none is configured:
 /// $XDG_RUNTIME_DIR/baton/NAME.sock for non-root users, /run/baton/NAME.sock for root.

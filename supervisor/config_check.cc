@@ -1,6 +1,7 @@
 // check_runnable: the checks of a parsed config that look at the file
 // system (the control path's length, working_directory, the command and its
-// shim target), so `baton check` and `baton run` refuse the same configs.
+// shim target, the programs of probes, smoke checks and hooks), so
+// `baton check` and `baton run` refuse the same configs.
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -34,6 +35,27 @@ class Problems {
   std::vector<std::string> lines_;
 };
 
+/// A check's program given by path must be an executable file; one without
+/// a '/' is looked up in PATH when it runs, in the environment it gets then.
+void check_program(const std::vector<std::string>& argv, std::string_view what,
+                   Problems& problems) {
+  if (argv.empty() || argv[0].find('/') == std::string::npos) return;
+  if (find_executable(argv[0]).empty()) {
+    problems.add(fmt::format("{} {} is not an executable file", what, argv[0]));
+  }
+}
+
+void check_check_programs(const Config& config, Problems& problems) {
+  check_program(config.ready.exec, "ready.exec", problems);
+  for (const CheckCommand& smoke : config.smoke) {
+    check_program(smoke.command, fmt::format("smoke check '{}':", smoke.name), problems);
+  }
+  if (config.pre_reload) check_program(config.pre_reload->command, "hooks.pre_reload", problems);
+  if (config.after_drained) {
+    check_program(config.after_drained->command, "hooks.after_drained", problems);
+  }
+}
+
 }  // namespace
 
 Status check_runnable(const Config& config) {
@@ -58,6 +80,7 @@ Status check_runnable(const Config& config) {
   } else if (config.shim) {
     if (Status s = check_shim_target(program); !s) problems.add(s.error().message);
   }
+  check_check_programs(config, problems);
   if (!problems.empty()) return problems.error();
   return {};
 }

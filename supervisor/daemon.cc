@@ -54,7 +54,10 @@ class Daemon final : public LifecycleListener {
   /// why binding failed.
   Result<GenerationPlan> take_over(Error bind_error);
   void drain_leftover(std::function<void()> then);
-  void store_sockets(const std::vector<SharedSocket>& sockets);
+  void store_sockets(const std::vector<SharedSocket>& sockets, bool serving);
+  void switched(const std::vector<SharedSocket>& serving) override {
+    store_sockets(serving, true);
+  }
 
   // LifecycleListener
   void serving(bool first) override;
@@ -69,6 +72,8 @@ class Daemon final : public LifecycleListener {
   /// (a config built from flags is reused as it is).
   const Config config_;
   SocketSet sockets_;
+  /// The per-generation listeners in systemd's fd store.
+  std::vector<std::weak_ptr<ListenSocket>> stored_;
   UvOs os_;
   ManagerNotifier manager_;
   std::unique_ptr<NotifyServer> notify_;
@@ -101,6 +106,22 @@ void warn_reuseport(const Config& config) {
   }
 }
 
+/// http and tcp probes must reach the new generation alone: refused when
+/// its probed socket is shared (taken from systemd, say), never sent to the
+/// shared port.
+Status check_probe_reach(const Config& config, const std::vector<SharedSocket>& sockets) {
+  if (!config.ready.http && !config.ready.tcp) return {};
+  std::optional<size_t> i = probed_socket_index(config);
+  if (!i || *i >= sockets.size()) return error("ready: no stream socket to probe");
+  if (auto target = sockets[*i]->probe_target(); !target) {
+    return error(fmt::format(
+        "ready.{}: cannot probe the new generation alone on socket {}: {}; use an exec probe or "
+        "READY=1",
+        config.ready.http ? "http" : "tcp", config.sockets[*i].name, target.error().message));
+  }
+  return {};
+}
+
 /// Shim mode: finds the library (check_runnable has refused the programs
 /// the shim cannot reach).
 Status prepare_shim(Config& config) {
@@ -128,9 +149,10 @@ Result<GenerationPlan> Daemon::load_plan() {
   }
   warn_reuseport(config);
   if (Status s = prepare_shim(config); !s) return s.error();
-  auto sockets = sockets_.prepare(config.sockets);
+  auto sockets = sockets_.prepare(config.sockets, config.listeners);
   if (!sockets) return sockets.error();
-  if (supervisor_) store_sockets(*sockets);
+  if (Status s = check_probe_reach(config, *sockets); !s) return s.error();
+  if (supervisor_) store_sockets(*sockets, false);
   return GenerationPlan{std::make_shared<const Config>(std::move(config)), std::move(*sockets)};
 }
 
@@ -138,10 +160,26 @@ Result<GenerationPlan> Daemon::load_plan() {
 /// FDNAME=its name), so that a restart or crash of baton itself closes no
 /// listening socket: systemd hands them back as LISTEN_FDS. A socket that
 /// closes while baton runs (dropped by a reload) is taken out again.
-void Daemon::store_sockets(const std::vector<SharedSocket>& sockets) {
+void Daemon::store_sockets(const std::vector<SharedSocket>& sockets, bool serving) {
   if (!manager_.connected()) return;
   for (const SharedSocket& s : sockets) {
     if (s->on_close) continue;  // already stored
+    // A generation's own listener is stored once it serves, in place of
+    // the one it replaces (systemd removes stored fds by name: the store
+    // holds one socket per name, the one a restarted baton must serve on).
+    bool own = s->shared_reason().empty();
+    if (own && !serving) continue;
+    if (own) {
+      for (auto it = stored_.begin(); it != stored_.end();) {
+        SharedSocket old = it->lock();
+        if (old && old != s && old->spec().name == s->spec().name) {
+          old->on_close = nullptr;
+          manager_.notify("FDSTOREREMOVE=1\nFDNAME=" + old->spec().name);
+        }
+        it = !old || old->spec().name == s->spec().name ? stored_.erase(it) : it + 1;
+      }
+      stored_.push_back(s);
+    }
     manager_.notify_with_fd(fmt::format("FDSTORE=1\nFDNAME={}", s->spec().name), s->fd());
     s->on_close = [this](const ListenSocket& closing) {
       if (!stopping_) manager_.notify("FDSTOREREMOVE=1\nFDNAME=" + closing.spec().name);
@@ -207,7 +245,7 @@ Status Daemon::start() {
   auto first = load_plan();
   if (!first && first.error().sys_errno == EADDRINUSE) first = take_over(first.error());
   if (!first) return first.error();
-  store_sockets(first->sockets);
+  store_sockets(first->sockets, true);
   auto notify = NotifyServer::open(loop_, notify_socket_name(), [this](pid_t pid, const auto& m) {
     if (supervisor_) supervisor_->handle_notify(pid, m);
   });
@@ -221,7 +259,13 @@ Status Daemon::start() {
   if (!control) return control.error();
   control_ = std::move(*control);
   for (const SharedSocket& s : first->sockets) {
-    spdlog::info("socket {}: {} on {}", s->spec().name, s->spec().url, s->bound_address());
+    if (s->shared_reason().empty()) {
+      spdlog::info("socket {}: {} on {} (a listener per generation)", s->spec().name, s->spec().url,
+                   s->bound_address());
+    } else {
+      spdlog::info("socket {}: {} on {} (shared by every generation: {})", s->spec().name,
+                   s->spec().url, s->bound_address(), s->shared_reason());
+    }
   }
   spdlog::info("control socket: {}", config_.control_path);
   supervisor_ =

@@ -19,9 +19,10 @@ namespace {
 int run(const baton::CommandLine& cl) {
   using namespace baton;
   setup_logging();
-  auto config = cl.config_file.empty()
-                    ? config_from_flags(cl.listens, cl.control_path, cl.app_command, cl.shim)
-                    : load_config(cl.config_file);
+  auto config =
+      cl.config_file.empty()
+          ? config_from_flags({cl.listens, cl.control_path, cl.app_command, cl.shim, cl.checks})
+          : load_config(cl.config_file);
   if (!config) {
     std::fprintf(stderr, "%s\n", config.error().message.c_str());
     return kExitFailed;

@@ -295,6 +295,7 @@ void Supervisor::commit_reload() {
   }
   current_ = reload_->gen;
   reload_->replaced = old;
+  listener_.switched(current_->sockets);
   std::optional<int> queued = os_.queued(old->sockets);
   if (!queued) return finish_commit({});
   // The old instances accept on their own listeners what was queued there

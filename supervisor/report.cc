@@ -48,7 +48,11 @@ nlohmann::json status_json(const StatusSnapshot& s, pid_t pid) {
   using nlohmann::json;
   json sockets = json::array();
   for (const SocketView& v : s.sockets) {
-    sockets.push_back({{"name", v.name}, {"url", v.url}, {"kind", v.kind}, {"address", v.address}});
+    sockets.push_back({{"name", v.name},
+                       {"url", v.url},
+                       {"kind", v.kind},
+                       {"address", v.address},
+                       {"listeners", v.listeners}});
   }
   json instances = json::array();
   for (const InstanceView& inst : s.instances) {
@@ -60,6 +64,10 @@ nlohmann::json status_json(const StatusSnapshot& s, pid_t pid) {
               {"status", inst.status_text}};
     if (inst.ready_at != Clock::time_point{}) {
       i["ready_after_ms"] = between_ms(inst.started_at, inst.ready_at);
+    }
+    if (inst.state == InstanceState::kStarting) {
+      i["waiting_for"] = inst.waiting_for;
+      i["probes"] = inst.probe_results;
     }
     if (public_state(inst.state) == "draining") {
       i["draining_for_ms"] = since_ms(inst.drain_started_at, s.now);
@@ -75,6 +83,7 @@ nlohmann::json status_json(const StatusSnapshot& s, pid_t pid) {
               {"restarts", s.restarts},
               {"reloads", s.reloads},
               {"reloading", s.reloading ? json(*s.reloading) : json(nullptr)},
+              {"reload_step", s.reloading ? json(s.reload_step) : json(nullptr)},
               {"sockets", std::move(sockets)},
               {"instances", std::move(instances)}};
   out["last_reload"] = s.last_reload ? reload_record_json(*s.last_reload, s.now) : json(nullptr);

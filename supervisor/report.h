@@ -55,10 +55,15 @@ struct InstanceView {
   InstanceState state = InstanceState::kStarting;
   Clock::time_point started_at{}, ready_at{}, drain_started_at{};
   std::string status_text;
+  /// Starting: the readiness checks not passed yet ("READY=1", "http
+  /// /health"), and the last result of each probe tried.
+  std::vector<std::string> waiting_for, probe_results;
 };
 
 struct SocketView {
   std::string name, url, kind, address;
+  /// "per-generation", or "shared: <why steering cannot be used>".
+  std::string listeners;
 };
 
 /// Everything `baton status` shows, at one moment.
@@ -71,8 +76,10 @@ struct StatusSnapshot {
   int generation = 0;
   int restarts = 0;
   int reloads = 0;
-  /// The generation a reload is starting, if any.
+  /// The generation a reload is starting, if any, and its step
+  /// ("pre_reload", "starting", "smoke", "min_ready", "switching", "failed").
   std::optional<int> reloading;
+  std::string reload_step;
   std::vector<SocketView> sockets;
   /// Every instance that has not exited, oldest first.
   std::vector<InstanceView> instances;

@@ -18,7 +18,7 @@ SharedSocket SocketSet::find(const SocketSpec& spec, const std::vector<SharedSoc
 }
 
 Result<std::vector<SharedSocket>> SocketSet::prepare(const std::vector<SocketSpec>& specs,
-                                                      ListenerMode) {
+                                                     ListenerMode) {
   std::vector<SharedSocket> sockets;
   for (const SocketSpec& spec : specs) {
     if (SharedSocket existing = find(spec, sockets)) {

@@ -498,8 +498,16 @@ void Supervisor::report_status() {
 
 StatusSnapshot Supervisor::snapshot() const {
   auto view = [](const Instance& i) {
-    return InstanceView{i.generation(),     i.pid(),      i.state, i.started_at, i.ready_at,
-                        i.drain_started_at, i.status_text};
+    InstanceView v{i.generation(), i.pid(), i.state, i.started_at, i.ready_at, i.drain_started_at,
+                   i.status_text,  {},      {}};
+    if (i.state != InstanceState::kStarting) return v;
+    if (i.awaiting_notify) v.waiting_for.push_back("READY=1");
+    for (const std::string& p : i.probes)
+      v.waiting_for.push_back(probe_label(p, i.gen->config->ready));
+    for (const std::string& r : i.probe_results) {
+      if (!r.empty()) v.probe_results.push_back(r);
+    }
+    return v;
   };
   StatusSnapshot s;
   s.name = current_->config->name;
@@ -510,11 +518,18 @@ StatusSnapshot Supervisor::snapshot() const {
   s.generation = current_->number;
   s.restarts = current_->restarts;
   s.reloads = reloads_;
-  if (reload_) s.reloading = reload_gen()->number;
+  if (reload_) {
+    s.reloading = reload_gen()->number;
+    static constexpr std::string_view kSteps[] = {"pre_reload", "starting",  "smoke",
+                                                  "min_ready",  "switching", "failed"};
+    s.reload_step = kSteps[static_cast<int>(reload_->phase)];
+  }
   for (size_t i = 0; i < current_->sockets.size(); ++i) {
     const ListenSocket& sock = *current_->sockets[i];
+    const std::string& shared = sock.shared_reason();
     s.sockets.push_back({current_->config->sockets[i].name, current_->config->sockets[i].url,
-                         std::string(sock.spec().kind_name()), sock.bound_address()});
+                         std::string(sock.spec().kind_name()), sock.bound_address(),
+                         shared.empty() ? "per-generation" : "shared: " + shared});
   }
   for (const auto& i : instances_) {
     if (i->state != InstanceState::kExited) s.instances.push_back(view(*i));

@@ -25,6 +25,12 @@
 
 namespace baton {
 
+/// How a probe names itself in messages: "http /health", "tcp", "exec ./check".
+std::string probe_label(const std::string& probe, const ReadyChecks& ready);
+/// The socket http and tcp probes connect to: ready.socket, or the first
+/// stream socket.
+std::optional<size_t> probed_socket_index(const Config& config);
+
 /// One version of the app: a config snapshot, its listeners and its
 /// instances. A crash restarts the generation with a new instance; a reload
 /// creates a new generation.
@@ -92,6 +98,8 @@ class LifecycleListener {
   virtual void stopping() = 0;
   /// Something `status` shows changed.
   virtual void status_changed(const StatusSnapshot& status) = 0;
+  /// New connections now go to `serving`, a new generation's sockets.
+  virtual void switched(const std::vector<SharedSocket>& serving) { (void)serving; }
 };
 
 /// The instance-table events. Notify messages that arrive together are

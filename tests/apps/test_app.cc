@@ -26,6 +26,10 @@
 //   HELLO_CRASH_AFTER_READY_MS  abort() this long after READY=1
 //   HELLO_IGNORE_SIGTERM=1      ignore SIGTERM entirely (SIGINT still drains)
 //   HELLO_NOTIFY_ERRNO=N        send ERRNO=N instead of READY=1, then idle
+//   HELLO_NO_NOTIFY=1           serve without ever sending READY=1 (an app
+//                               that baton must probe)
+//   HELLO_HEALTH_FAIL_MS=N      /healthz answers 503 for the first N ms
+//   HELLO_HEALTH=fail           /healthz always answers 503
 
 #include <fcntl.h>
 #include <poll.h>
@@ -173,6 +177,9 @@ struct Config {
   std::optional<int> crash_after_ready_ms;
   bool ignore_sigterm = false;
   std::optional<int> notify_errno;
+  bool no_notify = false;
+  int health_fail_ms = 0;
+  bool health_fails = false;
 };
 
 Config load_config() {
@@ -185,6 +192,10 @@ Config load_config() {
   cfg.crash_after_ready_ms = env_int("HELLO_CRASH_AFTER_READY_MS", 0, 3600000);
   cfg.ignore_sigterm = env_flag("HELLO_IGNORE_SIGTERM");
   cfg.notify_errno = env_int("HELLO_NOTIFY_ERRNO", 1, 4095);
+  cfg.no_notify = env_flag("HELLO_NO_NOTIFY");
+  cfg.health_fail_ms = env_int("HELLO_HEALTH_FAIL_MS", 0, 3600000).value_or(0);
+  const char* health = std::getenv("HELLO_HEALTH");
+  cfg.health_fails = health != nullptr && std::string_view(health) == "fail";
   return cfg;
 }
 
@@ -276,8 +287,17 @@ struct App {
   pid_t pid = getpid();
   ConnectionTracker connections;
 
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
   std::string hello_body() const {
     return "hello from pid " + std::to_string(pid) + " version " + cfg.version + "\n";
+  }
+  /// What /healthz answers: 200 unless HELLO_HEALTH=fail, or within the
+  /// first HELLO_HEALTH_FAIL_MS.
+  bool healthy() const {
+    if (cfg.health_fails) return false;
+    return std::chrono::steady_clock::now() - started >=
+           std::chrono::milliseconds(cfg.health_fail_ms);
   }
 };
 
@@ -399,6 +419,11 @@ bool respond(int fd, const Request& req, const App& app) {
   const std::string_view path = target.substr(0, target.find('?'));
   std::string body = app.hello_body();
   if (path == "/healthz") {
+    if (!app.healthy()) {
+      return send_all(fd, format_response("503 Service Unavailable", "not yet\n", req.keep_alive,
+                                          req.method == "HEAD")) &&
+             req.keep_alive;
+    }
     body = "ok\n";
   } else if (path == "/slow") {
     const auto ms = parse_long(query_param(target, "ms").value_or(""));
@@ -686,7 +711,8 @@ void maybe_fail_before_ready(const App& app) {
 }
 
 void announce_ready(const App& app, const Sockets& s) {
-  sd_notifyf(0, "READY=1\nSTATUS=serving version %s, pid %d", app.cfg.version.c_str(), app.pid);
+  if (!app.cfg.no_notify)
+    sd_notifyf(0, "READY=1\nSTATUS=serving version %s, pid %d", app.cfg.version.c_str(), app.pid);
   std::printf("hello: version %s pid %d ready on %zu sockets (%s)\n", app.cfg.version.c_str(),
               app.pid, s.names.size(), join(s.names, ", ").c_str());
   std::fflush(stdout);

@@ -168,3 +168,101 @@ TEST_CASE("the usage text lists every command") {
     CHECK(usage.find(line) != std::string::npos);
   }
 }
+
+TEST_CASE("run reads the check options into CommandLine::checks") {
+  CommandLine cl = parse_ok({"run",
+                             "--listen",
+                             "http=tcp://127.0.0.1:8080",
+                             "--ready-http",
+                             "/health",
+                             "--ready-tcp",
+                             "--ready-exec",
+                             "./check --quick",
+                             "--ready-notify",
+                             "--ready-socket",
+                             "http",
+                             "--ready-interval=100ms",
+                             "--probe-timeout",
+                             "2s",
+                             "--smoke",
+                             "./smoke/a.sh",
+                             "--smoke=b c",
+                             "--pre-reload",
+                             "./migrate up",
+                             "--after-drained",
+                             "./migrate contract",
+                             "--listeners",
+                             "shared",
+                             "--",
+                             "app"});
+  const baton::CheckFlags& f = cl.checks;
+  CHECK(f.ready_http == "/health");
+  CHECK(f.ready_tcp);
+  CHECK(f.ready_exec == "./check --quick");
+  CHECK(f.ready_notify);
+  CHECK(f.ready_socket == "http");
+  CHECK(f.ready_interval == "100ms");
+  CHECK(f.probe_timeout == "2s");
+  CHECK(f.smoke == Args{"./smoke/a.sh", "b c"});
+  CHECK(f.pre_reload == "./migrate up");
+  CHECK(f.after_drained == "./migrate contract");
+  CHECK(f.listeners == "shared");
+  CHECK(cl.listens == Args{"http=tcp://127.0.0.1:8080"});
+  CHECK(cl.app_command == Args{"app"});
+}
+
+TEST_CASE("without check options, CommandLine::checks is empty") {
+  const baton::CheckFlags f = parse_ok({"run", "--listen", "a=unix:@a", "--", "app"}).checks;
+  CHECK(f.ready_http == "");
+  CHECK_FALSE(f.ready_tcp);
+  CHECK(f.ready_exec == "");
+  CHECK_FALSE(f.ready_notify);
+  CHECK(f.ready_socket == "");
+  CHECK(f.ready_interval == "");
+  CHECK(f.probe_timeout == "");
+  CHECK(f.smoke.empty());
+  CHECK(f.pre_reload == "");
+  CHECK(f.after_drained == "");
+  CHECK(f.listeners == "");
+}
+
+TEST_CASE("check options are for run without a config file, each given once") {
+  const Args listen = {"run", "--listen", "a=unix:@a"};
+  auto with = [&](Args extra) {
+    Args args = listen;
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), {"--", "app"});
+    return args;
+  };
+  CHECK(usage_error(with({"--ready-http", "/a", "--ready-http=/b"})) ==
+        "--ready-http is given twice (see baton --help)");
+  CHECK(usage_error(with({"--listeners", "shared", "--listeners", "shared"})) ==
+        "--listeners is given twice (see baton --help)");
+  CHECK(usage_error(with({"--ready-exec="})) == "--ready-exec needs a value (see baton --help)");
+  CHECK(usage_error(with({"--smoke", ""})) == "--smoke needs a value (see baton --help)");
+  CHECK(usage_error(with({"--ready-tcp=yes"})) == "--ready-tcp takes no value (see baton --help)");
+  CHECK(usage_error({"run", "--listen", "a=unix:@a", "--smoke"}) ==
+        "--smoke needs a value (see baton --help)");
+  CHECK(usage_error({"run", "-c", "f.toml", "--ready-tcp"}) ==
+        "with -c FILE, set [ready], [[smoke]], [hooks] and listeners in the config instead of "
+        "--ready-tcp (see baton --help)");
+  CHECK(usage_error({"run", "-c", "f.toml", "--smoke=x", "--ready-http", "/"}) ==
+        "with -c FILE, set [ready], [[smoke]], [hooks] and listeners in the config instead of "
+        "--smoke (see baton --help)");
+  CHECK(usage_error({"reload", "--ready-http", "/"}) ==
+        "reload does not take --ready-http (see baton --help)");
+  CHECK(usage_error({"check", "-c", "f", "--listeners", "shared"}) ==
+        "check does not take --listeners (see baton --help)");
+  CHECK(usage_error({"status", "--json=1"}) == "--json takes no value (see baton --help)");
+}
+
+TEST_CASE("the usage text describes every check option") {
+  std::string usage = baton::kUsage;
+  for (const char* line :
+       {"--ready-http PATH", "--ready-tcp", "--ready-exec CMD", "--ready-notify",
+        "--ready-socket NAME", "--ready-interval DUR", "--probe-timeout DUR", "--smoke CMD",
+        "--pre-reload CMD", "--after-drained CMD", "--listeners MODE", "[CHECK OPTIONS]"}) {
+    CAPTURE(line);
+    CHECK(usage.find(line) != std::string::npos);
+  }
+}

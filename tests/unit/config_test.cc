@@ -1,6 +1,7 @@
 // Tests config parsing and validation: TOML files (parse_config, load_config,
-// read_control_path), --listen flags (config_from_flags), signal names and
-// check_runnable. The limits checked before parsing are in toml_guard_test.cc.
+// read_control_path), flags (config_from_flags), the checked-deploy settings
+// ([ready], [[smoke]], [hooks], listeners, check_probe_target), signal names
+// and check_runnable. The limits checked before parsing are in toml_guard_test.cc.
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
@@ -366,4 +367,539 @@ TEST_CASE("check_runnable checks the shim target, and names a flag config 'baton
   c.command = {"sh"};  // found in PATH
   c.shim = false;
   CHECK(check_runnable(c).ok());
+}
+
+// Checked deploys: listeners, [ready], [[smoke]] and [hooks].
+
+namespace {
+
+/// `command = ["app"]`, `top`, socket "http" on tcp://127.0.0.1:8080 (lines
+/// 2-4 if `top` is empty), `tail`.
+std::string with_tcp(std::string_view top, std::string_view tail = "") {
+  return "command = [\"app\"]\n" + std::string(top) +
+         "[[socket]]\nname = \"http\"\nlisten = \"tcp://127.0.0.1:8080\"\n" + std::string(tail);
+}
+
+/// A socket spec as a config would hold it.
+SocketSpec spec(std::string_view url) {
+  auto s = parse_socket_url(url);
+  REQUIRE_MESSAGE(s.ok(), s.error().message);
+  s->name = "http";
+  return s.value();
+}
+
+std::string probe_error(const SocketSpec& socket,
+                        ListenerMode mode = ListenerMode::kPerGeneration) {
+  Status s = check_probe_target(socket, mode);
+  REQUIRE_FALSE(s.ok());
+  return s.error().message;
+}
+
+const std::string kReach =
+    ": probes connect from 127.0.0.2, which reaches only a 127.x, 0.0.0.0 or dual-stack :: "
+    "listener";
+
+}  // namespace
+
+TEST_CASE("[ready] is read into every field, with relative programs resolved") {
+  Config c = parse_ok(R"(command = ["app"]
+listeners = "per-generation"
+[[socket]]
+name = "http"
+listen = "tcp://127.0.0.1:8080"
+[[socket]]
+name = "admin"
+listen = "unix:admin.sock"
+[ready]
+http = "/health"
+tcp = true
+exec = ["./bin/ready-check", "--quick"]
+notify = true
+socket = "admin"
+interval = "100ms"
+timeout = "2s"
+)");
+  const ReadyChecks& r = c.ready;
+  REQUIRE(r.http);
+  CHECK(r.http->path == "/health");
+  CHECK(r.http->host == "");
+  CHECK(r.http->status == std::nullopt);
+  CHECK(r.http->body == "");
+  CHECK(r.tcp);
+  CHECK(r.exec == Strings{"/etc/baton/bin/ready-check", "--quick"});
+  CHECK(r.notify);
+  CHECK(r.socket == "admin");
+  CHECK(r.interval == Millis(100));
+  CHECK(r.timeout == Millis(2'000));
+  CHECK(c.listeners == ListenerMode::kPerGeneration);
+  CHECK(probed_socket(c) == &c.sockets[1]);
+}
+
+TEST_CASE("[ready.http] is the long form of http, with path, status, body and host") {
+  Config c = parse_ok(with_tcp("", R"([ready.http]
+path = "/health"
+status = 204
+body = "ok"
+host = "example.com"
+)"));
+  REQUIRE(c.ready.http);
+  CHECK(c.ready.http->path == "/health");
+  CHECK(c.ready.http->status == 204);
+  CHECK(c.ready.http->body == "ok");
+  CHECK(c.ready.http->host == "example.com");
+  CHECK_FALSE(c.ready.notify);
+
+  Config bare = parse_ok(with_tcp("", "[ready.http]\n"));
+  REQUIRE(bare.ready.http);
+  CHECK(bare.ready.http->path == "/");
+  CHECK(bare.ready.http->status == std::nullopt);
+  Config inline_table = parse_ok(with_tcp("", "[ready]\nhttp = { path = \"/x\", status = 100 }\n"));
+  CHECK(inline_table.ready.http->path == "/x");
+  CHECK(inline_table.ready.http->status == 100);
+  CHECK(parse_ok(with_tcp("", "[ready.http]\nstatus = 599\n")).ready.http->status == 599);
+}
+
+TEST_CASE("the checked-deploy settings default to READY=1 alone and per-generation listeners") {
+  Config c = parse_ok(with_app(""));
+  CHECK(c.ready.notify);
+  CHECK_FALSE(c.ready.http);
+  CHECK_FALSE(c.ready.tcp);
+  CHECK(c.ready.exec.empty());
+  CHECK(c.ready.socket == "");
+  CHECK(c.ready.interval == Millis(250));
+  CHECK(c.ready.timeout == Millis(1'000));
+  CHECK(c.smoke.empty());
+  CHECK_FALSE(c.pre_reload);
+  CHECK_FALSE(c.after_drained);
+  CHECK(c.listeners == ListenerMode::kPerGeneration);
+  CHECK(parse_ok(with_app("listeners = \"shared\"\n")).listeners == ListenerMode::kShared);
+  // A [ready] table without probes keeps READY=1.
+  CHECK(parse_ok(with_app("", "[ready]\ninterval = \"1s\"\n")).ready.notify);
+}
+
+TEST_CASE("notify defaults to off with a probe, on without, and can be set either way") {
+  CHECK_FALSE(parse_ok(with_tcp("", "[ready]\nhttp = \"/\"\n")).ready.notify);
+  CHECK_FALSE(parse_ok(with_tcp("", "[ready]\ntcp = true\n")).ready.notify);
+  CHECK_FALSE(parse_ok(with_app("", "[ready]\nexec = [\"check\"]\n")).ready.notify);
+  CHECK(parse_ok(with_tcp("", "[ready]\ntcp = false\n")).ready.notify);
+  CHECK(parse_ok(with_tcp("", "[ready]\nhttp = \"/\"\nnotify = true\n")).ready.notify);
+  CHECK(parse_ok(with_app("", "[ready]\nnotify = true\n")).ready.notify);
+  Config exec_only = parse_ok(with_app("", "[ready]\nexec = [\"check\"]\nnotify = false\n"));
+  CHECK_FALSE(exec_only.ready.notify);
+  CHECK(exec_only.ready.exec == Strings{"check"});  // no '/': looked up in PATH
+
+  CHECK(config_error(with_app("", "[ready]\nnotify = false\n")) ==
+        "/etc/baton/test.toml:6:1: ready.notify: nothing would make an instance ready: notify = "
+        "false and no http, tcp or exec probe is set");
+  CHECK(config_error(with_tcp("", "[ready]\ntcp = false\nnotify = false\n")) ==
+        "/etc/baton/test.toml:7:1: ready.notify: nothing would make an instance ready: notify = "
+        "false and no http, tcp or exec probe is set");
+}
+
+TEST_CASE("[[smoke]] checks are read in order, with default names and timeouts") {
+  Config c = parse_ok(with_app("", R"([[smoke]]
+name = "home page"
+command = ["./smoke/home.sh"]
+timeout = "5s"
+[[smoke]]
+command = ["curl", "-fsS", "http://x/"]
+)"));
+  REQUIRE(c.smoke.size() == 2);
+  CHECK(c.smoke[0].name == "home page");
+  CHECK(c.smoke[0].command == Strings{"/etc/baton/smoke/home.sh"});
+  CHECK(c.smoke[0].timeout == Millis(5'000));
+  CHECK(c.smoke[1].name == "curl -fsS http://x/");
+  CHECK(c.smoke[1].command == Strings{"curl", "-fsS", "http://x/"});
+  CHECK(c.smoke[1].timeout == Millis(60'000));
+  // The default name is the command as written, not as resolved.
+  CHECK(parse_ok(with_app("", "[[smoke]]\ncommand = [\"./s\", \"a\"]\n")).smoke[0].name == "./s a");
+}
+
+TEST_CASE("[hooks] take a command array or a table, with a 10m default timeout") {
+  Config c = parse_ok(with_app("", R"([hooks]
+pre_reload = ["./bin/migrate", "up"]
+after_drained = { command = ["./bin/migrate", "contract"], timeout = "1h", name = "contract" }
+)"));
+  REQUIRE(c.pre_reload);
+  CHECK(c.pre_reload->name == "./bin/migrate up");
+  CHECK(c.pre_reload->command == Strings{"/etc/baton/bin/migrate", "up"});
+  CHECK(c.pre_reload->timeout == Millis(600'000));
+  REQUIRE(c.after_drained);
+  CHECK(c.after_drained->name == "contract");
+  CHECK(c.after_drained->command == Strings{"/etc/baton/bin/migrate", "contract"});
+  CHECK(c.after_drained->timeout == Millis(3'600'000));
+
+  Config header = parse_ok(with_app("", "[hooks.pre_reload]\ncommand = [\"migrate\"]\n"));
+  REQUIRE(header.pre_reload);
+  CHECK(header.pre_reload->name == "migrate");
+  CHECK(header.pre_reload->command == Strings{"migrate"});
+  CHECK(header.pre_reload->timeout == Millis(600'000));
+  CHECK_FALSE(header.after_drained);
+}
+
+TEST_CASE("unknown keys of the checked-deploy tables are reported with a suggestion") {
+  CHECK(config_error(with_app("listners = \"shared\"\n")) ==
+        "/etc/baton/test.toml:2:1: unknown key 'listners' in the top level (did you mean "
+        "'listeners'?)");
+  CHECK(config_error(with_tcp("", "[ready]\nhttp = \"/\"\nintreval = \"1s\"\n")) ==
+        "/etc/baton/test.toml:7:1: unknown key 'intreval' in [ready] (did you mean 'interval'?)");
+  CHECK(config_error(with_tcp("", "[ready.http]\nstatsu = 200\n")) ==
+        "/etc/baton/test.toml:6:1: unknown key 'statsu' in [ready.http] (did you mean 'status'?)");
+  CHECK(config_error(with_app("", "[[smoke]]\ncommand = [\"x\"]\ntimout = \"1s\"\n")) ==
+        "/etc/baton/test.toml:7:1: unknown key 'timout' in [[smoke]] (did you mean 'timeout'?)");
+  CHECK(config_error(with_app("", "[hooks]\npre_relaod = [\"x\"]\n")) ==
+        "/etc/baton/test.toml:6:1: unknown key 'pre_relaod' in [hooks] (did you mean "
+        "'pre_reload'?)");
+  CHECK(config_error(with_app("", "[hooks]\npre_reload = { command = [\"x\"], nme = \"n\" }\n")) ==
+        "/etc/baton/test.toml:6:33: unknown key 'nme' in hooks.pre_reload (did you mean 'name'?)");
+}
+
+TEST_CASE("checked-deploy commands must be non-empty arrays of strings") {
+  CHECK(config_error(with_app("", "[ready]\nexec = []\n")) ==
+        "/etc/baton/test.toml:6:8: 'ready.exec' is empty: give the program and its arguments");
+  CHECK(config_error(with_app("", "[ready]\nexec = \"./check\"\n")) ==
+        "/etc/baton/test.toml:6:8: 'ready.exec' must be an array of strings");
+  CHECK(config_error(with_app("", "[[smoke]]\ncommand = []\n")) ==
+        "/etc/baton/test.toml:6:11: 'smoke.command' is empty: give the program and its arguments");
+  CHECK(config_error(with_app("", "[[smoke]]\ncommand = [\"x\", 2]\n")) ==
+        "/etc/baton/test.toml:6:17: 'smoke.command' must be an array of strings");
+  CHECK(config_error(with_app("", "[[smoke]]\nname = \"x\"\n")) ==
+        "/etc/baton/test.toml:5:1: [[smoke]] needs 'command' (the program and its arguments)");
+  CHECK(config_error(with_app("", "[smoke]\ncommand = [\"x\"]\n")) ==
+        "/etc/baton/test.toml:5:1: write smoke checks as [[smoke]] tables");
+  CHECK(config_error(with_app("", "[hooks]\npre_reload = []\n")) ==
+        "/etc/baton/test.toml:6:14: 'hooks.pre_reload' is empty: give the program and its "
+        "arguments");
+  CHECK(config_error(with_app("", "[hooks]\nafter_drained = \"./migrate\"\n")) ==
+        "/etc/baton/test.toml:6:17: 'hooks.after_drained' must be a command array or a table "
+        "with 'command'");
+  CHECK(config_error(with_app("", "[hooks]\nafter_drained = { command = [] }\n")) ==
+        "/etc/baton/test.toml:6:29: 'hooks.after_drained.command' is empty: give the program and "
+        "its arguments");
+  CHECK(config_error(with_app("", "[hooks.pre_reload]\ntimeout = \"1m\"\n")) ==
+        "/etc/baton/test.toml:5:1: hooks.pre_reload needs 'command' (the program and its "
+        "arguments)");
+  CHECK(config_error(with_app("", "[[smoke]]\ncommand = [\"\"]\n")) ==
+        "/etc/baton/test.toml: smoke check '': the program name is empty");
+}
+
+TEST_CASE("checked-deploy values of the wrong type are reported at the value") {
+  CHECK(config_error(with_app("ready = 1\n")) ==
+        "/etc/baton/test.toml:2:9: 'ready' must be a table ([ready])");
+  CHECK(config_error(with_app("hooks = []\n")) ==
+        "/etc/baton/test.toml:2:9: 'hooks' must be a table ([hooks])");
+  CHECK(config_error(with_app("listeners = \"both\"\n")) ==
+        "/etc/baton/test.toml:2:13: 'listeners' must be \"per-generation\" or \"shared\"");
+  CHECK(config_error(with_tcp("", "[ready]\ntcp = 1\n")) ==
+        "/etc/baton/test.toml:6:7: 'ready.tcp' must be true or false");
+  CHECK(config_error(with_tcp("", "[ready]\nhttp = 200\n")) ==
+        "/etc/baton/test.toml:6:8: 'ready.http' must be a path such as \"/health\" or a "
+        "[ready.http] table");
+  CHECK(config_error(with_tcp("", "[ready]\nhttp = \"/\"\nsocket = 1\n")) ==
+        "/etc/baton/test.toml:7:10: 'ready.socket' must be a string");
+  CHECK(config_error(with_tcp("", "[ready]\nhttp = \"/\"\nsocket = \"\"\n")) ==
+        "/etc/baton/test.toml:7:10: 'ready.socket' is empty: name a [[socket]], or leave it out "
+        "for the first tcp or unix socket");
+  CHECK(config_error(with_tcp("", "[ready.http]\nbody = 1\n")) ==
+        "/etc/baton/test.toml:6:8: 'ready.http.body' must be a string");
+  CHECK(config_error(with_app("", "[[smoke]]\ncommand = [\"x\"]\ntimeout = 5\n")) ==
+        "/etc/baton/test.toml:7:11: 'smoke.timeout' must be a string with a unit, e.g. \"30s\"");
+  CHECK(config_error(with_app("", "[[smoke]]\ncommand = [\"x\"]\nname = 5\n")) ==
+        "/etc/baton/test.toml:7:8: 'smoke.name' must be a string");
+}
+
+TEST_CASE("an http probe's path must start with '/', and its status be 100 to 599") {
+  CHECK(config_error(with_tcp("", "[ready]\nhttp = \"health\"\n")) ==
+        "/etc/baton/test.toml:6:8: ready.http: path \"health\" must start with '/'");
+  CHECK(config_error(with_tcp("", "[ready.http]\npath = \"health\"\n")) ==
+        "/etc/baton/test.toml:6:8: ready.http: path \"health\" must start with '/'");
+  CHECK(config_error(with_tcp("", "[ready]\nhttp = \"/a b\"\n")) ==
+        "/etc/baton/test.toml:6:8: ready.http: the path must not contain spaces or control "
+        "characters (write them %-encoded)");
+  const std::string status = "'ready.http.status' must be an HTTP status from 100 to 599";
+  CHECK(config_error(with_tcp("", "[ready.http]\nstatus = 99\n")) ==
+        "/etc/baton/test.toml:6:10: " + status);
+  CHECK(config_error(with_tcp("", "[ready.http]\nstatus = 600\n")) ==
+        "/etc/baton/test.toml:6:10: " + status);
+  CHECK(config_error(with_tcp("", "[ready.http]\nstatus = 200.0\n")) ==
+        "/etc/baton/test.toml:6:10: " + status);
+  CHECK(config_error(with_tcp("", "[ready.http]\nstatus = \"200\"\n")) ==
+        "/etc/baton/test.toml:6:10: " + status);
+  CHECK(config_error(with_tcp("", "[ready.http]\nhost = \"a\\r\\nX: y\"\n")) ==
+        "/etc/baton/test.toml:6:8: 'ready.http.host' must not contain spaces or control "
+        "characters");
+}
+
+TEST_CASE("probe interval and timeout are at least 10ms, the timeout at most ready_timeout") {
+  CHECK(config_error(with_app("", "[ready]\ninterval = \"9ms\"\n")) ==
+        "/etc/baton/test.toml:6:12: 'ready.interval' is 9ms; it must be at least 10ms");
+  CHECK(config_error(with_app("", "[ready]\ntimeout = \"0s\"\n")) ==
+        "/etc/baton/test.toml:6:11: 'ready.timeout' is 0ms; it must be at least 10ms");
+  CHECK(config_error(with_app("", "[ready]\ntimeout = \"1\"\n")) ==
+        "/etc/baton/test.toml:6:11: 'ready.timeout': invalid duration \"1\": missing unit (write "
+        "e.g. \"500ms\", \"30s\", \"2m\")");
+  CHECK(config_error(with_app("ready_timeout = \"30s\"\n", "[ready]\ntimeout = \"31s\"\n")) ==
+        "/etc/baton/test.toml:7:1: ready.timeout (31s) is longer than ready_timeout (30s): an "
+        "attempt must fit in the wait for readiness");
+  Config c = parse_ok(
+      with_app("ready_timeout = \"30s\"\n", "[ready]\ninterval = \"10ms\"\ntimeout = \"30s\"\n"));
+  CHECK(c.ready.interval == Millis(10));
+  CHECK(c.ready.timeout == Millis(30'000));
+  // The default timeout (1s) is not held against a shorter ready_timeout.
+  CHECK(parse_ok(with_app("ready_timeout = \"500ms\"\n")).ready.timeout == Millis(1'000));
+  CHECK(config_error(with_app("", "[[smoke]]\ncommand = [\"x\"]\ntimeout = \"5ms\"\n")) ==
+        "/etc/baton/test.toml:7:11: 'smoke.timeout' is 5ms; it must be at least 10ms");
+  CHECK(config_error(with_app("",
+                              "[hooks]\npre_reload = { command = [\"x\"], timeout = \"1ms\" "
+                              "}\n")) ==
+        "/etc/baton/test.toml:6:43: 'hooks.pre_reload.timeout' is 1ms; it must be at least 10ms");
+}
+
+TEST_CASE("http and tcp probes connect to the named socket, else the first stream one") {
+  const char* sockets = R"([[socket]]
+name = "dns"
+listen = "udp://127.0.0.1:53"
+[[socket]]
+name = "web"
+listen = "tcp://127.0.0.1:80"
+[[socket]]
+name = "admin"
+listen = "unix:/run/admin.sock"
+)";
+  Config first = parse_ok(std::string("command = [\"app\"]\n") + sockets + "[ready]\ntcp = true\n");
+  CHECK(first.ready.socket == "");
+  CHECK(probed_socket(first) == &first.sockets[1]);
+  Config named = parse_ok(std::string("command = [\"app\"]\n") + sockets +
+                          "[ready]\nhttp = \"/\"\nsocket = \"admin\"\n");
+  CHECK(probed_socket(named) == &named.sockets[2]);
+  CHECK(config_error(std::string("command = [\"app\"]\n") + sockets +
+                     "[ready]\nhttp = \"/\"\nsocket = \"dns\"\n") ==
+        "/etc/baton/test.toml:12:1: ready.http: socket 'dns' is udp; http and tcp probes need a "
+        "tcp or unix socket");
+  CHECK(config_error(std::string("command = [\"app\"]\n") + sockets +
+                     "[ready]\nexec = [\"x\"]\nsocket = \"dsn\"\n") ==
+        "/etc/baton/test.toml:13:1: ready.socket: no socket is named 'dsn' (the sockets are dns, "
+        "web, admin)");
+  CHECK(config_error("command = [\"app\"]\n[[socket]]\nname = \"dns\"\nlisten = "
+                     "\"udp://127.0.0.1:53\"\n[ready]\ntcp = true\n") ==
+        "/etc/baton/test.toml:6:1: ready.tcp: no tcp or unix socket is configured for the probe "
+        "to connect to");
+  // A udp socket is fine when nothing probes it.
+  CHECK(parse_ok("command = [\"app\"]\n[[socket]]\nname = \"dns\"\nlisten = "
+                 "\"udp://127.0.0.1:53\"\n")
+            .ready.notify);
+  // A socket that was refused hides the probe's complaints about sockets.
+  CHECK(config_error(with_tcp("",
+                              "[[socket]]\nname = \"b\"\nlisten = \"x\"\n"
+                              "[ready]\ntcp = true\nsocket = \"b\"\n")) ==
+        "/etc/baton/test.toml:7:10: invalid socket URL \"x\": unknown scheme (expected "
+        "tcp://HOST:PORT, udp://HOST:PORT, unix:/PATH or unix:@NAME)");
+}
+
+TEST_CASE(
+    "a probe is refused where it could be answered by a generation other than the "
+    "candidate") {
+  CHECK(config_error(with_tcp("listeners = \"shared\"\n", "[ready]\nhttp = \"/\"\n")) ==
+        "/etc/baton/test.toml:7:1: ready.http: a probe of socket 'http' would be answered by "
+        "whichever generation accepts first: listeners = \"shared\" gives every generation one "
+        "socket; use per-generation listeners or an exec probe");
+  CHECK(parse_ok(with_tcp("listeners = \"shared\"\n", "[ready]\nexec = [\"x\"]\n")).listeners ==
+        ListenerMode::kShared);
+  CHECK(config_error(with_tcp("", "reuseport = true\n[ready]\ntcp = true\n")) ==
+        "/etc/baton/test.toml:7:1: ready.tcp: socket 'http' has reuseport = true, which lets the "
+        "app add listeners of its own, so every generation shares it and a probe would be "
+        "answered by whichever generation accepts first; use an exec probe");
+  CHECK(config_error(with_app("", "[ready]\ntcp = true\n")) ==
+        "/etc/baton/test.toml:6:1: ready.tcp: socket 'a' is an abstract unix socket, which cannot "
+        "be renamed, so every generation shares it and a probe would be answered by whichever "
+        "generation accepts first; use a unix path socket or an exec probe");
+  CHECK(config_error("command = [\"app\"]\n[[socket]]\nname = \"v6\"\nlisten = "
+                     "\"tcp://[::1]:80\"\n[ready]\nhttp = \"/\"\n") ==
+        "/etc/baton/test.toml:6:1: ready.http: socket 'v6' listens on [::1]:80" + kReach);
+}
+
+TEST_CASE("check_probe_target allows only what baton can steer from 127.0.0.2") {
+  for (const char* url : {"tcp://127.0.0.1:8080", "tcp://127.1.2.3:1", "tcp://0.0.0.0:80",
+                          "tcp://[::]:80", "unix:/run/app.sock"}) {
+    CAPTURE(url);
+    Status s = check_probe_target(spec(url), ListenerMode::kPerGeneration);
+    CHECK_MESSAGE(s.ok(), s.error().message);
+  }
+  CHECK(probe_error(spec("tcp://[::1]:8080")) == "socket 'http' listens on [::1]:8080" + kReach);
+  CHECK(probe_error(spec("tcp://10.0.0.1:80")) == "socket 'http' listens on 10.0.0.1:80" + kReach);
+  CHECK(probe_error(spec("tcp://[::ffff:127.0.0.1]:80")) ==
+        "socket 'http' listens on [::ffff:127.0.0.1]:80" + kReach);
+  SocketSpec v6only = spec("tcp://[::]:80");
+  v6only.v6only = true;
+  CHECK(probe_error(v6only) == "socket 'http' listens on [::]:80 (v6only)" + kReach);
+  CHECK(probe_error(spec("udp://127.0.0.1:53")) ==
+        "socket 'http' is udp; http and tcp probes need a tcp or unix socket");
+  CHECK(probe_error(spec("unix:@app")).starts_with("socket 'http' is an abstract unix socket"));
+  SocketSpec reuseport = spec("tcp://127.0.0.1:80");
+  reuseport.reuseport = true;
+  CHECK(probe_error(reuseport).starts_with("socket 'http' has reuseport = true"));
+  CHECK(probe_error(spec("tcp://127.0.0.1:80"), ListenerMode::kShared)
+            .starts_with("a probe of socket 'http' would be answered by whichever generation "
+                         "accepts first: listeners = \"shared\""));
+  // udp is named before the listener mode: no mode makes it probeable.
+  CHECK(probe_error(spec("udp://127.0.0.1:53"), ListenerMode::kShared)
+            .starts_with("socket 'http' is udp"));
+}
+
+TEST_CASE("config_from_flags reads the check flags") {
+  RunFlags f;
+  f.listens = {"dns=udp://127.0.0.1:53", "http=tcp://127.0.0.1:8080", "admin=unix:/run/a.sock"};
+  f.command = {"./app"};
+  f.checks.ready_http = "/health";
+  f.checks.ready_tcp = true;
+  f.checks.ready_exec = "./ready-check --quick";
+  f.checks.ready_notify = true;
+  f.checks.ready_socket = "admin";
+  f.checks.ready_interval = "100ms";
+  f.checks.probe_timeout = "2s";
+  f.checks.smoke = {"./smoke/home.sh", "curl -fsS $BATON_CANDIDATE_URL/"};
+  f.checks.pre_reload = "./migrate up";
+  f.checks.after_drained = "./migrate contract";
+  f.checks.listeners = "per-generation";
+  auto c = config_from_flags(f);
+  REQUIRE_MESSAGE(c.ok(), c.error().message);
+  const ReadyChecks& r = c->ready;
+  REQUIRE(r.http);
+  CHECK(r.http->path == "/health");
+  CHECK((r.http->host == "" && r.http->status == std::nullopt && r.http->body == ""));
+  CHECK(r.tcp);
+  CHECK(r.exec == Strings{"/bin/sh", "-c", "./ready-check --quick"});
+  CHECK(r.notify);
+  CHECK(r.socket == "admin");
+  CHECK(probed_socket(*c) == &c->sockets[2]);
+  CHECK(r.interval == Millis(100));
+  CHECK(r.timeout == Millis(2'000));
+  REQUIRE(c->smoke.size() == 2);
+  CHECK(c->smoke[0].name == "./smoke/home.sh");
+  CHECK(c->smoke[0].command == Strings{"/bin/sh", "-c", "./smoke/home.sh"});
+  CHECK(c->smoke[0].timeout == Millis(60'000));
+  CHECK(c->smoke[1].command == Strings{"/bin/sh", "-c", "curl -fsS $BATON_CANDIDATE_URL/"});
+  REQUIRE(c->pre_reload);
+  CHECK(c->pre_reload->name == "./migrate up");
+  CHECK(c->pre_reload->command == Strings{"/bin/sh", "-c", "./migrate up"});
+  CHECK(c->pre_reload->timeout == Millis(600'000));
+  REQUIRE(c->after_drained);
+  CHECK(c->after_drained->command == Strings{"/bin/sh", "-c", "./migrate contract"});
+  CHECK(c->after_drained->timeout == Millis(600'000));
+  CHECK(c->listeners == ListenerMode::kPerGeneration);
+  CHECK(c->command == Strings{"./app"});
+}
+
+TEST_CASE("config_from_flags without check flags waits for READY=1 alone") {
+  RunFlags f;
+  f.listens = {"http=tcp://127.0.0.1:8080"};
+  f.command = {"app"};
+  auto c = config_from_flags(f);
+  REQUIRE_MESSAGE(c.ok(), c.error().message);
+  CHECK(c->ready.notify);
+  CHECK_FALSE(c->ready.any_probe());
+  CHECK((c->ready.interval == Millis(250) && c->ready.timeout == Millis(1'000)));
+  CHECK((c->smoke.empty() && !c->pre_reload && !c->after_drained));
+  CHECK(c->listeners == ListenerMode::kPerGeneration);
+
+  f.checks.ready_tcp = true;
+  CHECK_FALSE(config_from_flags(f)->ready.notify);
+  f.checks.ready_notify = true;
+  CHECK(config_from_flags(f)->ready.notify);
+  f.checks = {};
+  f.checks.ready_exec = "true";
+  CHECK_FALSE(config_from_flags(f)->ready.notify);
+  f.checks.listeners = "shared";
+  CHECK(config_from_flags(f)->listeners == ListenerMode::kShared);
+}
+
+TEST_CASE("config_from_flags refuses bad check flags, naming the flag") {
+  auto flag_error = [](void (*set)(RunFlags&),
+                       std::vector<std::string> listens = {"http=tcp://127.0.0.1:8080"}) {
+    RunFlags f;
+    f.listens = std::move(listens);
+    f.command = {"app"};
+    set(f);
+    auto c = config_from_flags(f);
+    REQUIRE_FALSE(c.ok());
+    return c.error().message;
+  };
+  CHECK(flag_error([](RunFlags& f) { f.checks.ready_http = "health"; }) ==
+        "baton run: --ready-http: path \"health\" must start with '/'");
+  CHECK(flag_error([](RunFlags& f) { f.checks.ready_interval = "5ms"; }) ==
+        "baton run: --ready-interval 5ms: it must be at least 10ms");
+  CHECK(flag_error([](RunFlags& f) { f.checks.probe_timeout = "2"; }) ==
+        "baton run: --probe-timeout 2: invalid duration \"2\": missing unit (write e.g. "
+        "\"500ms\", \"30s\", \"2m\")");
+  CHECK(
+      flag_error([](RunFlags& f) { f.checks.probe_timeout = "61s"; }) ==
+      "baton run: --probe-timeout (1m1s) is longer than ready_timeout (1m0s): an attempt must fit "
+      "in the wait for readiness");
+  CHECK(flag_error([](RunFlags& f) { f.checks.listeners = "both"; }) ==
+        "baton run: --listeners both: write per-generation or shared");
+  CHECK(flag_error([](RunFlags& f) {
+          f.checks.ready_tcp = true;
+          f.checks.ready_socket = "htp";
+        }) == "baton run: --ready-socket: no socket is named 'htp' (the sockets are http)");
+  CHECK(flag_error(
+            [](RunFlags& f) {
+              f.checks.ready_tcp = true;
+              f.checks.ready_socket = "dns";
+            },
+            {"http=tcp://127.0.0.1:8080", "dns=udp://127.0.0.1:53"}) ==
+        "baton run: --ready-tcp: socket 'dns' is udp; http and tcp probes need a tcp or unix "
+        "socket");
+  CHECK(flag_error([](RunFlags& f) { f.checks.ready_tcp = true; }, {"dns=udp://127.0.0.1:53"}) ==
+        "baton run: --ready-tcp: no tcp or unix socket is configured for the probe to connect to");
+  CHECK(flag_error([](RunFlags& f) {
+          f.checks.ready_http = "/";
+          f.checks.listeners = "shared";
+        })
+            .starts_with("baton run: --ready-http: a probe of socket 'http' would be answered by "
+                         "whichever generation accepts first"));
+  CHECK(flag_error([](RunFlags& f) { f.checks.ready_http = "/"; }, {"v6=tcp://[::1]:80"}) ==
+        "baton run: --ready-http: socket 'v6' listens on [::1]:80" + kReach);
+}
+
+TEST_CASE("check_runnable checks the programs of probes, smoke checks and hooks given by path") {
+  TempDir dir;
+  Config c;
+  c.control_path = "/tmp/c.sock";
+  c.command = {"sh"};
+  const std::string tool = dir.write("tool", "#!/bin/sh\nexit 0\n", 0755);
+  c.ready.exec = {tool, "--quick"};
+  c.smoke = {CheckCommand{"home", {tool}, Millis(1'000)},
+             CheckCommand{"bare", {"true"}, Millis(1)}};
+  c.pre_reload = CheckCommand{"up", {tool, "up"}, Millis(1'000)};
+  c.after_drained = CheckCommand{"contract", {"no-such-program-in-path"}, Millis(1'000)};
+  Status ok = check_runnable(c);
+  CHECK_MESSAGE(ok.ok(), ok.error().message);  // names without '/' are left to PATH at run time
+
+  const std::string data = dir.write("data", "x", 0644);
+  const std::string missing = (dir.path / "missing").string();
+  c.ready.exec = {data};
+  c.smoke[0].command = {missing};
+  c.pre_reload->command = {data, "up"};
+  c.after_drained->command = {missing};
+  CHECK(check_runnable(c).error().message ==
+        "baton: ready.exec " + data + " is not an executable file\n" +
+            "baton: smoke check 'home': " + missing + " is not an executable file\n" +
+            "baton: hooks.pre_reload " + data + " is not an executable file\n" +
+            "baton: hooks.after_drained " + missing + " is not an executable file");
+}
+
+TEST_CASE("baton check resolves check programs against the config's directory") {
+  TempDir dir;
+  dir.write("app", "#!/bin/sh\nexit 0\n", 0755);
+  std::filesystem::create_directory(dir.path / "bin");
+  dir.write("bin/ready", "#!/bin/sh\nexit 0\n", 0755);
+  std::string file = dir.write("svc.toml", std::string("command = [\"./app\"]\n") + kSocket +
+                                               "[ready]\nexec = [\"./bin/ready\"]\n"
+                                               "[[smoke]]\ncommand = [\"./bin/missing\"]\n");
+  auto config = load_config(file);
+  REQUIRE_MESSAGE(config.ok(), config.error().message);
+  CHECK(config->ready.exec == Strings{(dir.path / "bin/ready").string()});
+  CHECK(check_runnable(*config).error().message ==
+        file + ": smoke check './bin/missing': " + (dir.path / "bin/missing").string() +
+            " is not an executable file");
 }
