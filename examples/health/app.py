@@ -100,9 +100,10 @@ class Server(ThreadingHTTPServer):
 
 def listening_socket():
     if os.environ.get("LISTEN_FDS"):
-        # From baton (or systemd), shared with it and with other generations:
-        # leave its flags alone. If it is non-blocking, an accept() that
-        # another process won fails with EAGAIN, which the server ignores.
+        # From baton (or systemd), which holds it too, and with shared
+        # listeners so do other generations: leave its flags alone. If it is
+        # non-blocking, an accept() that another process won fails with
+        # EAGAIN, which the server ignores.
         return socket.socket(fileno=3)
     return socket.create_server(("127.0.0.1", 8080))  # run by hand
 
