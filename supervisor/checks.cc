@@ -27,13 +27,9 @@ std::string probe_label(const std::string& probe, const ReadyChecks& ready) {
 }
 
 std::optional<size_t> probed_socket_index(const Config& config) {
-  for (size_t i = 0; i < config.sockets.size(); ++i) {
-    const SocketSpec& spec = config.sockets[i];
-    bool named = config.ready.socket.empty() ? spec.kind != SocketKind::kUdp
-                                             : spec.name == config.ready.socket;
-    if (named) return i;
-  }
-  return std::nullopt;
+  const SocketSpec* spec = probed_socket(config);
+  if (!spec) return std::nullopt;
+  return static_cast<size_t>(spec - config.sockets.data());
 }
 
 const SharedSocket* Supervisor::probed_socket(const Generation& gen) const {

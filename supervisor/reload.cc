@@ -298,6 +298,18 @@ void Supervisor::commit_reload() {
   listener_.switched(current_->sockets);
   std::optional<int> queued = os_.queued(old->sockets);
   if (!queued) return finish_commit({});
+  if (old->instances.empty()) {
+    // Nobody is left to accept what waits on the old listeners (the old
+    // generation was down, restarting): those connections are reset when
+    // the listeners close, unless the kernel migrates them.
+    if (*queued > 0) {
+      spdlog::warn(
+          "reload: {} connection(s) queued on generation {}'s listeners while it was down are "
+          "reset when they close (net.ipv4.tcp_migrate_req=1 moves them to the new listeners)",
+          *queued, old->number);
+    }
+    return finish_commit({});
+  }
   // The old instances accept on their own listeners what was queued there
   // before the switch; they are told to drain once that is done.
   broadcast(fmt::format(

@@ -993,3 +993,15 @@ TEST_CASE("reload: the old generation drains once its own listeners' queues have
     CHECK(f.os.next_due() == 100ms);  // restart_delay
   }
 }
+
+TEST_CASE("reload: no settle wait when the replaced generation has no process left") {
+  Fixture f;
+  pid_t old = f.boot();
+  f.os.exit(old, 1);  // crashed: it restarts after restart_delay
+  f.os.release(old);
+  f.os.queued_connections = 3;
+  auto client = f.reload();
+  f.notify(1001, "READY=1");
+  CHECK(client->events == Log{"ok"});
+  CHECK(f.os.take_log() == Log{"exit 1000", "spawn 1001", "switch"});
+}
