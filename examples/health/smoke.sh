@@ -7,6 +7,6 @@
 set -eu
 body=$(curl -fsS --max-time 2 --interface "$BATON_PROBE_SOURCE" "$BATON_CANDIDATE_URL/")
 case $body in
-  *"health example v$APP_VERSION ("*) echo "smoke: $body" ;;
-  *) echo "smoke: expected v$APP_VERSION, got: $body" >&2; exit 1 ;;
+  *"health example v$APP_VERSION ("*) echo "ok: $body" ;;
+  *) echo "expected v$APP_VERSION, got: $body" >&2; exit 1 ;;
 esac
