@@ -58,11 +58,11 @@ options:
 check options (run without -c; a config has [ready], [[smoke]], [hooks] and
 listeners instead). Every probe given must pass; CMD is run as sh -c CMD:
   --ready-http PATH     ready once GET PATH answers 2xx
-  --ready-tcp           ready once a connection succeeds
+  --ready-tcp           ready once the app accepts a connection
   --ready-exec CMD      ready once CMD exits 0
   --ready-notify        require READY=1 too (the default only without a probe)
   --ready-socket NAME   the socket http/tcp probes connect to (default: the first
-                        tcp or unix one); tcp probes come from 127.0.0.2
+                        tcp or unix one); http and tcp probes come from 127.0.0.2
   --ready-interval DUR  between attempts (default 250ms, at least 10ms)
   --probe-timeout DUR   one attempt's limit (default 1s, at least 10ms)
   --smoke CMD           after readiness, before the switch; a failure rolls the

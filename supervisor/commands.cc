@@ -35,7 +35,7 @@ std::string format_last_reload(const nlohmann::json& r, int reloads) {
                                 r["result"].get<std::string>());
   if (r["result"] != "ok") return out + fmt::format(": {}\n", r["error"].get<std::string>());
   out +=
-      fmt::format(" (generation {} pid {}): exec after {}, READY after {}, drain signal after {}",
+      fmt::format(" (generation {} pid {}): exec after {}, ready after {}, drain signal after {}",
                   r["generation"].get<int>(), r["pid"].get<int>(), ms_text(r["request_to_exec_ms"]),
                   ms_text(r["exec_to_ready_ms"]), ms_text(r["ready_to_drain_ms"]));
   if (!r["drain_result"].get<std::string>().empty()) {
@@ -136,7 +136,7 @@ namespace {
 void print_reload_result(const nlohmann::json& reply, bool wait) {
   const nlohmann::json& r = reply["reload"];
   std::printf(
-      "baton: reload done: generation %d (pid %d) serving; exec after %s, READY after %s, "
+      "baton: reload done: generation %d (pid %d) serving; exec after %s, ready after %s, "
       "drain signal after %s\n",
       r["generation"].get<int>(), r["pid"].get<int>(), ms_text(r["request_to_exec_ms"]).c_str(),
       ms_text(r["exec_to_ready_ms"]).c_str(), ms_text(r["ready_to_drain_ms"]).c_str());

@@ -1,6 +1,8 @@
 // Reading configs: TOML files through toml++ (its exceptions are turned into
 // values here, at the edge) and command-line flags, with one validation pass.
-// The text checks made before parsing are in toml_guard.cc; the file-system
+// The checked-deploy settings ([ready], [[smoke]], [hooks], listeners) are
+// read in config_checks.cc; what both files share is in config_read.h. The
+// text checks made before parsing are in toml_guard.cc; the file-system
 // checks of a parsed config (check_runnable) in config_check.cc.
 #include "config.h"
 
@@ -16,30 +18,20 @@
 #include <optional>
 
 #include <fmt/format.h>
-// toml++ asserts things about its input (TOML_ASSERT_ASSUME in parse_time,
-// parse_value) that a malformed config breaks; its release path then reports
-// a parse error, but without NDEBUG the assert aborts baton. A config must
-// never do that, so its asserts are off here, the one file that includes it.
-#define TOML_ASSERT(expr) static_cast<void>(0)
-#include <toml++/toml.h>
 
+#include "config_read.h"
 #include "file_util.h"
 #include "toml_guard.h"
 
 namespace baton {
-namespace {
 
 namespace fs = std::filesystem;
+using namespace config_read;
+
+namespace {
 
 /// The shortest restart_delay and restart_delay_max.
 constexpr Millis kMinRestartDelay{10};
-/// The shortest probe interval and timeout, and command timeout: a probe
-/// retried faster only loads the candidate, and a shorter limit fails
-/// whatever it runs.
-constexpr Millis kMinCheckTime{10};
-/// The default timeouts of smoke checks and hooks (a hook may migrate a database).
-constexpr Millis kSmokeTimeout{60'000};
-constexpr Millis kHookTimeout{600'000};
 
 constexpr std::string_view kTopKeys[] = {
     "name",
@@ -63,11 +55,6 @@ constexpr std::string_view kTopKeys[] = {
 };
 constexpr std::string_view kSocketKeys[] = {"name",   "listen", "backlog",
                                             "v6only", "mode",   "reuseport"};
-constexpr std::string_view kReadyKeys[] = {"notify", "http",     "tcp",    "exec",
-                                           "socket", "interval", "timeout"};
-constexpr std::string_view kHttpKeys[] = {"path", "status", "body", "host"};
-constexpr std::string_view kCommandKeys[] = {"name", "command", "timeout"};
-constexpr std::string_view kHookKeys[] = {"pre_reload", "after_drained"};
 
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
@@ -84,48 +71,11 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-/// Collects every problem found in one file, each prefixed with its position.
-class Problems {
- public:
-  explicit Problems(std::string file) : file_(std::move(file)) {}
+}  // namespace
 
-  void add(const toml::source_region& where, std::string_view message) {
-    add(where.begin, message);
-  }
-  void add(const toml::source_position& where, std::string_view message) {
-    lines_.push_back(
-        {where, fmt::format("{}:{}:{}: {}", file_, where.line, where.column, message)});
-  }
-  /// A problem of the whole file, reported after the positioned ones.
-  void add(std::string_view message) {
-    lines_.push_back({kWholeFile, fmt::format("{}: {}", file_, message)});
-  }
-  /// At `where` when known, else a problem of the whole file.
-  void add(const std::optional<toml::source_position>& where, std::string_view message) {
-    if (where)
-      add(*where, message);
-    else
-      add(message);
-  }
-  bool empty() const { return lines_.empty(); }
-  /// Every problem, one per line, in the order they stand in the file.
-  Error error() const {
-    auto sorted = lines_;
-    std::stable_sort(sorted.begin(), sorted.end(),
-                     [](const auto& x, const auto& y) { return x.first < y.first; });
-    std::vector<std::string> text;
-    for (const auto& line : sorted) text.push_back(line.second);
-    return baton::error(fmt::format("{}", fmt::join(text, "\n")));
-  }
+namespace config_read {
 
- private:
-  static constexpr toml::source_position kWholeFile{~0u, ~0u};
-  std::string file_;
-  std::vector<std::pair<toml::source_position, std::string>> lines_;
-};
-
-template <size_t N>
-void check_keys(const toml::table& table, const std::string_view (&allowed)[N],
+void check_keys(const toml::table& table, std::span<const std::string_view> allowed,
                 std::string_view where, Problems& problems) {
   for (auto&& [key, node] : table) {
     std::string_view k = key.str();
@@ -140,10 +90,8 @@ void check_keys(const toml::table& table, const std::string_view (&allowed)[N],
   }
 }
 
-/// Reads an optional string; reports a type error as a problem. `label`
-/// names the key in messages (default: `key`; "ready.socket" for a nested one).
 std::optional<std::string> get_string(const toml::table& table, std::string_view key,
-                                      Problems& problems, std::string_view label = {}) {
+                                      Problems& problems, std::string_view label) {
   const toml::node* node = table.get(key);
   if (!node) return std::nullopt;
   if (auto s = node->value<std::string>()) return *s;
@@ -151,9 +99,8 @@ std::optional<std::string> get_string(const toml::table& table, std::string_view
   return std::nullopt;
 }
 
-/// Reads an optional duration into `out`; returns its node when it was read.
 const toml::node* read_duration(const toml::table& table, std::string_view key, Millis& out,
-                                Problems& problems, std::string_view label = {}) {
+                                Problems& problems, std::string_view label) {
   const toml::node* node = table.get(key);
   if (!node) return nullptr;
   if (label.empty()) label = key;
@@ -172,33 +119,8 @@ const toml::node* read_duration(const toml::table& table, std::string_view key, 
   return node;
 }
 
-/// A duration of a check (probe interval and timeout, command timeouts):
-/// at least kMinCheckTime.
-void read_check_time(const toml::table& table, std::string_view key, std::string_view label,
-                     Millis& out, Problems& problems) {
-  const toml::node* node = read_duration(table, key, out, problems, label);
-  if (node && out < kMinCheckTime) {
-    problems.add(node->source(), fmt::format("'{}' is {}; it must be at least {}", label,
-                                             format_duration(out), format_duration(kMinCheckTime)));
-  }
-}
-
-/// restart_delay and restart_delay_max: a crashing app is restarted after
-/// this long, so a delay near zero would spawn it as fast as it can crash.
-void read_restart_delay(const toml::table& table, std::string_view key, Millis& out,
-                        Problems& problems) {
-  const toml::node* node = read_duration(table, key, out, problems);
-  if (node && out < kMinRestartDelay) {
-    problems.add(node->source(),
-                 fmt::format("'{}' is {}; it must be at least {} (a shorter delay makes a crash "
-                             "loop spin)",
-                             key, format_duration(out), format_duration(kMinRestartDelay)));
-  }
-}
-
-/// Reads an optional boolean; an integer is not one (toml++ would convert it).
 void read_bool(const toml::table& table, std::string_view key, bool& out, Problems& problems,
-               std::string_view label = {}) {
+               std::string_view label) {
   const toml::node* node = table.get(key);
   if (!node) return;
   if (const auto* b = node->as_boolean())
@@ -208,7 +130,6 @@ void read_bool(const toml::table& table, std::string_view key, bool& out, Proble
                  fmt::format("'{}' must be true or false", label.empty() ? key : label));
 }
 
-/// A program and its arguments: a non-empty array of strings.
 std::optional<std::vector<std::string>> read_argv(const toml::node& node, std::string_view label,
                                                   Problems& problems) {
   const toml::array* array = node.as_array();
@@ -231,6 +152,33 @@ std::optional<std::vector<std::string>> read_argv(const toml::node& node, std::s
     argv.push_back(*s);
   }
   return argv;
+}
+
+toml::source_position key_position(const toml::table& table, std::string_view key) {
+  auto it = table.find(key);
+  return it == table.end() ? table.source().begin : it->first.source().begin;
+}
+
+std::string resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || path.starts_with('/') || base_dir.empty()) return path;
+  return (fs::path(base_dir) / path).lexically_normal().string();
+}
+
+}  // namespace config_read
+
+namespace {
+
+/// restart_delay and restart_delay_max: a crashing app is restarted after
+/// this long, so a delay near zero would spawn it as fast as it can crash.
+void read_restart_delay(const toml::table& table, std::string_view key, Millis& out,
+                        Problems& problems) {
+  const toml::node* node = read_duration(table, key, out, problems);
+  if (node && out < kMinRestartDelay) {
+    problems.add(node->source(),
+                 fmt::format("'{}' is {}; it must be at least {} (a shorter delay makes a crash "
+                             "loop spin)",
+                             key, format_duration(out), format_duration(kMinRestartDelay)));
+  }
 }
 
 void read_command(const toml::table& table, Config& config, Problems& problems) {
@@ -299,13 +247,6 @@ struct SocketKeys {
   toml::source_position name, listen;
 };
 
-/// Where `key` of `table` is written (toml++ gives a value's node the
-/// position of the value).
-toml::source_position key_position(const toml::table& table, std::string_view key) {
-  auto it = table.find(key);
-  return it == table.end() ? table.source().begin : it->first.source().begin;
-}
-
 /// Refuses a second socket with the name or address of an earlier one.
 /// `keys` is empty for --listen flags; for a file it has one entry per
 /// socket, and problems stand at the second socket's key and name the
@@ -361,278 +302,6 @@ bool read_sockets(const toml::table& table, Config& config, Problems& problems) 
   return keys.size() == array->size();
 }
 
-/// Where a setting that validate() checks against the rest came from, for
-/// its messages: a file's dotted key and its position, or the flag.
-struct Origin {
-  explicit Origin(std::string name, bool given = false) : name(std::move(name)), given(given) {}
-
-  std::string name;
-  std::optional<toml::source_position> at;
-  /// Written in the file or given as a flag, rather than left at its default.
-  bool given = false;
-};
-
-/// The origins of the readiness settings validate() cross-checks.
-struct ReadyOrigins {
-  Origin http, tcp, socket, timeout, notify;
-  /// Every [[socket]] table was read (none was refused): only then can a
-  /// missing socket be blamed on ready.socket.
-  bool sockets_complete = true;
-};
-
-std::optional<ListenerMode> parse_listener_mode(std::string_view text) {
-  if (text == "per-generation") return ListenerMode::kPerGeneration;
-  if (text == "shared") return ListenerMode::kShared;
-  return std::nullopt;
-}
-
-/// A request target or Host header value must not break the request line.
-bool has_space_or_control(std::string_view text) {
-  return std::any_of(text.begin(), text.end(), [](char c) {
-    return static_cast<unsigned char>(c) <= ' ' || static_cast<unsigned char>(c) == 0x7f;
-  });
-}
-
-/// The path of an http probe; `label` names the key or flag that gave it.
-Status check_http_path(std::string_view label, std::string_view path) {
-  if (!path.starts_with('/')) {
-    return error(fmt::format("{}: path \"{}\" must start with '/'", label, path));
-  }
-  if (has_space_or_control(path)) {
-    return error(fmt::format(
-        "{}: the path must not contain spaces or control characters (write them %-encoded)",
-        label));
-  }
-  return {};
-}
-
-void read_http_table(const toml::table& t, HttpCheck& http, Problems& problems) {
-  check_keys(t, kHttpKeys, "[ready.http]", problems);
-  if (auto path = get_string(t, "path", problems, "ready.http.path")) {
-    http.path = *path;
-    if (Status s = check_http_path("ready.http", *path); !s) {
-      problems.add(t.get("path")->source(), s.error().message);
-    }
-  }
-  if (const toml::node* n = t.get("status")) {
-    // Only an integer: toml++ would convert a float.
-    const auto* v = n->as_integer();
-    if (!v || v->get() < 100 || v->get() > 599)
-      problems.add(n->source(), "'ready.http.status' must be an HTTP status from 100 to 599");
-    else
-      http.status = static_cast<int>(v->get());
-  }
-  http.body = get_string(t, "body", problems, "ready.http.body").value_or("");
-  if (auto host = get_string(t, "host", problems, "ready.http.host")) {
-    http.host = *host;
-    if (has_space_or_control(*host)) {
-      problems.add(t.get("host")->source(),
-                   "'ready.http.host' must not contain spaces or control characters");
-    }
-  }
-}
-
-/// `http = "/health"`, or a [ready.http] table.
-void read_http_check(const toml::table& ready, ReadyChecks& checks, Problems& problems) {
-  const toml::node* node = ready.get("http");
-  if (!node) return;
-  HttpCheck http;
-  if (auto path = node->value<std::string>()) {
-    http.path = *path;
-    if (Status s = check_http_path("ready.http", *path); !s) {
-      problems.add(node->source(), s.error().message);
-    }
-  } else if (const toml::table* t = node->as_table()) {
-    read_http_table(*t, http, problems);
-  } else {
-    return problems.add(node->source(),
-                        "'ready.http' must be a path such as \"/health\" or a [ready.http] table");
-  }
-  checks.http = std::move(http);
-}
-
-/// Records where the [ready] keys validate() cross-checks stand.
-void note_ready_origins(const toml::table& t, ReadyOrigins& origins) {
-  std::pair<Origin*, std::string_view> keys[] = {{&origins.http, "http"},
-                                                 {&origins.tcp, "tcp"},
-                                                 {&origins.socket, "socket"},
-                                                 {&origins.timeout, "timeout"},
-                                                 {&origins.notify, "notify"}};
-  for (auto [origin, key] : keys) {
-    if (!t.contains(key)) continue;
-    origin->at = key_position(t, key);
-    origin->given = true;
-  }
-}
-
-void read_ready(const toml::table& top, Config& config, ReadyOrigins& origins, Problems& problems) {
-  const toml::node* node = top.get("ready");
-  if (!node) return;
-  const toml::table* t = node->as_table();
-  if (!t) return problems.add(node->source(), "'ready' must be a table ([ready])");
-  check_keys(*t, kReadyKeys, "[ready]", problems);
-  note_ready_origins(*t, origins);
-  ReadyChecks& ready = config.ready;
-  read_http_check(*t, ready, problems);
-  read_bool(*t, "tcp", ready.tcp, problems, "ready.tcp");
-  if (const toml::node* exec = t->get("exec")) {
-    ready.exec = read_argv(*exec, "ready.exec", problems).value_or(std::vector<std::string>{});
-  }
-  if (auto socket = get_string(*t, "socket", problems, "ready.socket")) {
-    if (socket->empty()) {
-      problems.add(t->get("socket")->source(),
-                   "'ready.socket' is empty: name a [[socket]], or leave it out for the first "
-                   "tcp or unix socket");
-    }
-    ready.socket = *socket;
-  }
-  read_check_time(*t, "interval", "ready.interval", ready.interval, problems);
-  read_check_time(*t, "timeout", "ready.timeout", ready.timeout, problems);
-  // READY=1 is what makes an instance ready unless a probe does; with a
-  // probe it is asked for too only when notify = true says so.
-  ready.notify = !ready.any_probe();
-  read_bool(*t, "notify", ready.notify, problems, "ready.notify");
-}
-
-/// A smoke check or hook written as a table: `command`, optional `name`
-/// and `timeout`. `where` names the table in messages, `prefix` its keys.
-std::optional<CheckCommand> read_check_table(const toml::table& t, std::string_view where,
-                                             std::string_view prefix, Millis timeout,
-                                             Problems& problems) {
-  check_keys(t, kCommandKeys, where, problems);
-  CheckCommand check;
-  check.timeout = timeout;
-  read_check_time(t, "timeout", fmt::format("{}.timeout", prefix), check.timeout, problems);
-  auto name = get_string(t, "name", problems, fmt::format("{}.name", prefix));
-  const toml::node* command = t.get("command");
-  if (!command) {
-    problems.add(t.source(),
-                 fmt::format("{} needs 'command' (the program and its arguments)", where));
-    return std::nullopt;
-  }
-  auto argv = read_argv(*command, fmt::format("{}.command", prefix), problems);
-  if (!argv) return std::nullopt;
-  check.command = std::move(*argv);
-  check.name = name && !name->empty() ? *name : fmt::format("{}", fmt::join(check.command, " "));
-  return check;
-}
-
-void read_smoke(const toml::table& top, Config& config, Problems& problems) {
-  const toml::node* node = top.get("smoke");
-  if (!node) return;
-  const toml::array* array = node->as_array();
-  if (!array) return problems.add(node->source(), "write smoke checks as [[smoke]] tables");
-  for (const toml::node& item : *array) {
-    const toml::table* t = item.as_table();
-    if (!t) {
-      problems.add(item.source(), "write smoke checks as [[smoke]] tables");
-      continue;
-    }
-    auto check = read_check_table(*t, "[[smoke]]", "smoke", kSmokeTimeout, problems);
-    if (check) config.smoke.push_back(std::move(*check));
-  }
-}
-
-/// `pre_reload = ["./bin/migrate", "up"]`, or a table with `command`.
-std::optional<CheckCommand> read_hook(const toml::table& hooks, std::string_view key,
-                                      Problems& problems) {
-  const toml::node* node = hooks.get(key);
-  if (!node) return std::nullopt;
-  const std::string label = fmt::format("hooks.{}", key);
-  if (const toml::table* t = node->as_table()) {
-    return read_check_table(*t, label, label, kHookTimeout, problems);
-  }
-  if (!node->is_array()) {
-    problems.add(node->source(),
-                 fmt::format("'{}' must be a command array or a table with 'command'", label));
-    return std::nullopt;
-  }
-  auto argv = read_argv(*node, label, problems);
-  if (!argv) return std::nullopt;
-  return CheckCommand{fmt::format("{}", fmt::join(*argv, " ")), std::move(*argv), kHookTimeout};
-}
-
-void read_hooks(const toml::table& top, Config& config, Problems& problems) {
-  const toml::node* node = top.get("hooks");
-  if (!node) return;
-  const toml::table* t = node->as_table();
-  if (!t) return problems.add(node->source(), "'hooks' must be a table ([hooks])");
-  check_keys(*t, kHookKeys, "[hooks]", problems);
-  config.pre_reload = read_hook(*t, "pre_reload", problems);
-  config.after_drained = read_hook(*t, "after_drained", problems);
-}
-
-void read_listeners(const toml::table& top, Config& config, Problems& problems) {
-  auto text = get_string(top, "listeners", problems);
-  if (!text) return;
-  if (auto mode = parse_listener_mode(*text))
-    config.listeners = *mode;
-  else
-    problems.add(top.get("listeners")->source(),
-                 "'listeners' must be \"per-generation\" or \"shared\"");
-}
-
-/// The checked-deploy settings: listeners, [ready], [[smoke]] and [hooks].
-void read_checks(const toml::table& top, Config& config, ReadyOrigins& origins,
-                 Problems& problems) {
-  read_listeners(top, config, problems);
-  read_ready(top, config, origins, problems);
-  read_smoke(top, config, problems);
-  read_hooks(top, config, problems);
-}
-
-/// `sh -c CMD`, named CMD: a smoke check or hook given as a flag.
-CheckCommand shell_check(const std::string& command_line, Millis timeout) {
-  return CheckCommand{command_line, {"/bin/sh", "-c", command_line}, timeout};
-}
-
-/// A duration flag of a check, if given: at least kMinCheckTime.
-void read_check_flag_time(std::string_view flag, const std::string& text, Millis& out,
-                          Problems& problems) {
-  if (text.empty()) return;
-  auto d = parse_duration(text);
-  if (!d) return problems.add(fmt::format("{} {}: {}", flag, text, d.error().message));
-  if (*d < kMinCheckTime) {
-    return problems.add(
-        fmt::format("{} {}: it must be at least {}", flag, text, format_duration(kMinCheckTime)));
-  }
-  out = *d;
-}
-
-void read_check_flags(const CheckFlags& flags, Config& config, Problems& problems) {
-  ReadyChecks& ready = config.ready;
-  if (!flags.ready_http.empty()) {
-    if (Status s = check_http_path("--ready-http", flags.ready_http); !s) {
-      problems.add(s.error().message);
-    }
-    ready.http.emplace();
-    ready.http->path = flags.ready_http;
-  }
-  ready.tcp = flags.ready_tcp;
-  if (!flags.ready_exec.empty()) ready.exec = {"/bin/sh", "-c", flags.ready_exec};
-  ready.socket = flags.ready_socket;
-  read_check_flag_time("--ready-interval", flags.ready_interval, ready.interval, problems);
-  read_check_flag_time("--probe-timeout", flags.probe_timeout, ready.timeout, problems);
-  ready.notify = flags.ready_notify || !ready.any_probe();
-  for (const std::string& smoke : flags.smoke) {
-    config.smoke.push_back(shell_check(smoke, kSmokeTimeout));
-  }
-  if (!flags.pre_reload.empty()) config.pre_reload = shell_check(flags.pre_reload, kHookTimeout);
-  if (!flags.after_drained.empty()) {
-    config.after_drained = shell_check(flags.after_drained, kHookTimeout);
-  }
-  if (flags.listeners.empty()) return;
-  if (auto mode = parse_listener_mode(flags.listeners))
-    config.listeners = *mode;
-  else
-    problems.add(fmt::format("--listeners {}: write per-generation or shared", flags.listeners));
-}
-
-std::string resolve(const std::string& base_dir, const std::string& path) {
-  if (path.empty() || path.starts_with('/') || base_dir.empty()) return path;
-  return (fs::path(base_dir) / path).lexically_normal().string();
-}
-
 std::string base_dir_of(const std::string& path) {
   std::error_code ec;
   fs::path abs = fs::absolute(path, ec);
@@ -678,75 +347,6 @@ void read_settings(const toml::table& table, Config& config, ReadyOrigins& origi
   read_restart_delay(table, "restart_delay", config.restart_delay, problems);
   read_restart_delay(table, "restart_delay_max", config.restart_delay_max, problems);
   read_checks(table, config, origins, problems);
-}
-
-/// Resolves a check's program as `command`'s is resolved; refuses an empty one.
-void resolve_program(const std::string& base_dir, std::vector<std::string>& argv,
-                     std::string_view label, Problems& problems) {
-  if (argv.empty()) return;
-  if (argv[0].empty())
-    problems.add(fmt::format("{}: the program name is empty", label));
-  else if (argv[0].find('/') != std::string::npos)
-    argv[0] = resolve(base_dir, argv[0]);
-}
-
-void resolve_check_programs(Config& config, Problems& problems) {
-  resolve_program(config.base_dir, config.ready.exec, "ready.exec", problems);
-  for (CheckCommand& smoke : config.smoke) {
-    resolve_program(config.base_dir, smoke.command, fmt::format("smoke check '{}'", smoke.name),
-                    problems);
-  }
-  if (config.pre_reload) {
-    resolve_program(config.base_dir, config.pre_reload->command, "hooks.pre_reload", problems);
-  }
-  if (config.after_drained) {
-    resolve_program(config.base_dir, config.after_drained->command, "hooks.after_drained",
-                    problems);
-  }
-}
-
-/// ready.socket names a socket, and http/tcp probes can reach the candidate
-/// alone through the one they connect to.
-void validate_probe_socket(const Config& config, const ReadyOrigins& origins, Problems& problems) {
-  // Without every socket, the one named or the first stream one may be missing.
-  if (config.sockets.empty() || !origins.sockets_complete) return;
-  const SocketSpec* target = probed_socket(config);
-  if (!target && !config.ready.socket.empty()) {
-    std::vector<std::string_view> names;
-    for (const SocketSpec& s : config.sockets) names.push_back(s.name);
-    return problems.add(
-        origins.socket.at,
-        fmt::format("{}: no socket is named '{}' (the sockets are {})", origins.socket.name,
-                    config.ready.socket, fmt::join(names, ", ")));
-  }
-  if (!config.ready.http && !config.ready.tcp) return;
-  const Origin& probe = config.ready.http ? origins.http : origins.tcp;
-  if (!target) {
-    return problems.add(probe.at, fmt::format("{}: no tcp or unix socket is configured for the "
-                                              "probe to connect to",
-                                              probe.name));
-  }
-  if (Status s = check_probe_target(*target, config.listeners); !s) {
-    problems.add(probe.at, fmt::format("{}: {}", probe.name, s.error().message));
-  }
-}
-
-void validate_ready(const Config& config, const ReadyOrigins& origins, Problems& problems) {
-  const ReadyChecks& ready = config.ready;
-  if (!ready.notify && !ready.any_probe()) {
-    problems.add(origins.notify.at,
-                 fmt::format("{}: nothing would make an instance ready: notify = false and no "
-                             "http, tcp or exec probe is set",
-                             origins.notify.name));
-  }
-  if (origins.timeout.given && ready.timeout > config.ready_timeout) {
-    problems.add(origins.timeout.at,
-                 fmt::format("{} ({}) is longer than ready_timeout ({}): an attempt must fit in "
-                             "the wait for readiness",
-                             origins.timeout.name, format_duration(ready.timeout),
-                             format_duration(config.ready_timeout)));
-  }
-  validate_probe_socket(config, origins, problems);
 }
 
 /// Checks that hold whatever the config came from.
@@ -813,16 +413,6 @@ void read_listen_flags(const std::vector<std::string>& listens, Config& config,
   }
 }
 
-/// Whether a connection from 127.0.0.2 reaches a tcp listener on `socket`'s
-/// address: a 127.x or wildcard IPv4 one, or a dual-stack IPv6 wildcard.
-bool reachable_from_probe_source(const SocketSpec& socket) {
-  SocketAddress address = socket.socket_address();
-  bool wildcard =
-      std::all_of(address.ip.begin(), address.ip.end(), [](uint8_t b) { return b == 0; });
-  if (address.family == AF_INET) return address.ip[0] == 127 || wildcard;
-  return address.family == AF_INET6 && wildcard && !socket.v6only;
-}
-
 }  // namespace
 
 Result<Config> parse_config(std::string_view text, const std::string& path) {
@@ -860,51 +450,6 @@ Result<std::string> read_control_path(const std::string& path) {
   read_identity(*table, path, config, problems);
   if (!problems.empty()) return problems.error();
   return config.control_path;
-}
-
-Status check_probe_target(const SocketSpec& socket, ListenerMode mode) {
-  if (socket.kind == SocketKind::kUdp) {
-    return error(fmt::format("socket '{}' is udp; http and tcp probes need a tcp or unix socket",
-                             socket.name));
-  }
-  const std::string shared = "would be answered by whichever generation accepts first";
-  if (mode == ListenerMode::kShared) {
-    return error(
-        fmt::format("a probe of socket '{}' {}: listeners = \"shared\" gives every "
-                    "generation one socket; use per-generation listeners or an exec probe",
-                    socket.name, shared));
-  }
-  if (socket.reuseport) {
-    return error(
-        fmt::format("socket '{}' has reuseport = true, which lets the app add listeners "
-                    "of its own, so every generation shares it and a probe {}; use an "
-                    "exec probe",
-                    socket.name, shared));
-  }
-  if (socket.kind == SocketKind::kUnix && socket.abstract) {
-    return error(
-        fmt::format("socket '{}' is an abstract unix socket, which cannot be renamed, so "
-                    "every generation shares it and a probe {}; use a unix path socket "
-                    "or an exec probe",
-                    socket.name, shared));
-  }
-  if (socket.kind == SocketKind::kTcp && !reachable_from_probe_source(socket)) {
-    return error(
-        fmt::format("socket '{}' listens on {}{}: probes connect from 127.0.0.2, which "
-                    "reaches only a 127.x, 0.0.0.0 or dual-stack :: listener",
-                    socket.name, socket.address(),
-                    socket.family == AF_INET6 && socket.v6only ? " (v6only)" : ""));
-  }
-  return {};
-}
-
-const SocketSpec* probed_socket(const Config& config) {
-  for (const SocketSpec& s : config.sockets) {
-    if (config.ready.socket.empty() ? s.kind != SocketKind::kUdp : s.name == config.ready.socket) {
-      return &s;
-    }
-  }
-  return nullptr;
 }
 
 Result<Config> config_from_flags(const RunFlags& flags) {

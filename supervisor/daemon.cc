@@ -55,9 +55,7 @@ class Daemon final : public LifecycleListener {
   Result<GenerationPlan> take_over(Error bind_error);
   void drain_leftover(std::function<void()> then);
   void store_sockets(const std::vector<SharedSocket>& sockets, bool serving);
-  void switched(const std::vector<SharedSocket>& serving) override {
-    store_sockets(serving, true);
-  }
+  void switched(const std::vector<SharedSocket>& serving) override { store_sockets(serving, true); }
 
   // LifecycleListener
   void serving(bool first) override;
@@ -332,7 +330,7 @@ Result<GenerationPlan> Daemon::take_over(Error bind_error) {
   auto leftover = take_over_leftover(config_.sockets);
   if (!leftover) return leftover.error();
   if (!*leftover) return bind_error;  // nobody baton could take it from
-  sockets_.adopt((*leftover)->sockets);
+  sockets_.adopt((*leftover)->sockets, "taken over from an app a previous baton left running");
   leftover_ = std::make_unique<LeftoverDrain>(loop_, std::move(**leftover));
   return load_plan();
 }

@@ -63,7 +63,9 @@ const S::Action S::kInstanceTable[kInstanceStates][kInstanceEvents] = {
 //                              probe or become_ready; failed, try again after
 //                              ready.interval (checks.cc)
 //             exit_starting    "exited before READY=1" -> exited; restart later
-//             ready_timed_out  fail_start("sent no READY=1 within ready_timeout")
+//             ready_timed_out  fail_start("sent no READY=1 within ready_timeout",
+//                              or what it still waited for and the last
+//                              probe results)
 //             start_drain      send drain_signal, arm drain_timeout -> draining
 //   failing   exit_failing     -> exited for the failure; restart later
 //   ready     feed_watchdog    re-arm the watchdog

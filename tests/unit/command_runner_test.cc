@@ -23,6 +23,7 @@
 #include <fmt/ranges.h>
 
 #include "command_runner.h"
+#include "test_loop.h"
 #include "unique_fd.h"
 
 using baton::Clock;
@@ -33,6 +34,8 @@ using baton::kCommandOutputLines;
 using baton::Millis;
 using baton::run_command;
 using baton::UniqueFd;
+using test_loop::kLimit;
+using test_loop::TestLoop;
 
 /// Checks a list of lines, printing the actual one when it differs; each
 /// argument is evaluated once. (Not a doctest::StringMaker: lifecycle_test.cc
@@ -46,45 +49,7 @@ using baton::UniqueFd;
 
 namespace {
 
-constexpr Millis kLimit{5000};
 const std::vector<std::string> kPath = {"PATH=/usr/bin:/bin"};
-
-/// A loop for one test. run_until() turns it until a condition holds or a
-/// limit passes (an unreferenced 10 ms tick bounds each turn); at the end
-/// every handle must have been closed (so every process reaped).
-class TestLoop {
- public:
-  TestLoop() {
-    uv_loop_init(&loop_);
-    uv_timer_init(&loop_, &tick_);
-    uv_timer_start(
-        &tick_, [](uv_timer_t*) noexcept {}, 10, 10);
-    uv_unref(reinterpret_cast<uv_handle_t*>(&tick_));
-  }
-  ~TestLoop() {
-    CHECK(run_until([&] { return !uv_loop_alive(&loop_); }));
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
-    uv_run(&loop_, UV_RUN_NOWAIT);
-    CHECK(uv_loop_close(&loop_) == 0);
-  }
-  TestLoop(const TestLoop&) = delete;
-  TestLoop& operator=(const TestLoop&) = delete;
-
-  uv_loop_t* get() { return &loop_; }
-
-  bool run_until(const std::function<bool()>& condition, Millis limit = kLimit) {
-    auto deadline = Clock::now() + limit;
-    while (!condition()) {
-      if (Clock::now() >= deadline) return false;
-      uv_run(&loop_, UV_RUN_ONCE);
-    }
-    return true;
-  }
-
- private:
-  uv_loop_t loop_{};
-  uv_timer_t tick_{};
-};
 
 CommandSpec shell(const std::string& script, Millis timeout = kLimit) {
   CommandSpec spec;

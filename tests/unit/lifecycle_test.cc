@@ -969,7 +969,7 @@ TEST_CASE("reload: the old generation drains once its own listeners' queues have
     f.os.advance(40ms);
     CHECK(f.os.take_log() == Log{fmt::format("TERM {}", old)});
     CHECK(client->events == Log{"ok"});
-    const ReloadRecord& r = *f.sup->snapshot().last_reload;
+    ReloadRecord r = *f.sup->snapshot().last_reload;
     CHECK(between_ms(r.ready_at, r.drain_sent_at) == 80);
   }
   SUBCASE("it never empties: drain after 2s anyway") {

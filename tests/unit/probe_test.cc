@@ -21,7 +21,9 @@
 
 #include <fmt/format.h>
 
+#include "http_answer.h"
 #include "probe.h"
+#include "test_loop.h"
 #include "unique_fd.h"
 #include "unix_address.h"
 
@@ -37,47 +39,10 @@ using baton::SocketAddress;
 using baton::SocketKind;
 using baton::start_probe;
 using baton::UniqueFd;
+using test_loop::kLimit;
+using test_loop::TestLoop;
 
 namespace {
-
-constexpr Millis kLimit{5000};
-
-/// A loop for one test. run_until() turns it until a condition holds or a
-/// limit passes (an unreferenced 10 ms tick bounds each turn); at the end
-/// every handle must have been closed.
-class TestLoop {
- public:
-  TestLoop() {
-    uv_loop_init(&loop_);
-    uv_timer_init(&loop_, &tick_);
-    uv_timer_start(
-        &tick_, [](uv_timer_t*) noexcept {}, 10, 10);
-    uv_unref(reinterpret_cast<uv_handle_t*>(&tick_));
-  }
-  ~TestLoop() {
-    CHECK(run_until([&] { return !uv_loop_alive(&loop_); }));
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
-    uv_run(&loop_, UV_RUN_NOWAIT);
-    CHECK(uv_loop_close(&loop_) == 0);
-  }
-  TestLoop(const TestLoop&) = delete;
-  TestLoop& operator=(const TestLoop&) = delete;
-
-  uv_loop_t* get() { return &loop_; }
-
-  bool run_until(const std::function<bool()>& condition, Millis limit = kLimit) {
-    auto deadline = Clock::now() + limit;
-    while (!condition()) {
-      if (Clock::now() >= deadline) return false;
-      uv_run(&loop_, UV_RUN_ONCE);
-    }
-    return true;
-  }
-
- private:
-  uv_loop_t loop_{};
-  uv_timer_t tick_{};
-};
 
 /// What a server sends once it has read the request.
 struct Answer {
