@@ -15,18 +15,16 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Claim 1: every generation's /healthz fails for its first kProbedBootMs;
-// baton probes it every kProbeIntervalMs. The passing attempt starts at most
-// one interval after the boot ends; on top of that come its own round trip
-// (GET /healthz on loopback: about a millisecond, measured in the same run),
-// hello's start from exec to the clock its boot counts from (exec → READY=1
-// of hello with no boot delay, which includes that start, was 5–6 ms median
-// in the README's runs) and baton's whole-millisecond step timings (up to
-// 1 ms). 10 ms covers these and is still small enough to show a probe
-// schedule that drifts by each attempt's duration (15 attempts here).
+// Claim 1: every generation's /healthz fails for its first kProbedBootMs
+// (counted from hello's own start); baton probes it every kProbeIntervalMs.
+// The passing attempt starts at most one interval after the boot ends; on
+// top of that come hello's start (exec to the clock its boot counts from),
+// measured in the same run; the passing attempt's own time; and kSlackMs:
+// baton reports whole milliseconds (truncated, up to 1 ms) and arms its
+// probe timer in whole milliseconds (rounded up, up to 1 ms).
 constexpr int kProbeIntervalMs = 100;
 constexpr int kProbedBootMs = 1500;
-constexpr int kProbeAllowanceMs = 10;
+constexpr int kSlackMs = 2;
 constexpr int kHealthzSamples = 50;
 
 /// hello gated on `[ready] http = "/healthz"` alone (it never sends READY=1),
@@ -73,22 +71,42 @@ ProbedReload probed_reload(const ReloadTiming& timing, const std::string& output
   return p;
 }
 
+/// Reloads `service` `reloads` times, one after the other, each waited
+/// until the old generation exited; calls `done` with each outcome.
+template <class Done>
+void reload_in_turn(BatonService& service, int reloads, Done done) {
+  for (int i = 1; i <= reloads; ++i) {
+    ReloadOutcome out = service.try_reload(false);
+    if (!out.ok) throw BenchError("[checked] `baton reload` failed:\n" + out.output);
+    service.wait_drained(out.timing);
+    done(i, out);
+  }
+}
+
+/// hello's start as baton sees it: exec → READY=1 of a hello that sends it
+/// at once, one per reload.
+std::vector<double> measure_start(const CheckedOptions& o) {
+  std::fprintf(stderr, "reload_bench: [checked] hello's start, %d reloads ...\n", o.reloads);
+  BatonService service(o.bins, HelloConfig{});
+  std::vector<double> start;
+  reload_in_turn(service, o.reloads, [&start](int, const ReloadOutcome& out) {
+    if (out.timing.exec_to_ready_ms) start.push_back(*out.timing.exec_to_ready_ms);
+  });
+  service.stop();
+  return start;
+}
+
 /// Claim 1: reloads of the probed hello, one after the other, no load.
 void run_probed_reloads(const CheckedOptions& o, CheckedResult& r) {
   std::fprintf(stderr, "reload_bench: [checked] %d reloads gated on /healthz ...\n", o.reloads);
   BatonService service(o.bins, probed_hello(kProbedBootMs));
   r.healthz = measure_healthz(service.address());
-  for (int i = 1; i <= o.reloads; ++i) {
-    ReloadOutcome out = service.try_reload(false);
-    if (!out.ok) {
-      throw BenchError("[checked] `baton reload` of the probed hello failed:\n" + out.output);
-    }
-    service.wait_drained(out.timing);
+  reload_in_turn(service, o.reloads, [&r](int i, const ReloadOutcome& out) {
     r.reloads.push_back(probed_reload(out.timing, out.output));
     const auto& ready = out.timing.exec_to_ready_ms;
     std::fprintf(stderr, "reload_bench: [checked] reload %d: exec → ready %s ms, %d attempts\n", i,
                  ready ? step_ms_cell(*ready).c_str() : "?", r.reloads.back().attempts);
-  }
+  });
   service.stop();
 }
 
@@ -161,7 +179,8 @@ CheckedResult run_checked(const CheckedOptions& o) {
   CheckedResult r;
   r.interval_ms = kProbeIntervalMs;
   r.boot_ms = kProbedBootMs;
-  r.allowance_ms = kProbeAllowanceMs;
+  r.slack_ms = kSlackMs;
+  r.start_ms = measure_start(o);
   run_probed_reloads(o, r);
   r.steering = run_pair(
       o, "close", {"shared listener (no program)", true, {.listeners = "shared"}},

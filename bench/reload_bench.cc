@@ -47,7 +47,7 @@ using namespace std::chrono_literals;
 constexpr Millis kWindowTail = 500ms;
 constexpr int kSlowBootMs = 1500;
 /// Mode checked: the shortest slice of load (--duration-per-case / --rounds).
-constexpr Millis kMinSlice = 500ms;
+constexpr Millis kMinSlice = 250ms;
 
 struct Options {
   Millis duration = 12s;
