@@ -144,18 +144,16 @@ class SideService {
 std::vector<CaseResult> run_pair(const CheckedOptions& o, const std::string& mode,
                                  const Side& baseline, const Side& measured) {
   const Side* sides[2] = {&baseline, &measured};
-  std::fprintf(stderr, "reload_bench: [checked/%s] %s against %s, %d rounds ...\n", mode.c_str(),
-               measured.name.c_str(), baseline.name.c_str(), o.rounds);
   SideService services[2] = {{o.bins, baseline}, {o.bins, measured}};
   load::LoadResult totals[2];
-  std::vector<double> round_rps[2];
+  std::vector<double> slice_rps[2];
   const Millis slice = o.duration / o.rounds;
   for (int round = 0; round < o.rounds; ++round) {
     for (int k = 0; k < 2; ++k) {
       const int side = round % 2 == 0 ? k : 1 - k;
       load::LoadResult part = run_load(services[side].address(), mode, o.connections, slice);
       const double seconds = std::chrono::duration<double>(part.elapsed).count();
-      round_rps[side].push_back(seconds > 0 ? static_cast<double>(part.ok) / seconds : 0);
+      slice_rps[side].push_back(seconds > 0 ? static_cast<double>(part.ok) / seconds : 0);
       add_load(totals[side], std::move(part));
     }
   }
@@ -165,12 +163,25 @@ std::vector<CaseResult> run_pair(const CheckedOptions& o, const std::string& mod
     CaseResult c = summarize_case(mode, sides[side]->name, std::move(totals[side]), {});
     c.baseline = side == 0;
     c.under_baton = sides[side]->under_baton;
-    c.round_rps = std::move(round_rps[side]);
+    c.slice_rps = std::move(slice_rps[side]);
     std::fprintf(stderr, "reload_bench: [checked/%s] %s: %.0f req/s, %llu failed\n", mode.c_str(),
                  c.name.c_str(), requests_per_second(c), static_cast<unsigned long long>(c.failed));
     cases.push_back(std::move(c));
   }
   return cases;
+}
+
+/// run_pair, with progress, and the pair named in a failure's message.
+std::vector<CaseResult> run_pair_logged(const CheckedOptions& o, const std::string& mode,
+                                        const Side& baseline, const Side& measured) {
+  const std::string what =
+      fmt::format("[checked/{}] {} against {}", mode, measured.name, baseline.name);
+  std::fprintf(stderr, "reload_bench: %s, %d slices each ...\n", what.c_str(), o.rounds);
+  try {
+    return run_pair(o, mode, baseline, measured);
+  } catch (const std::exception& e) {
+    throw BenchError(fmt::format("{}: {}", what, e.what()));
+  }
 }
 
 }  // namespace
@@ -182,13 +193,13 @@ CheckedResult run_checked(const CheckedOptions& o) {
   r.slack_ms = kSlackMs;
   r.start_ms = measure_start(o);
   run_probed_reloads(o, r);
-  r.steering = run_pair(
+  r.steering = run_pair_logged(
       o, "close", {"shared listener (no program)", true, {.listeners = "shared"}},
       {"per-generation listeners (steering program)", true, {.listeners = "per-generation"}});
   const Side alone{"hello alone (started as baton starts apps)", false};
   const Side probed{"baton, http probe, per-generation", true, probed_hello(0)};
   for (const std::string mode : {"close", "keepalive"}) {
-    for (auto& c : run_pair(o, mode, alone, probed)) r.overhead.push_back(std::move(c));
+    for (auto& c : run_pair_logged(o, mode, alone, probed)) r.overhead.push_back(std::move(c));
   }
   return r;
 }

@@ -57,8 +57,8 @@ RatioClaim ratio_claim(const std::vector<CaseResult>& cases, const std::string& 
   RatioClaim r;
   if (!sides[0] || !sides[1] || requests_per_second(*sides[0]) <= 0) return r;
   r.ratio = requests_per_second(*sides[1]) / requests_per_second(*sides[0]);
-  const auto& base = sides[0]->round_rps;
-  const auto& measured = sides[1]->round_rps;
+  const auto& base = sides[0]->slice_rps;
+  const auto& measured = sides[1]->slice_rps;
   std::vector<double> pairs;
   for (size_t i = 0; i < std::min(base.size(), measured.size()); ++i) {
     if (base[i] > 0) pairs.push_back(measured[i] / base[i]);
@@ -78,9 +78,9 @@ std::string verdict(const RatioClaim& r, double bound) {
 }
 
 /// "8342 8150 6721": req/s of each slice, in the order they ran.
-std::string rounds_cell(const CaseResult& c) {
+std::string slices_cell(const CaseResult& c) {
   std::string out;
-  for (double v : c.round_rps) out += fmt::format("{}{:.0f}", out.empty() ? "" : " ", v);
+  for (double v : c.slice_rps) out += fmt::format("{}{:.0f}", out.empty() ? "" : " ", v);
   return out;
 }
 
@@ -89,7 +89,7 @@ void print_pair_table(const std::vector<CaseResult>& cases) {
   fmt::print("|:--|:--|--:|--:|--:|--:|--:|\n");
   for (const auto& c : cases) {
     fmt::print("| {} | {} | {:.0f} | {} | {} | {} | {} |\n", c.mode, c.name, requests_per_second(c),
-               rounds_cell(c), failures_cell(c), latency_cell(c.steady), c.app_pids);
+               slices_cell(c), failures_cell(c), latency_cell(c.steady), c.app_pids);
   }
   fmt::print("\n");
   for (const auto& c : cases) {
@@ -110,13 +110,25 @@ void print_ratio_line(const std::vector<CaseResult>& cases, const std::string& m
       verdict(r, bound));
 }
 
-/// The largest exec → ready minus the boot time over the reloads; -1 if none.
-double max_excess(const CheckedResult& r) {
-  double worst = -1;
+/// The largest exec → ready minus the boot time over the reloads ("–" if none).
+std::string max_excess_cell(const CheckedResult& r) {
+  std::optional<double> worst;
   for (const auto& p : r.reloads) {
-    if (p.timing.exec_to_ready_ms) worst = std::max(worst, *p.timing.exec_to_ready_ms - r.boot_ms);
+    if (!p.timing.exec_to_ready_ms) continue;
+    const double excess = *p.timing.exec_to_ready_ms - r.boot_ms;
+    if (!worst || excess > *worst) worst = excess;
   }
-  return worst;
+  return worst ? step_ms_cell(*worst) : "–";
+}
+
+/// How far exec → ready of `p` may exceed the boot time: the interval, plus
+/// what comes on top of it: hello's start from exec to the clock its boot
+/// counts from (the largest of `start_ms`), the passing attempt's own time
+/// (as baton printed it) and `slack_ms`.
+double allowed_excess_ms(const CheckedResult& r, const ProbedReload& p) {
+  const double start =
+      r.start_ms.empty() ? 0 : *std::max_element(r.start_ms.begin(), r.start_ms.end());
+  return r.interval_ms + start + p.last_attempt_ms.value_or(0) + r.slack_ms;
 }
 
 /// "**yes**" if every reload's exec → ready − boot stayed within its allowance.
@@ -176,11 +188,10 @@ void print_probe_claim(const CheckedResult& r) {
       "queues to stay empty for 50 ms before the drain signal (ready → drain signal).\n\n",
       r.interval_ms, r.boot_ms);
   print_probe_rows(r);
-  const double worst = max_excess(r);
   fmt::print(
       "**exec→ready − boot: max {} ms (interval {} ms)**; within interval + allowance in every "
       "reload: {}\n\n",
-      worst < 0 ? "–" : step_ms_cell(worst), r.interval_ms, probe_verdict(r));
+      max_excess_cell(r), r.interval_ms, probe_verdict(r));
   fmt::print(
       "*allowed* = interval + what comes on top of it: hello's start from exec to the clock "
       "its {} ms count from (measured in this run as exec → READY=1 of {} reloads of a hello "
@@ -224,8 +235,9 @@ void print_overhead_claim(const CheckedResult& r) {
       "above.\n\n",
       r.interval_ms);
   print_pair_table(r.overhead);
-  for (const char* mode : {"close", "keepalive"})
+  for (const char* mode : {"close", "keepalive"}) {
     print_ratio_line(r.overhead, mode, kOverheadBound);
+  }
   fmt::print("\n");
 }
 
@@ -240,10 +252,8 @@ void print_ratio_row(const std::string& claim, const std::vector<CaseResult>& ca
 void print_claims(const CheckedResult& r) {
   fmt::print("#### The claims in this run\n\n");
   fmt::print("| claim | measured | bound | held |\n|:--|--:|--:|:--|\n");
-  const double worst = max_excess(r);
   fmt::print("| 1. exec → ready − boot, max of {} reloads | {} ms | ≤ {} ms + allowance | {} |\n",
-             r.reloads.size(), worst < 0 ? "–" : step_ms_cell(worst), r.interval_ms,
-             probe_verdict(r));
+             r.reloads.size(), max_excess_cell(r), r.interval_ms, probe_verdict(r));
   print_ratio_row("2. per-generation / shared listeners, req/s (close)", r.steering, "close",
                   kSteeringBound);
   print_ratio_row("3. baton with the probe / hello alone, req/s (close)", r.overhead, "close",
@@ -254,12 +264,6 @@ void print_claims(const CheckedResult& r) {
 }
 
 }  // namespace
-
-double allowed_excess_ms(const CheckedResult& r, const ProbedReload& p) {
-  const double start =
-      r.start_ms.empty() ? 0 : *std::max_element(r.start_ms.begin(), r.start_ms.end());
-  return r.interval_ms + start + p.last_attempt_ms.value_or(0) + r.slack_ms;
-}
 
 void print_checked_report(const CheckedResult& r) {
   fmt::print("### Mode `checked`: readiness probes and per-generation listeners\n\n");

@@ -25,7 +25,7 @@ struct ProbedReload {
 /// Everything mode "checked" measured.
 struct CheckedResult {
   // Claim 1: exec → ready of a probed app is its boot time plus at most one
-  // probe interval, plus an allowance (see allowed_excess_ms).
+  // probe interval, plus an allowance (see checked_report.cc).
   int interval_ms = 0;  // `[ready] interval`
   int boot_ms = 0;      // HELLO_HEALTH_FAIL_MS of every generation
   int slack_ms = 0;     // baton's whole-millisecond timings and timers
@@ -35,18 +35,12 @@ struct CheckedResult {
   LatencySummary healthz;  // GET /healthz round trips to the serving generation
   std::vector<ProbedReload> reloads;
   // Claim 2: per-generation listeners (steering program) against shared
-  // ones (baseline), a new connection per request, alternating rounds.
+  // ones (baseline), a new connection per request, alternating slices.
   std::vector<CaseResult> steering;
   // Claim 3: hello alone (baseline) against hello under baton with the
-  // probe config, per load mode ("close", "keepalive"), alternating rounds.
+  // probe config, per load mode ("close", "keepalive"), alternating slices.
   std::vector<CaseResult> overhead;
 };
-
-/// How far exec → ready of `p` may exceed the boot time: the interval, plus
-/// what comes on top of it: hello's start from exec to the clock its boot
-/// counts from (the largest of `start_ms`), the passing attempt's own time
-/// (as baton printed it) and `slack_ms`.
-double allowed_excess_ms(const CheckedResult& r, const ProbedReload& p);
 
 /// Prints the checked mode's tables and verdicts to stdout.
 void print_checked_report(const CheckedResult& r);

@@ -82,7 +82,7 @@ struct CaseSpec {
 
 constexpr const char* kUsage =
     "usage: reload_bench [--duration-per-case 12s] [--connections 8] [--reloads 5]\n"
-    "                    [--rounds 2] [--mode close|keepalive|shim|checked|both|all]\n"
+    "                    [--rounds 6] [--mode close|keepalive|shim|checked|both|all]\n"
     "Puts HTTP load on tests/apps/test_app on loopback, alone and under baton with and\n"
     "without reloads, and prints markdown tables. Mode shim: examples/legacy (binds\n"
     "its own port) alone and under `baton run --shim`, one connection per request.\n"

@@ -25,6 +25,17 @@ bool in_any(const std::vector<Window>& windows, std::chrono::steady_clock::time_
                      [t](const Window& w) { return t >= w.from && t <= w.to; });
 }
 
+std::string ms(double v) {
+  if (v < 1) return fmt::format("{:.3f}", v);
+  if (v < 10) return fmt::format("{:.2f}", v);
+  if (v < 100) return fmt::format("{:.1f}", v);
+  return fmt::format("{:.0f}", v);
+}
+
+std::string ratio(double num, double den) {
+  return den > 0 && num > 0 ? fmt::format("{:.2f}", num / den) : "–";
+}
+
 const CaseResult* baseline_of(const std::vector<CaseResult>& cases, const std::string& mode) {
   for (const auto& c : cases) {
     if (c.baseline && c.mode == mode) return &c;
@@ -47,11 +58,10 @@ void print_case_row(const CaseResult& c, const CaseResult* base) {
   const std::string window =
       c.window.count == 0 ? "–"
                           : fmt::format("{} ({} req)", latency_cell(c.window), c.window.count);
-  const std::string p99 =
-      fmt::format("{} / {}", ratio_cell(c.steady.p99_ms, base_p99),
-                  c.window.count == 0 ? "–" : ratio_cell(c.window.p99_ms, base_p99));
+  const std::string p99 = fmt::format("{} / {}", ratio(c.steady.p99_ms, base_p99),
+                                      c.window.count == 0 ? "–" : ratio(c.window.p99_ms, base_p99));
   fmt::print("| {} | {:.0f} | {} | {} | {} | {} | {} | {} |\n", c.name, requests_per_second(c),
-             ratio_cell(requests_per_second(c), base_rps), failures_cell(c), latency_cell(c.steady),
+             ratio(requests_per_second(c), base_rps), failures_cell(c), latency_cell(c.steady),
              window, p99, c.app_pids);
 }
 
@@ -169,19 +179,8 @@ void print_header(const RunInfo& info) {
 
 }  // namespace
 
-std::string ms_cell(double v) {
-  if (v < 1) return fmt::format("{:.3f}", v);
-  if (v < 10) return fmt::format("{:.2f}", v);
-  if (v < 100) return fmt::format("{:.1f}", v);
-  return fmt::format("{:.0f}", v);
-}
-
 std::string step_ms_cell(double v) {
   return v < 10 ? fmt::format("{:.1f}", v) : fmt::format("{:.0f}", v);
-}
-
-std::string ratio_cell(double num, double den) {
-  return den > 0 && num > 0 ? fmt::format("{:.2f}", num / den) : "–";
 }
 
 double requests_per_second(const CaseResult& c) {
@@ -210,7 +209,7 @@ LatencySummary summarize_latencies(std::vector<microseconds> latencies) {
 
 std::string latency_cell(const LatencySummary& s) {
   if (s.count == 0) return "–";
-  return fmt::format("{} / {} / {}", ms_cell(s.p50_ms), ms_cell(s.p99_ms), ms_cell(s.max_ms));
+  return fmt::format("{} / {} / {}", ms(s.p50_ms), ms(s.p99_ms), ms(s.max_ms));
 }
 
 CaseResult summarize_case(std::string mode, std::string name, load::LoadResult&& load,

@@ -58,7 +58,7 @@ struct CaseResult {
   size_t app_pids = 0;  // distinct server pids that answered
   LatencySummary steady, window;
   std::vector<ReloadTiming> reloads;
-  std::vector<double> round_rps;  // mode checked: req/s of each alternating slice
+  std::vector<double> slice_rps;  // mode checked: req/s of each alternating slice
 };
 
 /// Builds a case's result from its load run and reload windows.
@@ -66,12 +66,9 @@ CaseResult summarize_case(std::string mode, std::string name, load::LoadResult&&
                           const std::vector<Window>& windows);
 
 /// Table cells shared with the checked mode's report (checked_report.h):
-/// milliseconds with precision by magnitude; baton's whole-ms step timings;
-/// num / den to two decimals ("–" unless both are positive); successful
-/// responses per second; failed requests with their kinds ("0" if none).
-std::string ms_cell(double v);
+/// baton's whole-millisecond step timings; successful responses per
+/// second; failed requests with their kinds ("0" if none).
 std::string step_ms_cell(double v);
-std::string ratio_cell(double num, double den);
 double requests_per_second(const CaseResult& c);
 std::string failures_cell(const CaseResult& c);
 
