@@ -388,9 +388,14 @@ TEST_CASE("a crash loop shows its last exit and next start, and its failures cou
   nlohmann::json status = baton.status();
   CHECK(status["last_exit"]["reason"].get<std::string>().find(
             "exited with status 4 before READY=1") != std::string::npos);
-  CommandResult text = run_command({baton_bin(), "status", "-c", config});
+  // The text while it waits to restart (an attempt lasts only as long as
+  // the shell takes to exit, the waits 50ms and more).
+  CommandResult text;
+  CHECK(eventually([&] {
+    text = run_command({baton_bin(), "status", "-c", config});
+    return text.out.find("  no app process is running\n") != std::string::npos;
+  }));
   INFO(text.out);
-  CHECK(text.out.find("  no app process is running\n") != std::string::npos);
   CHECK(text.out.find("exited with status 4 before READY=1\n") != std::string::npos);
   CHECK(text.out.find("  next start in ") != std::string::npos);
 }
