@@ -168,11 +168,24 @@ void Supervisor::stop_probes(Instance& inst) {
   if (inst.probe_timer) inst.probe_timer->cancel();
 }
 
-std::string Supervisor::checks_timeout_reason(const Instance& inst) const {
-  const Config& config = *inst.gen->config;
+std::vector<std::string> waiting_for(const Instance& inst) {
   std::vector<std::string> waiting;
   if (inst.awaiting_notify) waiting.push_back("READY=1");
-  for (const std::string& p : inst.probes) waiting.push_back(probe_label(p, config.ready));
+  for (const std::string& p : inst.probes)
+    waiting.push_back(probe_label(p, inst.gen->config->ready));
+  return waiting;
+}
+
+std::vector<std::string> last_probe_results(const Instance& inst) {
+  std::vector<std::string> last;
+  for (const std::string& r : inst.probe_results) {
+    if (!r.empty()) last.push_back(r);
+  }
+  return last;
+}
+
+std::string Supervisor::checks_timeout_reason(const Instance& inst) const {
+  const Config& config = *inst.gen->config;
   std::string reason;
   if (!config.ready.any_probe()) {
     reason = fmt::format("sent no READY=1 within ready_timeout ({})",
@@ -180,12 +193,9 @@ std::string Supervisor::checks_timeout_reason(const Instance& inst) const {
   } else {
     reason =
         fmt::format("did not pass its readiness checks within ready_timeout ({}): waiting for {}",
-                    format_duration(config.ready_timeout), fmt::join(waiting, ", "));
+                    format_duration(config.ready_timeout), fmt::join(waiting_for(inst), ", "));
   }
-  std::vector<std::string> last;
-  for (const std::string& r : inst.probe_results) {
-    if (!r.empty()) last.push_back(r);
-  }
+  std::vector<std::string> last = last_probe_results(inst);
   if (!last.empty()) reason += fmt::format("; last: {}", fmt::join(last, "; "));
   return reason;
 }

@@ -318,7 +318,6 @@ void Supervisor::commit_reload() {
       current_->number, old->number));
   reload_->phase = ReloadPhase::kSwitching;
   switched_at_ = last_queued_at_ = os_.now();
-  if (*queued > 0) last_queued_at_ = os_.now();
   arm_hold(kSwitchPoll);
   report_status();
 }

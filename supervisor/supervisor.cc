@@ -503,12 +503,8 @@ StatusSnapshot Supervisor::snapshot() const {
     InstanceView v{i.generation(), i.pid(), i.state, i.started_at, i.ready_at, i.drain_started_at,
                    i.status_text,  {},      {}};
     if (i.state != InstanceState::kStarting) return v;
-    if (i.awaiting_notify) v.waiting_for.push_back("READY=1");
-    for (const std::string& p : i.probes)
-      v.waiting_for.push_back(probe_label(p, i.gen->config->ready));
-    for (const std::string& r : i.probe_results) {
-      if (!r.empty()) v.probe_results.push_back(r);
-    }
+    v.waiting_for = waiting_for(i);
+    v.probe_results = last_probe_results(i);
     return v;
   };
   StatusSnapshot s;

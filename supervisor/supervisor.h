@@ -27,6 +27,10 @@ namespace baton {
 
 /// How a probe names itself in messages: "http /health", "tcp", "exec ./check".
 std::string probe_label(const std::string& probe, const ReadyChecks& ready);
+/// A starting instance's checks not passed yet ("READY=1", "http /health"),
+/// and the last result of each probe tried.
+std::vector<std::string> waiting_for(const Instance& inst);
+std::vector<std::string> last_probe_results(const Instance& inst);
 /// The socket http and tcp probes connect to: ready.socket, or the first
 /// stream socket.
 std::optional<size_t> probed_socket_index(const Config& config);
