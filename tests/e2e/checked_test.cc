@@ -31,12 +31,6 @@ using namespace e2e;
 
 namespace {
 
-constexpr load::Mode kModes[] = {load::Mode::kConnectionPerRequest, load::Mode::kKeepAlive};
-
-std::string mode_name(load::Mode mode) {
-  return mode == load::Mode::kKeepAlive ? "keep-alive" : "connection per request";
-}
-
 /// A hello service that sends no READY=1: baton's probes decide when it is
 /// ready. `ready` is the [ready] table's body; `listen` the socket URL
 /// (port 0: the kernel's choice, kept across rewrites).

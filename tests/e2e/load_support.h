@@ -10,6 +10,12 @@
 
 namespace e2e {
 
+/// The two client modes the reload tests run under, and their names.
+inline constexpr load::Mode kModes[] = {load::Mode::kConnectionPerRequest, load::Mode::kKeepAlive};
+inline std::string mode_name(load::Mode mode) {
+  return mode == load::Mode::kKeepAlive ? "keep-alive" : "connection per request";
+}
+
 /// Starts `connections` closed-loop clients at `address` (REQUIREs success).
 std::unique_ptr<load::LoadRun> start_load(const std::string& address,
                                           load::Mode mode = load::Mode::kConnectionPerRequest,

@@ -65,12 +65,6 @@ class Service {
   std::string address_;
 };
 
-std::string mode_name(load::Mode mode) {
-  return mode == load::Mode::kKeepAlive ? "keep-alive" : "connection per request";
-}
-
-constexpr load::Mode kModes[] = {load::Mode::kConnectionPerRequest, load::Mode::kKeepAlive};
-
 }  // namespace
 
 TEST_CASE("20 consecutive reloads under load: 0 failed requests, every generation serves") {
