@@ -1,0 +1,3 @@
+// The recipes of docs/servers.md, each run under baton and reloaded under
+// load.
+#include <doctest/doctest.h>
