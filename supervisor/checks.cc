@@ -197,6 +197,12 @@ std::string Supervisor::checks_timeout_reason(const Instance& inst) const {
   }
   std::vector<std::string> last = last_probe_results(inst);
   if (!last.empty()) reason += fmt::format("; last: {}", fmt::join(last, "; "));
+  if (inst.awaiting_notify && !inst.foreign_ready.empty()) {
+    reason += fmt::format(
+        "; a READY=1 came from {}, which is not the main pid (pid {}): only the main pid's "
+        "count, or the one it names with MAINPID=",
+        inst.foreign_ready, inst.pid());
+  }
   return reason;
 }
 

@@ -71,6 +71,8 @@ std::string format_status(const nlohmann::json& s) {
     out += fmt::format("  {:<12} {:<28} bound {}, {}\n", sock["name"].get<std::string>(),
                        sock["url"].get<std::string>(), sock["address"].get<std::string>(),
                        sock.value("listeners", ""));
+    if (sock.contains("backlog_changed"))
+      out += fmt::format("  {:<12} {}\n", "", sock["backlog_changed"].get<std::string>());
   }
   out += fmt::format("generation {} ({} restarts)\n", s["generation"].get<int>(),
                      s["restarts"].get<int>());

@@ -21,6 +21,7 @@
 
 #include "config_read.h"
 #include "file_util.h"
+#include "server_presets.h"
 #include "toml_guard.h"
 
 namespace baton {
@@ -34,24 +35,13 @@ namespace {
 constexpr Millis kMinRestartDelay{10};
 
 constexpr std::string_view kTopKeys[] = {
-    "name",
-    "control",
-    "command",
-    "environment",
-    "socket",
-    "working_directory",
-    "drain_signal",
-    "drain_timeout",
-    "ready_timeout",
-    "restart_delay",
-    "restart_delay_max",
-    "shim",
-    "watchdog_sec",
-    "min_ready",
-    "listeners",
-    "ready",
-    "smoke",
-    "hooks",
+    "name",          "control",       "command",
+    "environment",   "socket",        "working_directory",
+    "server",        "drain_signal",  "drain_timeout",
+    "ready_timeout", "restart_delay", "restart_delay_max",
+    "shim",          "watchdog_sec",  "min_ready",
+    "listeners",     "notify_socket", "ready",
+    "smoke",         "hooks",
 };
 constexpr std::string_view kSocketKeys[] = {"name",   "listen", "backlog",
                                             "v6only", "mode",   "reuseport"};
@@ -323,6 +313,24 @@ void read_identity(const toml::table& table, const std::string& path, Config& co
       control_path_of(config.base_dir, config.name, get_string(table, "control", problems));
 }
 
+/// `server = "nginx"`: the preset's drain signal (drain_signal, read after
+/// it, wins).
+void read_server(const toml::table& table, Config& config, Problems& problems) {
+  auto name = get_string(table, "server", problems);
+  if (!name) return;
+  const ServerPreset* preset = find_server_preset(*name);
+  if (!preset) {
+    std::vector<std::string_view> names;
+    for (const ServerPreset& p : server_presets()) names.push_back(p.name);
+    problems.add(table.get("server")->source(),
+                 fmt::format("unknown server '{}'; baton has presets for: {}", *name,
+                             fmt::join(names, ", ")));
+    return;
+  }
+  config.server = preset->name;
+  config.drain_signal = preset->drain_signal;
+}
+
 void read_settings(const toml::table& table, Config& config, ReadyOrigins& origins,
                    Problems& problems) {
   check_keys(table, kTopKeys, "the top level", problems);
@@ -332,12 +340,21 @@ void read_settings(const toml::table& table, Config& config, ReadyOrigins& origi
   if (auto wd = get_string(table, "working_directory", problems)) {
     config.working_directory = resolve(config.base_dir, *wd);
   }
+  read_server(table, config, problems);
   if (auto sig = get_string(table, "drain_signal", problems)) {
     auto s = parse_signal(*sig);
     if (s)
       config.drain_signal = *s;
     else
       problems.add(table.get("drain_signal")->source(), s.error().message);
+  }
+  if (auto where = get_string(table, "notify_socket", problems)) {
+    if (*where == "path" || *where == "abstract")
+      config.abstract_notify_socket = *where == "abstract";
+    else
+      problems.add(table.get("notify_socket")->source(),
+                   "'notify_socket' must be \"path\" (a socket file beside the control socket) "
+                   "or \"abstract\"");
   }
   read_bool(table, "shim", config.shim, problems);
   read_duration(table, "drain_timeout", config.drain_timeout, problems);
@@ -477,6 +494,13 @@ std::string default_control_path(const std::string& name) {
     return fmt::format("/tmp/baton-{}/{}.sock", geteuid(), name);
   }
   return fmt::format("/run/baton/{}.sock", name);
+}
+
+std::string notify_socket_path(const std::string& control_path) {
+  // Absolute: the app may run in another working directory.
+  std::error_code ec;
+  fs::path absolute = fs::absolute(control_path, ec);
+  return (ec ? control_path : absolute.string()) + ".notify";
 }
 
 namespace {

@@ -92,6 +92,9 @@ struct Config {
   /// The shim library's path; resolved by `baton run`, not read from files.
   std::string shim_library;
 
+  /// `server = "nginx"`: a preset from server_presets.h; it sets drain_signal
+  /// unless the config gives one. Empty: none.
+  std::string server;
   /// Signal that asks an instance to drain (finish in-flight work and exit).
   int drain_signal = 15;  // SIGTERM
   /// How long a draining instance may take before its process group is SIGKILLed.
@@ -124,7 +127,16 @@ struct Config {
   std::optional<CheckCommand> after_drained;
   /// `listeners = "per-generation" | "shared"`.
   ListenerMode listeners = ListenerMode::kPerGeneration;
+  /// The app's NOTIFY_SOCKET: a socket file beside the control socket
+  /// (notify_socket_path), which every sd_notify library can reach; or, with
+  /// `notify_socket = "abstract"`, an abstract name only libraries that
+  /// know the '@' form (libsystemd, python's, systemd-notify) can.
+  bool abstract_notify_socket = false;
 };
+
+/// Where the notify socket file of a baton with this control socket is:
+/// "<control_path>.notify", made absolute.
+std::string notify_socket_path(const std::string& control_path);
 
 /// Reads and validates a TOML config file. A file over 1 MiB is refused
 /// without being read whole.

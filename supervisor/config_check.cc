@@ -66,6 +66,14 @@ Status check_runnable(const Config& config) {
                     "most {}",
                     config.control_path, config.control_path.size(), kMaxUnixPath));
   }
+  if (std::string notify = notify_socket_path(config.control_path);
+      !config.abstract_notify_socket && config.control_path.size() <= kMaxUnixPath &&
+      notify.size() > kMaxUnixPath) {
+    problems.add(fmt::format(
+        "notify socket path {} (the control socket's, with .notify) is {} bytes; a unix socket "
+        "path holds at most {}: give a shorter control path, or set notify_socket = \"abstract\"",
+        notify, notify.size(), kMaxUnixPath));
+  }
   if (const std::string& dir = config.working_directory; !dir.empty()) {
     struct stat st;
     if (stat(dir.c_str(), &st) != 0)

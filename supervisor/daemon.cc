@@ -244,11 +244,6 @@ Status Daemon::start() {
   if (!first && first.error().sys_errno == EADDRINUSE) first = take_over(first.error());
   if (!first) return first.error();
   store_sockets(first->sockets, true);
-  auto notify = NotifyServer::open(loop_, notify_socket_name(), [this](pid_t pid, const auto& m) {
-    if (supervisor_) supervisor_->handle_notify(pid, m);
-  });
-  if (!notify) return notify.error();
-  notify_ = std::move(*notify);
   auto control =
       ControlServer::open(loop_, config_.control_path,
                           [this](const nlohmann::json& req, std::shared_ptr<ControlReply> reply) {
@@ -256,6 +251,16 @@ Status Daemon::start() {
                           });
   if (!control) return control.error();
   control_ = std::move(*control);
+  // After the control socket: it makes the directory, and holding it means
+  // no other baton uses this notify path.
+  std::string notify_address = config_.abstract_notify_socket
+                                   ? "@" + notify_socket_name()
+                                   : notify_socket_path(config_.control_path);
+  auto notify = NotifyServer::open(loop_, notify_address, [this](pid_t pid, const auto& m) {
+    if (supervisor_) supervisor_->handle_notify(pid, m);
+  });
+  if (!notify) return notify.error();
+  notify_ = std::move(*notify);
   for (const SharedSocket& s : first->sockets) {
     if (s->shared_reason().empty()) {
       spdlog::info("socket {}: {} on {} (a listener per generation)", s->spec().name, s->spec().url,
@@ -265,7 +270,8 @@ Status Daemon::start() {
                    s->spec().url, s->bound_address(), s->shared_reason());
     }
   }
-  spdlog::info("control socket: {}", config_.control_path);
+  spdlog::info("control socket: {}; notify socket: {}", config_.control_path,
+               notify_->socket_env());
   supervisor_ =
       std::make_unique<Supervisor>(os_, *this, std::move(*first), inherited_environment(environ),
                                    notify_->socket_env(), [this] { return load_plan(); });

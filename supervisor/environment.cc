@@ -23,6 +23,11 @@ constexpr std::string_view kNotInherited[] = {
     "MEMORY_PRESSURE_WRITE",
     BATON_ENV_LD_PRELOAD,
     BATON_ENV_SHIM_DRAIN_SIGNAL,
+    // What baton tells the app about itself (a baton run under another).
+    "BATON_SERVICE",
+    "BATON_PID",
+    "BATON_GENERATION",
+    "BATON_INSTANCE",
 };
 
 std::string_view key_of(std::string_view entry) {

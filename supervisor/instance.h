@@ -63,6 +63,11 @@ struct Instance {
   std::string failure;
   /// How the main process ended ("exited with status 0"), once it has.
   std::string exit_description;
+  /// Its exit status when it exited (not killed by a signal); -1 otherwise.
+  int exit_status = -1;
+  /// A READY=1 that came from another process of its group (a worker, a
+  /// wrapper's systemd-notify), which does not count: "pid 12 (sh)".
+  std::string foreign_ready;
   /// Shim mode: set once the shim reported that it loaded in the app.
   bool shim_loaded = false;
 

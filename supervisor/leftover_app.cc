@@ -37,13 +37,17 @@ std::optional<std::string> environment_value(pid_t pid, std::string_view key) {
   return std::nullopt;
 }
 
-/// The baton that started `pid`, from the NOTIFY_SOCKET it gave it
-/// ("@baton/PID/..."); -1 if baton did not start it.
+/// The baton that started `pid`, from the BATON_PID it gave it (or, from a
+/// baton that set none, its abstract NOTIFY_SOCKET "@baton/PID/..."); -1 if
+/// baton did not start it.
 pid_t starting_baton(pid_t pid) {
-  auto notify = environment_value(pid, "NOTIFY_SOCKET");
-  if (!notify || !notify->starts_with("@baton/") || !environment_value(pid, "LISTEN_FDNAMES")) {
-    return -1;
+  if (!environment_value(pid, "LISTEN_FDNAMES")) return -1;
+  if (auto baton = environment_value(pid, "BATON_PID")) {
+    int value = std::atoi(baton->c_str());
+    return value > 0 ? static_cast<pid_t>(value) : -1;
   }
+  auto notify = environment_value(pid, "NOTIFY_SOCKET");
+  if (!notify || !notify->starts_with("@baton/")) return -1;
   return static_cast<pid_t>(std::atoi(notify->c_str() + 7));
 }
 

@@ -4,17 +4,20 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <climits>
 #include <cstring>
 #include <optional>
 
 #include <fmt/format.h>
 
+#include "file_util.h"
 #include "steering.h"
 #include "unix_address.h"
 
@@ -389,8 +392,7 @@ bool ListenSocket::has_address_of(const SocketSpec& spec) const {
 
 Status ListenSocket::update(const SocketSpec& spec) {
   if (Status s = check_fixed_options(spec, spec_); !s) return s;
-  if (spec.kind != SocketKind::kUdp && spec.backlog != spec_.backlog &&
-      listen(fd_.get(), spec.backlog.value_or(INT_MAX)) != 0) {
+  if (spec.kind != SocketKind::kUdp && listen(fd_.get(), spec.backlog.value_or(INT_MAX)) != 0) {
     return sys_error(fmt::format("{}: cannot change the backlog of {}", spec.name, spec.address()));
   }
   if (inode_ != 0 && spec.mode && spec.mode != spec_.mode &&
@@ -399,6 +401,30 @@ Status ListenSocket::update(const SocketSpec& spec) {
   }
   spec_ = spec;
   return {};
+}
+
+std::string ListenSocket::backlog_note() const {
+  if (spec_.kind != SocketKind::kTcp) return {};
+  // On a listening socket, tcpi_sacked is the accept queue's limit.
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (getsockopt(fd_.get(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
+      info.tcpi_state != TCP_LISTEN) {
+    return {};
+  }
+  // What listen() made of baton's backlog: clamped to net.core.somaxconn.
+  int64_t wanted = spec_.backlog.value_or(INT_MAX);
+  if (auto max = read_file_head("/proc/sys/net/core/somaxconn", "somaxconn", 32)) {
+    const std::string& text = max->text;
+    int64_t somaxconn = 0;
+    if (std::from_chars(text.data(), text.data() + text.size(), somaxconn).ec == std::errc{})
+      wanted = std::min(wanted, somaxconn);
+  }
+  if (static_cast<int64_t>(info.tcpi_sacked) == wanted) return {};
+  return fmt::format(
+      "the app changed its backlog to {} (baton's: {}, set again for the next "
+      "generation)",
+      info.tcpi_sacked, wanted);
 }
 
 bool ListenSocket::is_serving() const {

@@ -131,7 +131,15 @@ class ListenSocket {
 
   /// Re-applies the options that can change on a bound socket (backlog,
   /// unix file mode) from `spec`; refuses changes that need a new socket.
+  /// The backlog is set again even when unchanged: an app may have called
+  /// listen() on the shared socket with a backlog of its own (gunicorn
+  /// 2048, node 511), and the next generation gets baton's back.
   Status update(const SocketSpec& spec);
+
+  /// For a listening tcp socket whose backlog is no longer the one baton
+  /// set (an app called listen() on it): "the app changed its backlog to
+  /// 511 (baton's: 4096, set again for the next generation)"; else empty.
+  std::string backlog_note() const;
 
  private:
   friend class SocketSet;

@@ -2,6 +2,8 @@
 #include "notify_server.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <vector>
@@ -49,7 +51,7 @@ pid_t take_control(msghdr& msg) {
 
 }  // namespace
 
-Result<std::unique_ptr<NotifyServer>> NotifyServer::open(uv_loop_t* loop, std::string abstract_name,
+Result<std::unique_ptr<NotifyServer>> NotifyServer::open(uv_loop_t* loop, std::string address,
                                                          Handler handler) {
   std::unique_ptr<NotifyServer> server(new NotifyServer());
   server->fd_.reset(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -58,12 +60,33 @@ Result<std::unique_ptr<NotifyServer>> NotifyServer::open(uv_loop_t* loop, std::s
   if (setsockopt(server->fd_.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
     return sys_error("cannot set SO_PASSCRED on the notify socket");
   }
-  auto addr = unix_abstract_address(abstract_name, "notify socket name");
+  bool abstract = address.starts_with('@');
+  auto addr = abstract ? unix_abstract_address(address.substr(1), "notify socket name")
+                       : unix_path_address(address, "notify socket path");
   if (!addr) return addr.error();
-  if (bind(server->fd_.get(), addr->get(), addr->length) != 0) {
-    return sys_error(fmt::format("cannot bind the notify socket @{}", abstract_name));
+  if (!abstract) {
+    // Beside the control socket, which only one baton can hold: a file
+    // here is a stale one of this service's.
+    struct stat st;
+    if (lstat(address.c_str(), &st) == 0) {
+      if (!S_ISSOCK(st.st_mode)) {
+        return error(fmt::format("notify socket {} exists and is not a socket", address));
+      }
+      unlink(address.c_str());
+    }
   }
-  server->socket_env_ = "@" + abstract_name;
+  if (bind(server->fd_.get(), addr->get(), addr->length) != 0) {
+    return sys_error(fmt::format("cannot bind the notify socket {}", address));
+  }
+  if (!abstract) {
+    server->path_ = address;
+    if (chmod(address.c_str(), 0666) != 0) {
+      Error e = sys_error(fmt::format("cannot make the notify socket {} writable", address));
+      unlink(address.c_str());
+      return e;
+    }
+  }
+  server->socket_env_ = std::move(address);
   server->handler_ = std::move(handler);
   if (int rc = uv_poll_init(loop, &server->poll_, server->fd_.get()); rc != 0) {
     return sys_error("cannot poll the notify socket", -rc);
@@ -77,6 +100,8 @@ Result<std::unique_ptr<NotifyServer>> NotifyServer::open(uv_loop_t* loop, std::s
 NotifyServer::~NotifyServer() = default;
 
 void NotifyServer::close() {
+  if (!path_.empty()) unlink(path_.c_str());
+  path_.clear();
   if (!polling_) return;
   polling_ = false;
   uv_close(reinterpret_cast<uv_handle_t*>(&poll_), nullptr);

@@ -16,7 +16,7 @@
 
 namespace baton {
 
-/// Receives sd_notify datagrams on an abstract unix socket. libuv's udp
+/// Receives sd_notify datagrams on a unix socket. libuv's udp
 /// handle drops ancillary data, so this polls the raw fd and calls recvmsg
 /// itself. Every fd that arrives with a datagram is closed (systemd-notify
 /// sends BARRIER=1 with an fd and waits until it is closed).
@@ -24,12 +24,16 @@ class NotifyServer {
  public:
   using Handler = std::function<void(pid_t sender, const NotifyMessage&)>;
 
-  /// Binds "@`abstract_name`" and starts polling it on `loop`.
-  static Result<std::unique_ptr<NotifyServer>> open(uv_loop_t* loop, std::string abstract_name,
+  /// Binds `address` and starts polling it on `loop`. "@name" is an
+  /// abstract name; anything else a path: a stale socket file there is
+  /// replaced, the new one is made writable by everyone (as systemd's
+  /// /run/systemd/notify: only instances' pids count, by their kernel
+  /// credentials) and removed by close().
+  static Result<std::unique_ptr<NotifyServer>> open(uv_loop_t* loop, std::string address,
                                                     Handler handler);
   ~NotifyServer();
 
-  /// The value for the app's NOTIFY_SOCKET ("@name").
+  /// The value for the app's NOTIFY_SOCKET: the address given to open().
   const std::string& socket_env() const { return socket_env_; }
 
   /// Stops polling. The object must outlive the loop iteration that closes it.
@@ -44,6 +48,8 @@ class NotifyServer {
   uv_poll_t poll_{};
   bool polling_ = false;
   std::string socket_env_;
+  /// The socket file to remove on close; empty for an abstract name.
+  std::string path_;
   Handler handler_;
   /// Datagrams dropped before they reach the handler (too long, no sender).
   LogThrottle dropped_;

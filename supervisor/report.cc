@@ -48,11 +48,13 @@ nlohmann::json status_json(const StatusSnapshot& s, pid_t pid) {
   using nlohmann::json;
   json sockets = json::array();
   for (const SocketView& v : s.sockets) {
-    sockets.push_back({{"name", v.name},
-                       {"url", v.url},
-                       {"kind", v.kind},
-                       {"address", v.address},
-                       {"listeners", v.listeners}});
+    json sock = {{"name", v.name},
+                 {"url", v.url},
+                 {"kind", v.kind},
+                 {"address", v.address},
+                 {"listeners", v.listeners}};
+    if (!v.backlog_note.empty()) sock["backlog_changed"] = v.backlog_note;
+    sockets.push_back(std::move(sock));
   }
   json instances = json::array();
   for (const InstanceView& inst : s.instances) {

@@ -64,6 +64,8 @@ struct SocketView {
   std::string name, url, kind, address;
   /// "per-generation", or "shared: <why steering cannot be used>".
   std::string listeners;
+  /// Set when an app changed the socket's backlog (ListenSocket::backlog_note).
+  std::string backlog_note;
 };
 
 /// Everything `baton status` shows, at one moment.

@@ -130,8 +130,10 @@ Status Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen) {
   // and exec, and sd_listen_fds() ignores fds whose LISTEN_PID is not its pid.
   spec.argv = {"/proc/self/exe", "__exec"};
   spec.argv.insert(spec.argv.end(), config.command.begin(), config.command.end());
+  // One instance per generation (instance 1); a restart after a crash is
+  // the same instance again.
   spec.env = child_environment(base_environment_, config, gen->sockets.size(), notify_socket_,
-                               *gen->protocol);
+                               *gen->protocol, {gen->number, 1});
   spec.working_directory = config.working_directory;
   for (const SharedSocket& s : gen->sockets) spec.fds.push_back(s->fd());
 
@@ -141,6 +143,7 @@ Status Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen) {
       [this, raw](int64_t status, int sig) {
         // Recorded before dispatch, as STATUS= is: every exit cell reads it.
         raw->exit_description = describe_exit(status, sig);
+        raw->exit_status = sig == 0 ? static_cast<int>(status) : -1;
         dispatch(*raw, InstanceEvent::kExit);
       },
       [this, raw] { dispatch(*raw, InstanceEvent::kReleased); },
@@ -203,16 +206,7 @@ bool Supervisor::is_candidate(const Instance& inst) const {
 
 void Supervisor::handle_notify(pid_t pid, const NotifyMessage& msg) {
   Instance* found = find_live(pid);
-  if (!found) {
-    if (auto more = foreign_notify_.allow()) {
-      std::string command = os_.command_name(pid);
-      spdlog::info(
-          "notify: ignored a message from pid {} ({}): only an instance's main pid, or the pid "
-          "it names with MAINPID=, may send READY=1 and the other messages{}",
-          pid, command.empty() ? "gone" : command, *more);
-    }
-    return;
-  }
+  if (!found) return foreign_notify(pid, msg);
   Instance& inst = *found;
   if (msg.main_pid && pid == inst.pid() && *msg.main_pid != inst.notify_pid) {
     spdlog::info("[gen {} pid {}] MAINPID={}", inst.generation(), pid, *msg.main_pid);
@@ -235,6 +229,35 @@ void Supervisor::handle_notify(pid_t pid, const NotifyMessage& msg) {
     dispatch(inst, InstanceEvent::kExtendTimeout, EventArgs::extend(extra));
   }
   if (msg.ready) dispatch(inst, InstanceEvent::kReady);
+}
+
+void Supervisor::foreign_notify(pid_t pid, const NotifyMessage& msg) {
+  std::string command = os_.command_name(pid);
+  std::string sender = fmt::format("pid {} ({})", pid, command.empty() ? "gone" : command);
+  // From a process of a starting instance's group: its READY=1 is why the
+  // instance may time out, so the timeout says so.
+  pid_t group = os_.process_group_of(pid);
+  Instance* member = nullptr;
+  for (auto& i : instances_) {
+    if (!i->exited() && group == i->pid()) member = i.get();
+  }
+  if (member && msg.ready && member->state == InstanceState::kStarting)
+    member->foreign_ready = sender;
+  auto more = foreign_notify_.allow();
+  if (!more) return;
+  std::string what = msg.ready ? "READY=1" : "a message";
+  if (member) {
+    spdlog::info(
+        "[gen {} pid {}] ignored {} from {}, another process of its group: only the main pid's "
+        "messages count (the main pid can name another with MAINPID=; which processes may "
+        "notify will be configurable as notify_access){}",
+        member->generation(), member->pid(), what, sender, *more);
+  } else {
+    spdlog::info(
+        "notify: ignored {} from {}: only an instance's main pid, or the pid it names with "
+        "MAINPID=, may send READY=1 and the other messages{}",
+        what, sender, *more);
+  }
 }
 
 // ---- The instance table's actions ------------------------------------------
@@ -308,7 +331,15 @@ void Supervisor::end_run(Instance& inst, const std::string& reason) {
   if (is_candidate(inst)) {
     reload_event(ReloadEvent::kCandidateFailed, reason);
   } else if (inst.gen == current_ && running() && !reload_) {
-    schedule_restart(&inst);
+    if (cannot_execute(inst)) {
+      gen.last_exit += "; not restarted: the command cannot be executed (fix it, then reload)";
+      spdlog::error(
+          "generation {}: not restarting it: the command cannot be executed (exit status {} "
+          "before it was ever ready); the sockets stay open; fix the command, then `baton reload`",
+          gen.number, inst.exit_status);
+    } else {
+      schedule_restart(&inst);
+    }
   }
   report_status();
 }
@@ -409,6 +440,14 @@ void Supervisor::forget(Instance& inst, const EventArgs&) {
 }
 
 // ---- Restarts and stop -----------------------------------------------------
+
+bool Supervisor::cannot_execute(const Instance& inst) {
+  // 127 and 126 are the shell's "not found" and "not executable"; baton's
+  // exec trampoline and the dynamic loader (a missing library) use 127 too.
+  // An app that was ready once may use them for its own reasons.
+  bool never_ready = inst.ready_at == Clock::time_point{};
+  return never_ready && (inst.exit_status == 127 || inst.exit_status == 126);
+}
 
 void Supervisor::schedule_restart(const Instance* failed) {
   const Config& config = *current_->config;
@@ -527,7 +566,8 @@ StatusSnapshot Supervisor::snapshot() const {
     const std::string& shared = sock.shared_reason();
     s.sockets.push_back({current_->config->sockets[i].name, current_->config->sockets[i].url,
                          std::string(sock.spec().kind_name()), sock.bound_address(),
-                         shared.empty() ? "per-generation" : "shared: " + shared});
+                         shared.empty() ? "per-generation" : "shared: " + shared,
+                         sock.backlog_note()});
   }
   for (const auto& i : instances_) {
     if (i->state != InstanceState::kExited) s.instances.push_back(view(*i));

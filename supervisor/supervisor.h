@@ -248,6 +248,13 @@ class Supervisor {
   void fail_start(Instance& inst, const EventArgs& args);
   void extend_start(Instance& inst, const EventArgs& args);
   void ready_timed_out(Instance& inst, const EventArgs&);
+  /// A notify message from a pid that is no instance's: logged (throttled);
+  /// a READY=1 from a starting instance's group is remembered for its
+  /// timeout message.
+  void foreign_notify(pid_t pid, const NotifyMessage& msg);
+  /// Whether `inst`, which exited, failed to execute its command (exit 127
+  /// or 126 before it was ever ready): restarting it would loop forever.
+  static bool cannot_execute(const Instance& inst);
   void exit_starting(Instance& inst, const EventArgs&);
   void exit_failing(Instance& inst, const EventArgs&);
   void exit_ready(Instance& inst, const EventArgs&);

@@ -2,7 +2,9 @@
 // closed; timers on the loop; the escaped-holder sweep.
 #include "uv_os.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -153,16 +155,33 @@ struct UvProcess::Output {
 
 Result<std::unique_ptr<Process>> UvProcess::spawn(uv_loop_t* loop, const SpawnSpec& spec,
                                                   int generation, Events events) {
+  // Pipes, not the socketpairs libuv's UV_CREATE_PIPE makes: an app can
+  // open /dev/stdout, /dev/stderr or /proc/self/fd/1 when they are pipes,
+  // and open(2) of a socket fails (ENXIO).
+  UniqueFd read_ends[2], write_ends[2];
+  for (int i = 0; i < 2; ++i) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return sys_error("cannot create the app's output pipes");
+    read_ends[i].reset(fds[0]);
+    write_ends[i].reset(fds[1]);
+  }
   std::unique_ptr<UvProcess> proc(new UvProcess());
   proc->generation_ = generation;
   proc->events_ = std::move(events);
   proc->out_ = std::make_unique<Output>();
   proc->err_ = std::make_unique<Output>();
-  for (Output* o : {proc->out_.get(), proc->err_.get()}) {
+  for (int i = 0; i < 2; ++i) {
+    Output* o = i == 0 ? proc->out_.get() : proc->err_.get();
     uv_pipe_init(loop, &o->pipe, 0);
     o->pipe.data = o;
     o->owner = proc.get();
     ++proc->open_handles_;
+    if (int rc = uv_pipe_open(&o->pipe, read_ends[i].get()); rc != 0) {
+      spdlog::error("cannot watch the app's {}: {}", i == 0 ? "stdout" : "stderr", uv_strerror(rc));
+      proc->close_handle(reinterpret_cast<uv_handle_t*>(&o->pipe));
+    } else {
+      (void)read_ends[i].release();  // the handle owns it now
+    }
   }
   proc->err_->is_stderr = true;
   uv_timer_init(loop, &proc->grace_);
@@ -174,10 +193,10 @@ Result<std::unique_ptr<Process>> UvProcess::spawn(uv_loop_t* loop, const SpawnSp
   // leaves every other fd (all CLOEXEC in baton) to close on exec.
   std::vector<uv_stdio_container_t> stdio(3 + spec.fds.size());
   stdio[0].flags = UV_IGNORE;
-  stdio[1].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
-  stdio[1].data.stream = reinterpret_cast<uv_stream_t*>(&proc->out_->pipe);
-  stdio[2].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
-  stdio[2].data.stream = reinterpret_cast<uv_stream_t*>(&proc->err_->pipe);
+  for (int i = 0; i < 2; ++i) {
+    stdio[1 + i].flags = UV_INHERIT_FD;
+    stdio[1 + i].data.fd = write_ends[i].get();
+  }
   for (size_t i = 0; i < spec.fds.size(); ++i) {
     stdio[3 + i].flags = UV_INHERIT_FD;
     stdio[3 + i].data.fd = spec.fds[i];
@@ -220,6 +239,7 @@ Result<std::unique_ptr<Process>> UvProcess::spawn(uv_loop_t* loop, const SpawnSp
   }
   proc->pid_ = proc->process_.pid;
   for (Output* o : {proc->out_.get(), proc->err_.get()}) {
+    if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&o->pipe))) continue;
     uv_read_start(reinterpret_cast<uv_stream_t*>(&o->pipe), &Output::on_alloc, &Output::on_read);
   }
   return std::unique_ptr<Process>(std::move(proc));

@@ -9,11 +9,13 @@
 //                         not the main pid); then the main pid sends
 //                         STATUS=child done and sends READY=1 only on SIGUSR1
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -45,12 +47,19 @@ void write_report(const char* path, int argc, char** argv, const std::vector<int
   std::fprintf(f, "pid=%d\nfds=", static_cast<int>(getpid()));
   for (size_t i = 0; i < fds.size(); ++i) std::fprintf(f, "%s%d", i ? "," : "", fds[i]);
   std::fprintf(f, "\n");
-  for (const char* key : {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
-                          "WATCHDOG_USEC", "WATCHDOG_PID"}) {
+  for (const char* key :
+       {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+        "WATCHDOG_PID", "BATON_SERVICE", "BATON_GENERATION", "BATON_INSTANCE"}) {
     const char* v = std::getenv(key);
     std::fprintf(f, "%s=%s\n", key, v ? v : "(unset)");
   }
   for (int i = 1; i < argc; ++i) std::fprintf(f, "arg=%s\n", argv[i]);
+  // What a server that logs to "/dev/stderr" does (lighttpd): open it anew.
+  for (const char* path : {"/dev/stdout", "/dev/stderr"}) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    std::fprintf(f, "open %s=%s\n", path, fd >= 0 ? "ok" : std::strerror(errno));
+    if (fd >= 0) close(fd);
+  }
   std::fclose(f);
 }
 

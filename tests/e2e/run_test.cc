@@ -85,17 +85,27 @@ TEST_CASE("the app receives exactly the configured sockets as fds 3.. with LISTE
   CHECK(r["LISTEN_FDS"] == "5");
   CHECK(r["LISTEN_PID"] == std::to_string(app));
   CHECK(r["LISTEN_FDNAMES"] == "v4:v6:path:abstract:dgram");
-  CHECK(r["NOTIFY_SOCKET"].starts_with("@baton/"));
+  // A socket file beside the control socket, which every sd_notify library
+  // can reach (not only those that know abstract names).
+  CHECK(r["NOTIFY_SOCKET"] == dir.file("control.sock") + ".notify");
+  struct stat st;
+  REQUIRE(stat(r["NOTIFY_SOCKET"].c_str(), &st) == 0);
+  CHECK(S_ISSOCK(st.st_mode));
   CHECK(r["arg"] == "first arg");
+  CHECK(r["BATON_SERVICE"] == "baton");
+  CHECK(r["BATON_GENERATION"] == "1");
+  CHECK(r["BATON_INSTANCE"] == "1");
+  CHECK(r["open /dev/stdout"] == "ok");
+  CHECK(r["open /dev/stderr"] == "ok");
 
-  // Seen from outside: stdin is /dev/null, stdout and stderr are baton's
-  // output channels (libuv makes them socketpairs), and fds 3..7 are the very
-  // sockets baton holds (same inodes), nothing else. The test runner may
-  // itself have inherited stray fds: baton must not pass them on.
+  // Seen from outside: stdin is /dev/null, stdout and stderr are pipes to
+  // baton, and fds 3..7 are the very sockets baton holds (same inodes),
+  // nothing else. The test runner may itself have inherited stray fds:
+  // baton must not pass them on.
   CHECK(open_fds(app) == std::set<int>{0, 1, 2, 3, 4, 5, 6, 7});
   CHECK(fd_link(app, 0) == "/dev/null");
-  CHECK(fd_link(app, 1).starts_with("socket:"));
-  CHECK(fd_link(app, 2).starts_with("socket:"));
+  CHECK(fd_link(app, 1).starts_with("pipe:"));
+  CHECK(fd_link(app, 2).starts_with("pipe:"));
   std::set<std::string> baton_fds;
   for (int fd : open_fds(baton.pid())) baton_fds.insert(fd_link(baton.pid(), fd));
   for (int fd = 3; fd <= 7; ++fd) {
@@ -179,8 +189,69 @@ TEST_CASE("baton stop drains the app and leaves no process and no socket file be
   CHECK_FALSE(process_exists(app));
   CHECK_FALSE(path_exists(dir.file("app.sock")));
   CHECK_FALSE(path_exists(dir.file("control.sock")));
+  CHECK_FALSE(path_exists(dir.file("control.sock.notify")));
   CHECK(baton.log().find(fmt::format("pid {} exited with status 0 after draining", app)) !=
         std::string::npos);
+}
+
+TEST_CASE("notify_socket = \"abstract\": the app gets an abstract NOTIFY_SOCKET, no file") {
+  TempDir dir;
+  std::string report = dir.file("report");
+  std::string config = write_config(
+      dir, fmt::format("\"{}\"", probe_bin()), {{"http", "tcp://127.0.0.1:0"}},
+      fmt::format("notify_socket = \"abstract\"\n[environment]\nPROBE_OUT = \"{}\"\n", report));
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  CHECK(read_report(report)["NOTIFY_SOCKET"].starts_with("@baton/"));
+  CHECK_FALSE(path_exists(dir.file("control.sock.notify")));
+}
+
+TEST_CASE("a command that cannot be executed is started once, not in a loop") {
+  TempDir dir;
+  // What a missing program, interpreter or library ends in: exit 127.
+  std::string script = dir.write("app.sh", "#!/bin/sh\nexec /nonexistent/app\n");
+  chmod(script.c_str(), 0755);
+  std::string config = write_config(dir, fmt::format("\"{}\"", script),
+                                    {{"http", "tcp://127.0.0.1:0"}}, "restart_delay = \"10ms\"\n");
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_until([](const nlohmann::json& s) {
+    return s["last_exit"].is_object() &&
+           s["last_exit"]["reason"].get<std::string>().find("not restarted") != std::string::npos;
+  }));
+  nlohmann::json s = baton.status();
+  CHECK(s["restarts"] == 0);
+  CHECK(s["next_start_in_ms"].is_null());
+  CHECK(s["last_exit"]["reason"].get<std::string>().find("exited with status 127") !=
+        std::string::npos);
+  CHECK(baton.log().find("not restarting it: the command cannot be executed") != std::string::npos);
+}
+
+TEST_CASE("an app's listen() on the shared socket shows in status and is undone for the next") {
+  TempDir dir;
+  // Generation 1 calls listen(16) on baton's socket, as gunicorn and node
+  // call listen() with a backlog of their own.
+  std::string app = dir.write("app.py", R"(import os, signal, socket
+sock = socket.socket(fileno=3)
+if os.environ["BATON_GENERATION"] == "1":
+    sock.listen(16)
+n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+n.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
+signal.sigwait([signal.SIGTERM])
+)");
+  std::string config = write_config(dir, fmt::format("\"python3\", \"{}\"", app),
+                                    {{"http", "tcp://127.0.0.1:0"}}, "listeners = \"shared\"\n");
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  nlohmann::json s = baton.status();
+  REQUIRE(s["sockets"][0].contains("backlog_changed"));
+  CHECK(s["sockets"][0]["backlog_changed"].get<std::string>().starts_with(
+      "the app changed its backlog to 16 (baton's: "));
+  CommandResult text = run_command({baton_bin(), "status", "-c", config});
+  CHECK(text.out.find("the app changed its backlog to 16") != std::string::npos);
+
+  CommandResult reload = run_command({baton_bin(), "reload", "-c", config});
+  REQUIRE(reload.exit_code == 0);
+  CHECK_FALSE(baton.status()["sockets"][0].contains("backlog_changed"));
 }
 
 TEST_CASE("SIGTERM and SIGINT stop baton the same way, with exit status 0") {

@@ -329,10 +329,22 @@ TEST_CASE("check_runnable refuses what baton run cannot start, with every proble
   Config c;
   c.file = "/etc/baton/app.toml";
   c.control_path = "/tmp/" + std::string(102, 'c');  // 107 bytes: the most that fits
+  c.abstract_notify_socket = true;                   // no CONTROL.notify file
   c.command = {dir.write("app", "#!/bin/sh\nexit 0\n", 0755)};
   c.working_directory = dir.path.string();
   Status ok = check_runnable(c);
   CHECK_MESSAGE(ok.ok(), ok.error().message);
+
+  // With the notify socket file beside it, the control path has 7 bytes less.
+  Config path_notify = c;
+  path_notify.abstract_notify_socket = false;
+  CHECK(check_runnable(path_notify).error().message ==
+        "/etc/baton/app.toml: notify socket path " + c.control_path +
+            ".notify (the control socket's, with .notify) is 114 bytes; a unix socket path "
+            "holds at most 107: give a shorter control path, or set notify_socket = "
+            "\"abstract\"");
+  path_notify.control_path = "/tmp/" + std::string(95, 'c');
+  CHECK(check_runnable(path_notify).ok());
 
   Config bad = c;
   bad.control_path += "c";
@@ -902,4 +914,28 @@ TEST_CASE("baton check resolves check programs against the config's directory") 
   CHECK(check_runnable(*config).error().message ==
         file + ": smoke check './bin/missing': " + (dir.path / "bin/missing").string() +
             " is not an executable file");
+}
+
+TEST_CASE("server = NAME sets the drain signal of that server's preset; drain_signal wins") {
+  Config nginx = parse_ok(with_app("server = \"nginx\"\n"));
+  CHECK(nginx.server == "nginx");
+  CHECK(nginx.drain_signal == SIGQUIT);
+  CHECK(parse_ok(with_app("server = \"nginx\"\ndrain_signal = \"SIGTERM\"\n")).drain_signal ==
+        SIGTERM);
+  CHECK(parse_ok(with_app("drain_signal = \"SIGTERM\"\nserver = \"nginx\"\n")).drain_signal ==
+        SIGTERM);
+  CHECK(config_error(with_app("server = \"nginks\"\n"))
+            .starts_with("/etc/baton/test.toml:2:10: unknown server 'nginks'; baton has presets "
+                         "for: nginx, "));
+}
+
+TEST_CASE("notify_socket: a path beside the control socket by default, or abstract") {
+  Config c = parse_ok(with_app("control = \"/run/baton/web.sock\"\n"));
+  CHECK_FALSE(c.abstract_notify_socket);
+  CHECK(notify_socket_path(c.control_path) == "/run/baton/web.sock.notify");
+  CHECK(parse_ok(with_app("notify_socket = \"abstract\"\n")).abstract_notify_socket);
+  CHECK_FALSE(parse_ok(with_app("notify_socket = \"path\"\n")).abstract_notify_socket);
+  CHECK(config_error(with_app("notify_socket = \"/tmp/n\"\n")) ==
+        "/etc/baton/test.toml:2:17: 'notify_socket' must be \"path\" (a socket file beside the "
+        "control socket) or \"abstract\"");
 }

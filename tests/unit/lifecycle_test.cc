@@ -182,6 +182,63 @@ TEST_CASE("lifecycle: starting x every event") {
   }
 }
 
+TEST_CASE("lifecycle: a command that cannot be executed is not restarted") {
+  Fixture f;
+  pid_t pid = f.start();
+  SUBCASE("exit 127 before it was ever ready: no restart, the reason says why") {
+    f.os.exit(pid, 127);
+    CHECK(f.state(pid) == "exited");
+    CHECK(f.listener.last.last_exit ==
+          "pid 1000 exited with status 127 (the command could not be executed) before READY=1; "
+          "not restarted: the command cannot be executed (fix it, then reload)");
+    CHECK(f.os.next_due() == std::nullopt);
+    CHECK(f.listener.last.next_start_at == Clock::time_point{});
+    // A reload (the fix) starts a new generation as usual.
+    auto client = f.reload();
+    CHECK(f.os.take_log() == Log{"exit 1000", "spawn 1001"});
+  }
+  SUBCASE("exit 126 likewise") {
+    f.os.exit(pid, 126);
+    CHECK(f.os.next_due() == std::nullopt);
+  }
+  SUBCASE("exit 127 after it was ready once: restarted as any crash") {
+    f.notify(pid, "READY=1");
+    f.os.exit(pid, 127);
+    CHECK(f.os.next_due() == 100ms);
+  }
+}
+
+TEST_CASE("lifecycle: a READY=1 from another process of the group does not count, and says so") {
+  Fixture f;
+  pid_t pid = f.start();
+  f.os.groups[4242] = pid;  // a worker, or a wrapper's systemd-notify
+  f.notify(4242, "READY=1");
+  CHECK(f.state(pid) == "starting");
+  f.os.advance(1000ms);
+  f.os.exit(pid, 0, SIGKILL);
+  CHECK(f.listener.last.last_exit ==
+        "pid 1000 sent no READY=1 within ready_timeout (1s); a READY=1 came from pid 4242 "
+        "(gone), which is not the main pid (pid 1000): only the main pid's count, or the one it "
+        "names with MAINPID=");
+}
+
+TEST_CASE("lifecycle: the app's environment names its service, generation and instance") {
+  Fixture f;
+  f.config.name = "web";
+  f.boot();
+  auto client = f.reload();
+  REQUIRE(f.os.specs.size() == 2);
+  for (size_t i = 0; i < 2; ++i) {
+    const auto& env = f.os.specs[i].env;
+    auto has = [&](const std::string& entry) {
+      return std::find(env.begin(), env.end(), entry) != env.end();
+    };
+    CHECK(has("BATON_SERVICE=web"));
+    CHECK(has(fmt::format("BATON_GENERATION={}", i + 1)));
+    CHECK(has("BATON_INSTANCE=1"));
+  }
+}
+
 TEST_CASE("lifecycle: failing x every event") {
   Fixture f;
   pid_t pid = f.start();
