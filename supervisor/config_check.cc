@@ -21,9 +21,9 @@ namespace baton {
 namespace {
 
 /// The problems of one config, each named after its file, in the order found.
-class Problems {
+class RunProblems {
  public:
-  explicit Problems(std::string file) : file_(std::move(file)) {}
+  explicit RunProblems(std::string file) : file_(std::move(file)) {}
 
   void add(std::string_view message) { lines_.push_back(fmt::format("{}: {}", file_, message)); }
   bool empty() const { return lines_.empty(); }
@@ -38,14 +38,14 @@ class Problems {
 /// A check's program given by path must be an executable file; one without
 /// a '/' is looked up in PATH when it runs, in the environment it gets then.
 void check_program(const std::vector<std::string>& argv, std::string_view what,
-                   Problems& problems) {
+                   RunProblems& problems) {
   if (argv.empty() || argv[0].find('/') == std::string::npos) return;
   if (find_executable(argv[0]).empty()) {
     problems.add(fmt::format("{} {} is not an executable file", what, argv[0]));
   }
 }
 
-void check_check_programs(const Config& config, Problems& problems) {
+void check_check_programs(const Config& config, RunProblems& problems) {
   check_program(config.ready.exec, "ready.exec", problems);
   for (const CheckCommand& smoke : config.smoke) {
     check_program(smoke.command, fmt::format("smoke check '{}':", smoke.name), problems);
@@ -59,7 +59,7 @@ void check_check_programs(const Config& config, Problems& problems) {
 }  // namespace
 
 Status check_runnable(const Config& config) {
-  Problems problems(config.file.empty() ? "baton" : config.file);
+  RunProblems problems(config.file.empty() ? "baton" : config.file);
   if (config.control_path.size() > kMaxUnixPath) {
     problems.add(
         fmt::format("control socket path {} is {} bytes; a unix socket path holds at "

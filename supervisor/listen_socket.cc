@@ -50,7 +50,7 @@ SockAddr inet_address(const SocketAddress& at) {
   return a;
 }
 
-Result<UnixAddress> unix_address(const SocketSpec& spec) {
+Result<UnixAddress> spec_unix_address(const SocketSpec& spec) {
   return spec.abstract ? unix_abstract_address(spec.path) : unix_path_address(spec.path);
 }
 
@@ -94,7 +94,7 @@ Status clear_stale_unix_path(const SocketSpec& spec) {
     return error(fmt::format("{}: cannot bind {}: the path exists and is not a socket", spec.name,
                              spec.path));
   }
-  auto a = unix_address(spec);
+  auto a = spec_unix_address(spec);
   if (!a) return Error{fmt::format("{}: cannot bind: {}", spec.name, a.error().message)};
   UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (probe.valid() && connect(probe.get(), a->get(), a->length) == 0) {
@@ -115,7 +115,7 @@ Status clear_stale_unix_path(const SocketSpec& spec) {
 /// starts any thread.) Without one, the file gets baton's umask.
 Status bind_unix_path(int fd, const SocketSpec& spec) {
   if (auto s = clear_stale_unix_path(spec); !s) return s;
-  auto a = unix_address(spec);
+  auto a = spec_unix_address(spec);
   if (!a) return Error{fmt::format("{}: cannot bind: {}", spec.name, a.error().message)};
   mode_t old_mask = spec.mode ? umask(0077) : 0;
   int rc = ::bind(fd, a->get(), a->length);
@@ -166,7 +166,7 @@ Status bind_unix(int fd, const SocketSpec& spec) {
     if (!listening) unlink(spec.path.c_str());  // ours: bind() just made it
     return listening;
   }
-  auto a = unix_address(spec);
+  auto a = spec_unix_address(spec);
   if (!a) return Error{fmt::format("{}: cannot bind: {}", spec.name, a.error().message)};
   if (::bind(fd, a->get(), a->length) != 0) {
     return sys_error(fmt::format("{}: cannot bind {}", spec.name, spec.address()));
