@@ -43,15 +43,16 @@ static void finish(int in_handler) {
   REAL(sigaction)(sig, &action, NULL);
   pid_t pid = getpid();
   if (in_handler) {
-    long tid = syscall(SYS_gettid);
-    if (!atomic_load(&have_info) || syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &drain_info) != 0)
-      syscall(SYS_tgkill, pid, tid, sig);
+    long tid = SHIM_SYSCALL(SYS_gettid);
+    if (!atomic_load(&have_info) ||
+        SHIM_SYSCALL(SYS_rt_tgsigqueueinfo, pid, tid, sig, &drain_info) != 0)
+      SHIM_SYSCALL(SYS_tgkill, pid, tid, sig);
     return;
   }
   if (action.sa_handler != SIG_DFL && has_finish_timer &&
       shim_timer_arm(finish_timer, 10000000L, 0) == 0)
     return;
-  if (!atomic_load(&have_info) || syscall(SYS_rt_sigqueueinfo, pid, sig, &drain_info) != 0)
+  if (!atomic_load(&have_info) || SHIM_SYSCALL(SYS_rt_sigqueueinfo, pid, sig, &drain_info) != 0)
     kill(pid, sig);
 }
 
@@ -124,7 +125,7 @@ static void chain_wake(int sig, siginfo_t* info, void* context) {
   if (a.sa_handler == SIG_DFL) {
     /* Real-time signals terminate by default: let this one do so. */
     REAL(sigaction)(sig, &a, NULL);
-    syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
+    SHIM_SYSCALL(SYS_tgkill, getpid(), SHIM_SYSCALL(SYS_gettid), sig);
     return;
   }
   sigset_t old;

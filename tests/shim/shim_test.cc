@@ -161,6 +161,54 @@ TEST_CASE("drain of epoll_app: its own SIGTERM handler runs after the drain; exi
   CHECK(WEXITSTATUS(status) == 0);
 }
 
+TEST_CASE("raw syscall(SYS_accept4) and syscall(SYS_close) are counted as accept4 and close") {
+  if (!have("/usr/bin/python3")) return;
+  // Python's default SIGTERM action: the drain waits for the connections,
+  // as the shim counts them through syscall().
+  std::string script = R"(
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+accept4, close = int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket()
+s.bind(('127.0.0.1', int(sys.argv[1])))
+s.listen()
+def take():
+    fd = libc.syscall(accept4, s.fileno(), None, None, 0)
+    assert fd >= 0, ctypes.get_errno()
+    os.read(fd, 4096)
+    return fd
+first = take()
+os.write(first, b'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n')
+libc.syscall(close, first)
+second = take()
+while os.read(second, 4096):
+    pass
+libc.syscall(close, second)
+while True:
+    os.read(0, 1)
+)";
+  Listener listener;
+  NotifyListener notify;
+  Child child({"/usr/bin/python3", "-c", script, std::to_string(listener.port),
+               std::to_string(SYS_accept4), std::to_string(SYS_close)},
+              listener, notify);
+  expect_ready(child, notify);
+  CHECK(http_get(listener.address()).body == "ok\n");
+  int second = send_request(listener, "/");
+  REQUIRE(serving(child, listener, {SYS_read}, 1));
+  REQUIRE(kill(child.pid(), SIGTERM) == 0);
+  // The first connection was uncounted by its raw close, the second counted
+  // by its raw accept4.
+  CHECK(notify.next() == stopping_message(child.pid(), 1));
+  // Still serving it: back in its read after the signal.
+  CHECK(support::eventually([&] { return threads_in(child.pid(), {SYS_read}) == 1; }, 5s, 1ms));
+  close(second);
+  auto status = child.wait(5s);
+  REQUIRE(status);
+  INFO(child.output_text());
+  expect_killed_by_sigterm(*status);
+}
+
 TEST_CASE("drain of 8 threads blocked in accept with every signal blocked: 4 requests finish") {
   expect_killed_by_sigterm(
       drain({{THREADED_APP_BIN, "--port"}, "threaded pid PID version 1\n", kSleeping, 4}));
