@@ -64,7 +64,7 @@ static void thread_setup(void) {
   shim_tl.gen = gen;
   shim_tl.slot = -1;
   shim_tl.has_timer = 0;
-  pid_t tid = (pid_t)syscall(SYS_gettid);
+  pid_t tid = (pid_t)SHIM_SYSCALL(SYS_gettid);
   struct sigevent sev;
   memset(&sev, 0, sizeof sev);
   sev.sigev_notify = SIGEV_THREAD_ID;
@@ -140,7 +140,7 @@ void shim_kick_accepting_threads(void) {
       info.si_pid = getpid();
       info.si_uid = getuid();
       info.si_value.sival_int = SHIM_WAKE_MAGIC;
-      syscall(SYS_rt_tgsigqueueinfo, getpid(), s->tid, shim.wake_sig, &info);
+      SHIM_SYSCALL(SYS_rt_tgsigqueueinfo, getpid(), s->tid, shim.wake_sig, &info);
     }
     atomic_store(&s->state, SLOT_KICKED);
   }

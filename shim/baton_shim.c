@@ -89,6 +89,7 @@ void shim_resolve_all(void) {
       "execvpe",
       "fexecve",
       "execveat",
+      "syscall",
   };
   void** slots = (void**)&shim_real;
   _Static_assert(sizeof shim_real == sizeof names, "one name per real function");

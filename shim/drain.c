@@ -2,8 +2,25 @@
  * for it are recorded (and reported back) while the shim's handler stays
  * installed. On the signal, every claimed fd leaves its epoll sets, becomes
  * an inert socket and goes back in; threads inside accept are woken; baton
- * hears STOPPING=1. Once no counted connection is left, the app's own action
- * is restored and the signal raised again, so the app ends as it would have.
+ * hears STOPPING=1. Then the signal is handed back to the app (its own
+ * action restored, the signal raised again), at a moment that depends on
+ * what that action is:
+ *
+ *  - a handler that stays installed (not SIG_DFL or SIG_IGN, no
+ *    SA_RESETHAND) is the app's graceful path: it is what closes idle
+ *    keep-alive connections and finishes the rest. It gets the signal as
+ *    soon as the app can no longer accept: the listeners are swapped and no
+ *    thread is inside accept (a connection an accept in progress takes is
+ *    counted first). Open connections are the app's to finish, as they
+ *    would be without the shim;
+ *  - SIG_DFL (which terminates), SIG_IGN, and a one-shot SA_RESETHAND
+ *    handler (the "clean up, then die by the signal" idiom, e.g. node's
+ *    default) would end the app mid-request: the signal waits until no
+ *    counted connection is open either, checked here and on every close of
+ *    a counted connection.
+ *
+ * The action that counts is the app's at the time of the check, so a
+ * handler installed during a drain ends the wait for connections.
  * The wake signal (SIGRTMAX-3) is the shim's too: never blocked, chained to
  * any handler the app sets for it. Handlers use syscalls and atomics only. */
 #include <errno.h>
@@ -43,21 +60,30 @@ static void finish(int in_handler) {
   REAL(sigaction)(sig, &action, NULL);
   pid_t pid = getpid();
   if (in_handler) {
-    long tid = syscall(SYS_gettid);
-    if (!atomic_load(&have_info) || syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &drain_info) != 0)
-      syscall(SYS_tgkill, pid, tid, sig);
+    long tid = SHIM_SYSCALL(SYS_gettid);
+    if (!atomic_load(&have_info) ||
+        SHIM_SYSCALL(SYS_rt_tgsigqueueinfo, pid, tid, sig, &drain_info) != 0)
+      SHIM_SYSCALL(SYS_tgkill, pid, tid, sig);
     return;
   }
   if (action.sa_handler != SIG_DFL && has_finish_timer &&
       shim_timer_arm(finish_timer, 10000000L, 0) == 0)
     return;
-  if (!atomic_load(&have_info) || syscall(SYS_rt_sigqueueinfo, pid, sig, &drain_info) != 0)
+  if (!atomic_load(&have_info) || SHIM_SYSCALL(SYS_rt_sigqueueinfo, pid, sig, &drain_info) != 0)
     kill(pid, sig);
+}
+
+/* The app's action for the drain signal is a handler that stays installed:
+ * its graceful path, which gets the signal without waiting for connections. */
+static int app_drains_itself(void) {
+  struct sigaction a = app_drain;
+  return a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN && !(a.sa_flags & SA_RESETHAND);
 }
 
 static void maybe_finish(int in_handler) {
   if (!atomic_load(&shim.draining) || atomic_load(&shim.finished)) return;
-  if (atomic_load(&shim.conns) > 0 || shim_accept_in_progress()) return;
+  if (shim_accept_in_progress()) return;
+  if (!app_drains_itself() && atomic_load(&shim.conns) > 0) return;
   if (atomic_exchange(&shim.finished, 1)) return;
   int saved = errno;
   finish(in_handler);
@@ -124,7 +150,7 @@ static void chain_wake(int sig, siginfo_t* info, void* context) {
   if (a.sa_handler == SIG_DFL) {
     /* Real-time signals terminate by default: let this one do so. */
     REAL(sigaction)(sig, &a, NULL);
-    syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
+    SHIM_SYSCALL(SYS_tgkill, getpid(), SHIM_SYSCALL(SYS_gettid), sig);
     return;
   }
   sigset_t old;
@@ -183,6 +209,7 @@ SHIM_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction
     if (sig == shim.drain_sig) install_drain_handler();
   }
   if (old) *old = prev;
+  if (act && sig == shim.drain_sig) maybe_finish(0);
   return 0;
 }
 

@@ -1,12 +1,14 @@
 /* The fd table: what the shim knows about each of the app's fds (claimed,
  * wanted O_NONBLOCK, counted connection), kept right across close, dup*,
- * fcntl, ioctl(FIONBIO), close_range, closefrom and fclose. These wrappers are
+ * fcntl, ioctl(FIONBIO), close_range, closefrom, fclose and the raw
+ * system calls for them (syscall.c). These wrappers are
  * syscalls plus atomics (close and dup2 are called from signal handlers), and
  * the shared socket's file status flags are never changed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -59,8 +61,10 @@ void shim_fd_copy(int from, int to) {
   if (prev && forget(to, prev, 0)) shim_maybe_finish();
 }
 
-SHIM_EXPORT int close(int fd) {
-  if (!shim.active) return REAL(close)(fd);
+/* close(), and syscall(SYS_close) when `raw`: the raw system call is kept
+ * for it, as it is no cancellation point (libuv closes every fd that way). */
+int shim_close(int fd, int raw) {
+  if (!shim.active) return raw ? (int)SHIM_SYSCALL(SYS_close, fd) : REAL(close)(fd);
   uint8_t f = shim_fd_flags(fd);
   if (f & FD_STASH) {
     errno = EBADF;
@@ -69,9 +73,13 @@ SHIM_EXPORT int close(int fd) {
   int saved = errno;
   int gone = f ? forget(fd, atomic_exchange(&shim_fd[fd], 0), 1) : 0;
   errno = saved;
-  int r = REAL(close)(fd);
+  int r = raw ? (int)SHIM_SYSCALL(SYS_close, fd) : REAL(close)(fd);
   if (gone) shim_maybe_finish();
   return r;
+}
+
+SHIM_EXPORT int close(int fd) {
+  return shim_close(fd, 0);
 }
 
 SHIM_EXPORT int fclose(FILE* stream) {

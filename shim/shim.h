@@ -145,6 +145,7 @@ struct shim_real {
   int (*execvpe)(const char*, char* const[], char* const[]);
   int (*fexecve)(int, char* const[], char* const[]);
   int (*execveat)(int, const char*, char* const[], char* const[], int);
+  long (*syscall)(long, ...);
 };
 extern struct shim_real shim_real;
 
@@ -152,6 +153,9 @@ extern void* shim_real_vfork;
 
 void* shim_resolve(void** slot, const char* name);
 #define REAL(f) ((__typeof__(shim_real.f))shim_resolve((void**)&shim_real.f, #f))
+/* The shim's own system calls: straight to libc's syscall(), not through
+ * the shim's (syscall.c). */
+#define SHIM_SYSCALL(...) REAL(syscall)(__VA_ARGS__)
 
 /* baton_shim.c */
 void shim_resolve_all(void);
@@ -178,6 +182,7 @@ int shim_normalize_path(const char* path, size_t len, char* out, size_t cap);
 void shim_format_addr(const struct sockaddr* sa, socklen_t len, char* out, size_t cap);
 
 /* fds.c */
+int shim_close(int fd, int raw);
 void shim_fd_copy(int from, int to);
 void shim_fd_reset_new(int fd);
 void shim_fd_set_conn(int fd, uint8_t listener_flags);

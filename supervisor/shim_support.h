@@ -16,7 +16,14 @@ Result<std::string> find_shim_library();
 /// Refuses programs LD_PRELOAD cannot reach: statically linked binaries, Go
 /// programs (they make raw system calls), setuid/setgid binaries (the loader
 /// ignores LD_PRELOAD for them). `command` is looked up in PATH when it has
-/// no '/'. Errors say which and why.
+/// no '/'. A #! script is judged by the program that runs it: the
+/// interpreter its #! line names (as the kernel splits the line: the
+/// interpreter and one argument), the program `env` runs when that is env
+/// (its argument, or with -S its first word past options and assignments,
+/// looked up in PATH), and so on through up to 4 scripts in a row. Errors
+/// say which and why, naming the script and the interpreter:
+/// "shim: /usr/bin/x (the #! interpreter of /srv/app, through /usr/bin/env)
+/// is statically linked: ...".
 Status check_shim_target(const std::string& command);
 
 /// Finds `command` the way execvp would; empty when not found.

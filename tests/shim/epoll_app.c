@@ -1,10 +1,15 @@
 /* epoll_app: a test server in the event-loop style, knowing nothing of baton:
  * its own SOCK_NONBLOCK socket bound to --port (127.0.0.1), epoll, accept4 in
  * a loop until EAGAIN, one request per connection. Its SIGTERM handler
- * (sigaction) only sets a flag; the loop then exits 0. Under the shim that
- * handler runs after the drain. Body: "epoll pid P version V\n" (V from
- * $LEGACY_VERSION, default 1); `GET /slow?ms=N` answers after N ms without
- * blocking the loop. */
+ * (sigaction; SIGTERM is unblocked only inside epoll_pwait) only sets a
+ * flag; the loop then stops accepting (it closes
+ * its listening socket), answers the requests it has, and exits 0. It
+ * writes "epoll_app: pid P stopping on SIGTERM, N connections open" to
+ * stderr when it sees the flag. With --oneshot the handler is instead the
+ * "clean up, then die by the signal" kind (SA_RESETHAND, raise again): the
+ * process ends on SIGTERM at once, whatever it is doing. Body: "epoll pid P
+ * version V\n" (V from $LEGACY_VERSION, default 1); `GET /slow?ms=N`
+ * answers after N ms without blocking the loop. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,6 +39,10 @@ static const char* version;
 static void on_sigterm(int sig) {
   (void)sig;
   stop = 1;
+}
+
+static void on_sigterm_oneshot(int sig) {
+  raise(sig); /* SA_RESETHAND: the default action, once this handler returns */
 }
 
 static long long now_ms(void) {
@@ -120,20 +129,31 @@ static int answer_due(int epfd) {
 }
 
 int main(int argc, char** argv) {
-  int port = -1;
+  int port = -1, oneshot = 0;
   for (int i = 1; i < argc; ++i) {
-    if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) port = atoi(argv[++i]);
+    if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
+      port = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--oneshot") == 0)
+      oneshot = 1;
   }
   if (port < 0 || port > 65535) {
-    fprintf(stderr, "usage: epoll_app --port N\n");
+    fprintf(stderr, "usage: epoll_app [--oneshot] --port N\n");
     return 100;
   }
   version = getenv("LEGACY_VERSION");
   if (!version || !*version) version = "1";
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigterm;
+  sa.sa_handler = oneshot ? on_sigterm_oneshot : on_sigterm;
+  sa.sa_flags = oneshot ? SA_RESETHAND : 0;
   sigaction(SIGTERM, &sa, NULL);
+  /* SIGTERM is blocked but inside epoll_pwait, so the flag is never set
+   * between the loop's check of it and the wait. */
+  sigset_t term, waiting;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  sigprocmask(SIG_BLOCK, &term, &waiting);
+  sigdelset(&waiting, SIGTERM);
 
   int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;
@@ -153,17 +173,32 @@ int main(int argc, char** argv) {
   struct epoll_event ev = {.events = EPOLLIN, .data.fd = listener};
   epoll_ctl(epfd, EPOLL_CTL_ADD, listener, &ev);
   fprintf(stderr, "epoll_app: pid %d serving 127.0.0.1 port %d\n", (int)getpid(), port);
-  while (!stop) {
+  for (;;) {
+    if (stop && listener >= 0) {
+      int open = 0;
+      for (int fd = 0; fd < MAX_CONNS; ++fd) open += conns[fd].open;
+      fprintf(stderr, "epoll_app: pid %d stopping on SIGTERM, %d connections open\n", (int)getpid(),
+              open);
+      epoll_ctl(epfd, EPOLL_CTL_DEL, listener, NULL);
+      close(listener);
+      listener = -1;
+    }
+    int timeout = answer_due(epfd);
+    if (stop) {
+      int open = 0;
+      for (int fd = 0; fd < MAX_CONNS; ++fd) open += conns[fd].open;
+      if (open == 0) break;
+    }
     struct epoll_event events[64];
-    int n = epoll_wait(epfd, events, 64, answer_due(epfd));
-    for (int i = 0; i < n && !stop; ++i) {
+    int n = epoll_pwait(epfd, events, 64, timeout, &waiting);
+    for (int i = 0; i < n; ++i) {
       int fd = events[i].data.fd;
-      if (fd == listener)
+      if (fd == listener && !stop)
         accept_all(epfd, listener);
-      else if (fd < MAX_CONNS && conns[fd].open)
+      else if (fd != listener && fd < MAX_CONNS && conns[fd].open)
         on_readable(epfd, fd);
     }
   }
-  fprintf(stderr, "epoll_app: pid %d stopping on SIGTERM\n", (int)getpid());
+  fprintf(stderr, "epoll_app: pid %d exiting\n", (int)getpid());
   return 0;
 }

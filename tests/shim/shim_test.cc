@@ -53,10 +53,15 @@ struct DrainCase {
   int in_flight = 1;
 };
 
+struct Drained {
+  int status;
+  std::string output;  // what the child wrote
+};
+
 /// Drains `c` with requests in flight: each completes, STOPPING=1 says how
 /// many were open, a connection made after it stays queued for the next
-/// holder of the socket, and the child exits. Returns its wait status.
-int drain(const DrainCase& c) {
+/// holder of the socket, and the child exits.
+Drained drain(const DrainCase& c) {
   Listener listener;
   NotifyListener notify;
   std::vector<std::string> argv = c.argv;
@@ -95,7 +100,29 @@ int drain(const DrainCase& c) {
   close(late);
   CHECK_FALSE(listener.nonblocking());
   CHECK_FALSE(notify.next(100ms));
-  return *status;
+  return {*status, output};
+}
+
+bool send_text(int fd, const std::string& text) {
+  return send(fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
+}
+
+/// Reads from `fd` until `end` has arrived (or EOF), at most until `deadline`.
+std::string read_through(int fd, const std::string& end, Clock::time_point deadline) {
+  std::string got;
+  char buf[4096];
+  while (got.find(end) == std::string::npos && wait_fd(fd, POLLIN, deadline) > 0) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+/// True if the peer closes `fd` before `deadline` without sending anything.
+bool closed_by_peer(int fd, Clock::time_point deadline) {
+  char c;
+  return wait_fd(fd, POLLIN, deadline) > 0 && recv(fd, &c, 1, 0) == 0;
 }
 
 void expect_killed_by_sigterm(int status) {
@@ -152,25 +179,118 @@ TEST_CASE("a bind to the inherited port that matches no inherited socket fails: 
 
 TEST_CASE("drain of legacy: the request in flight completes, then SIGTERM takes effect") {
   expect_killed_by_sigterm(
-      drain({{LEGACY_BIN, "--port"}, "legacy pid PID version 1\n", kSleeping}));
+      drain({{LEGACY_BIN, "--port"}, "legacy pid PID version 1\n", kSleeping}).status);
 }
 
-TEST_CASE("drain of epoll_app: its own SIGTERM handler runs after the drain; exit 0") {
-  int status = drain({{EPOLL_APP_BIN, "--port"}, "epoll pid PID version 1\n", kEpollWait});
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+TEST_CASE("drain of epoll_app: its SIGTERM handler runs with the request in flight; exit 0") {
+  Drained d = drain({{EPOLL_APP_BIN, "--port"}, "epoll pid PID version 1\n", kEpollWait});
+  CHECK(WIFEXITED(d.status));
+  CHECK(WEXITSTATUS(d.status) == 0);
+  // The handler is the app's graceful path: it got the signal as soon as the
+  // app could no longer accept, not after the connection closed.
+  CHECK(d.output.find("stopping on SIGTERM, 1 connections open\n") != std::string::npos);
+}
+
+TEST_CASE("drain of epoll_app with a one-shot handler: the request completes before SIGTERM") {
+  // SA_RESETHAND and raise again: the handler would end the app mid-request.
+  Drained d =
+      drain({{EPOLL_APP_BIN, "--oneshot", "--port"}, "epoll pid PID version 1\n", kEpollWait});
+  expect_killed_by_sigterm(d.status);
+  CHECK(d.output.find("stopping") == std::string::npos);
+}
+
+TEST_CASE("drain of keepalive_app with idle keep-alive connections: it closes them; exit 0") {
+  Listener listener;
+  NotifyListener notify;
+  Child child({KEEPALIVE_APP_BIN, "--port", std::to_string(listener.port)}, listener, notify);
+  expect_ready(child, notify);
+  std::string expected = "keepalive pid " + std::to_string(child.pid()) + " version 1\n";
+  std::vector<int> idle;
+  for (int i = 0; i < 3; ++i) {
+    int fd = support::connect_stream(listener.address());
+    REQUIRE(fd >= 0);
+    REQUIRE(send_text(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+    std::string response = read_through(fd, expected, Clock::now() + 5s);
+    CHECK(response.find("\r\nConnection: keep-alive\r\n") != std::string::npos);
+    CHECK(response.ends_with("\r\n\r\n" + expected));
+    idle.push_back(fd);
+  }
+  REQUIRE(serving(child, listener, {SYS_poll, SYS_ppoll}, 1));  // one thread
+  REQUIRE(kill(child.pid(), SIGTERM) == 0);
+  CHECK(notify.next() == stopping_message(child.pid(), 3));
+  // The app closes each one after its grace (200 ms) without a request.
+  for (int fd : idle) {
+    CHECK(closed_by_peer(fd, Clock::now() + 5s));
+    close(fd);
+  }
+  auto status = child.wait(5s);
+  REQUIRE(status);
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
+  std::string output = child.output_text();
+  CHECK(output.find("stopping on SIGTERM, 3 connections open\n") != std::string::npos);
+  CHECK_FALSE(notify.next(100ms));
+}
+
+TEST_CASE("raw syscall(SYS_accept4) and syscall(SYS_close) are counted as accept4 and close") {
+  if (!have("/usr/bin/python3")) return;
+  // Python's default SIGTERM action: the drain waits for the connections,
+  // as the shim counts them through syscall().
+  std::string script = R"(
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+accept4, close = int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket()
+s.bind(('127.0.0.1', int(sys.argv[1])))
+s.listen()
+def take():
+    fd = libc.syscall(accept4, s.fileno(), None, None, 0)
+    assert fd >= 0, ctypes.get_errno()
+    os.read(fd, 4096)
+    return fd
+first = take()
+os.write(first, b'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n')
+libc.syscall(close, first)
+second = take()
+while os.read(second, 4096):
+    pass
+libc.syscall(close, second)
+while True:
+    os.read(0, 1)
+)";
+  Listener listener;
+  NotifyListener notify;
+  Child child({"/usr/bin/python3", "-c", script, std::to_string(listener.port),
+               std::to_string(SYS_accept4), std::to_string(SYS_close)},
+              listener, notify);
+  expect_ready(child, notify);
+  CHECK(http_get(listener.address()).body == "ok\n");
+  int second = send_request(listener, "/");
+  REQUIRE(serving(child, listener, {SYS_read}, 1));
+  REQUIRE(kill(child.pid(), SIGTERM) == 0);
+  // The first connection was uncounted by its raw close, the second counted
+  // by its raw accept4.
+  CHECK(notify.next() == stopping_message(child.pid(), 1));
+  // Still serving it: back in its read after the signal.
+  CHECK(support::eventually([&] { return threads_in(child.pid(), {SYS_read}) == 1; }, 5s, 1ms));
+  close(second);
+  auto status = child.wait(5s);
+  REQUIRE(status);
+  INFO(child.output_text());
+  expect_killed_by_sigterm(*status);
 }
 
 TEST_CASE("drain of 8 threads blocked in accept with every signal blocked: 4 requests finish") {
   expect_killed_by_sigterm(
-      drain({{THREADED_APP_BIN, "--port"}, "threaded pid PID version 1\n", kSleeping, 4}));
+      drain({{THREADED_APP_BIN, "--port"}, "threaded pid PID version 1\n", kSleeping, 4}).status);
 }
 
 TEST_CASE("drain of 8 threads polling a non-blocking socket: 4 requests finish") {
   expect_killed_by_sigterm(drain({{THREADED_APP_BIN, "--nonblocking", "--port"},
                                   "threaded pid PID version 1\n",
                                   kSleeping,
-                                  4}));
+                                  4})
+                               .status);
 }
 
 TEST_CASE("an app that runs a subprocess per request (vfork) keeps its connection counted") {
@@ -191,7 +311,8 @@ while True:
     c.close()
 )";
   expect_killed_by_sigterm(
-      drain({{"/usr/bin/python3", "-c", script}, "python pid PID version 1\n", kWaitingForChild}));
+      drain({{"/usr/bin/python3", "-c", script}, "python pid PID version 1\n", kWaitingForChild})
+          .status);
 }
 
 TEST_CASE("python3 -m http.server started through /usr/bin/env: handed on at exec, drained") {
