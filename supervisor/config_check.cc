@@ -87,6 +87,8 @@ Status check_runnable(const Config& config) {
         fmt::format("command {} is not an executable file (or not found in PATH)", program));
   } else if (config.shim) {
     if (Status s = check_shim_target(program); !s) problems.add(s.error().message);
+  } else if (Status s = check_script_interpreter(find_executable(program)); !s) {
+    problems.add(s.error().message);
   }
   check_check_programs(config, problems);
   if (!problems.empty()) return problems.error();

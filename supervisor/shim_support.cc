@@ -313,6 +313,19 @@ Result<std::string> find_shim_library() {
                   fmt::join(candidates, ", ")));
 }
 
+Status check_script_interpreter(const std::string& path) {
+  auto head = read_file_head(path, "program", kExecHead);
+  if (!head) return {};  // exec reports it as it is
+  std::optional<Shebang> line = parse_shebang(head->text.substr(0, kExecHead));
+  if (!line || line->interpreter.empty()) return {};
+  const std::string& interpreter = line->interpreter;
+  std::string named = interpreter.find('/') == std::string::npos ? "./" + interpreter : interpreter;
+  if (!find_executable(named).empty()) return {};
+  return error(fmt::format(
+      "command {}: its #! interpreter {} is not an executable file, so it cannot be executed", path,
+      interpreter));
+}
+
 Status check_shim_target(const std::string& command) {
   std::string path = find_executable(command);
   if (path.empty()) return error(fmt::format("shim: cannot find the command {}", command));

@@ -26,6 +26,12 @@ Result<std::string> find_shim_library();
 /// is statically linked: ...".
 Status check_shim_target(const std::string& command);
 
+/// For any command (shim or not): a #! script at `path` whose interpreter
+/// (as the kernel opens it: no PATH search) is not an executable file
+/// cannot be executed; the error says so. Only the first #! line is read:
+/// what `env` looks up depends on the app's PATH, known only when it runs.
+Status check_script_interpreter(const std::string& path);
+
 /// Finds `command` the way execvp would; empty when not found.
 std::string find_executable(const std::string& command);
 

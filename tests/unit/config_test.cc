@@ -360,6 +360,13 @@ TEST_CASE("check_runnable refuses what baton run cannot start, with every proble
             "/etc/baton/app.toml: command " +
             bad.command[0] + " is not an executable file (or not found in PATH)");
 
+  Config no_interpreter = c;
+  no_interpreter.command = {dir.write("script", "#!/nonexistent/python3 -u\n", 0755)};
+  CHECK(check_runnable(no_interpreter).error().message ==
+        "/etc/baton/app.toml: command " + no_interpreter.command[0] +
+            ": its #! interpreter /nonexistent/python3 is not an executable file, so it cannot "
+            "be executed");
+
   Config file_dir = c;
   file_dir.working_directory = c.command[0];
   CHECK(check_runnable(file_dir).error().message ==
@@ -372,8 +379,10 @@ TEST_CASE("check_runnable checks the shim target, and names a flag config 'baton
   c.control_path = "/tmp/c.sock";
   c.command = {dir.write("app", "#!/bin/sh\nexit 0\n", 0755)};
   c.shim = true;
+  CHECK(check_runnable(c).ok());  // judged by /bin/sh, its #! interpreter
+  c.command = {dir.write("data", "x\n", 0755)};
   CHECK(check_runnable(c).error().message ==
-        "baton: shim: " + c.command[0] + " is not an ELF binary");
+        "baton: shim: " + c.command[0] + " is neither an ELF binary nor a script with a #! line");
   c.command = {"baton-no-such-program"};
   CHECK(check_runnable(c).error().message ==
         "baton: command baton-no-such-program is not an executable file (or not found in PATH)");
