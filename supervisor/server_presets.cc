@@ -5,11 +5,19 @@
 namespace baton {
 
 const std::vector<ServerPreset>& server_presets() {
+  // Each verified under baton (tests/servers): a request in progress at the
+  // drain is answered and the server exits 0; SIGTERM ends that request.
   static const std::vector<ServerPreset> presets = {
-      {"nginx", SIGQUIT, "SIGQUIT is nginx's graceful shutdown"},
-      {"apache2", SIGWINCH, "SIGWINCH is apache2's graceful-stop"},
-      {"haproxy", SIGUSR1, "SIGUSR1 is haproxy's soft-stop"},
-      {"lighttpd", SIGINT, "SIGINT is lighttpd's graceful shutdown"},
+      {"uwsgi", SIGHUP,
+       "SIGHUP is uWSGI's graceful reload, an exit with --exit-on-reload (SIGTERM is its "
+       "brutal reload)"},
+      {"nginx", SIGQUIT, "SIGQUIT is nginx's graceful shutdown (SIGTERM its fast one)"},
+      {"haproxy", SIGUSR1, "SIGUSR1 is haproxy's soft stop (SIGTERM its hard stop)"},
+      {"lighttpd", SIGINT,
+       "SIGINT is lighttpd's graceful shutdown (SIGTERM stops it at once, SIGUSR1 restarts it)"},
+      {"apache2", SIGWINCH,
+       "SIGWINCH is apache2's graceful-stop (SIGTERM stops it at once, SIGUSR1 and SIGHUP "
+       "restart it)"},
   };
   return presets;
 }
