@@ -162,6 +162,16 @@ TEST_CASE("docs/servers.md quotes every recipe file as the tests run it") {
     ++files;
   }
   CHECK(files > 12);
+
+  // Each "Tested by: `NAME`" names a test case of this file.
+  const std::string tests = read_text(fs::path(SOURCE_DIR) / "tests/servers/servers_test.cc");
+  const std::regex tested_by("Tested by: `([^`]+)`");
+  int named = 0;
+  for (std::sregex_iterator m(doc.begin(), doc.end(), tested_by), end; m != end; ++m, ++named) {
+    CAPTURE((*m)[1].str());
+    CHECK(tests.find("TEST_CASE(\"" + (*m)[1].str() + "\")") != std::string::npos);
+  }
+  CHECK(named == 12);
 }
 
 TEST_CASE("every server preset is a recipe's, with the signal its config names") {
