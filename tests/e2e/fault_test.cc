@@ -336,8 +336,8 @@ TEST_CASE("fault: a baton started after kill -9 takes over the app left serving;
   // A new baton takes the sockets over (instead of failing with EADDRINUSE),
   // starts generation 1 beside the left-over app, then drains it.
   Baton second(dir, {"-c", config}, dir.file("control.sock"));
-  REQUIRE(second.wait_ready());
   INFO(second.log());
+  REQUIRE(second.wait_ready());
   pid_t fresh = second.instance_pid("ready");
   CHECK(fresh != left);
   CHECK(eventually([&] { return !process_exists(left); }, 10s));
