@@ -412,14 +412,17 @@ std::string ListenSocket::backlog_note() const {
       info.tcpi_state != TCP_LISTEN) {
     return {};
   }
-  // What listen() made of baton's backlog: clamped to net.core.somaxconn.
-  int64_t wanted = spec_.backlog.value_or(INT_MAX);
-  if (auto max = read_file_head("/proc/sys/net/core/somaxconn", "somaxconn", 32)) {
-    const std::string& text = max->text;
-    int64_t somaxconn = 0;
-    if (std::from_chars(text.data(), text.data() + text.size(), somaxconn).ec == std::errc{})
-      wanted = std::min(wanted, somaxconn);
-  }
+  // What listen() made of baton's backlog: clamped to net.core.somaxconn,
+  // read once (status is built on every change; baton stays in its netns).
+  static const int64_t somaxconn = [] {
+    int64_t value = INT_MAX;
+    if (auto max = read_file_head("/proc/sys/net/core/somaxconn", "somaxconn", 32)) {
+      const std::string& text = max->text;
+      std::from_chars(text.data(), text.data() + text.size(), value);
+    }
+    return value;
+  }();
+  int64_t wanted = std::min<int64_t>(spec_.backlog.value_or(INT_MAX), somaxconn);
   if (static_cast<int64_t>(info.tcpi_sacked) == wanted) return {};
   return fmt::format(
       "the app changed its backlog to {} (baton's: {}, set again for the next "
