@@ -43,8 +43,8 @@ constexpr std::string_view kTopKeys[] = {
     "listeners",     "notify_socket", "ready",
     "smoke",         "hooks",
 };
-constexpr std::string_view kSocketKeys[] = {"name",   "listen", "backlog",
-                                            "v6only", "mode",   "reuseport"};
+constexpr std::string_view kSocketKeys[] = {"name", "listen",    "backlog",    "v6only",
+                                            "mode", "reuseport", "nonblocking"};
 
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
@@ -199,6 +199,12 @@ void read_environment(const toml::table& table, Config& config, Problems& proble
   }
 }
 
+/// The default of a socket's `nonblocking`: the server preset's.
+bool preset_nonblocking(const Config& config) {
+  const ServerPreset* preset = find_server_preset(config.server);
+  return preset && preset->nonblocking;
+}
+
 void read_socket(const toml::table& t, Config& config, Problems& problems) {
   check_keys(t, kSocketKeys, "[[socket]]", problems);
   auto name = get_string(t, "name", problems);
@@ -212,6 +218,8 @@ void read_socket(const toml::table& t, Config& config, Problems& problems) {
     return problems.add(t.get("name")->source(), s.error().message);
   }
   spec->name = *name;
+  spec->nonblocking = preset_nonblocking(config);
+  read_bool(t, "nonblocking", spec->nonblocking, problems);
   if (const toml::node* n = t.get("backlog")) {
     // Only an integer: toml++ converting a float such as 1e300 would overflow.
     const auto* v = n->as_integer();
@@ -314,7 +322,7 @@ void read_identity(const toml::table& table, const std::string& path, Config& co
 }
 
 /// `server = "nginx"`: the preset's drain signal (drain_signal, read after
-/// it, wins).
+/// it, wins) and its sockets' `nonblocking` default.
 void read_server(const toml::table& table, Config& config, Problems& problems) {
   auto name = get_string(table, "server", problems);
   if (!name) return;
@@ -336,11 +344,11 @@ void read_settings(const toml::table& table, Config& config, ReadyOrigins& origi
   check_keys(table, kTopKeys, "the top level", problems);
   read_command(table, config, problems);
   read_environment(table, config, problems);
+  read_server(table, config, problems);  // before the sockets: their defaults
   origins.sockets_complete = read_sockets(table, config, problems);
   if (auto wd = get_string(table, "working_directory", problems)) {
     config.working_directory = resolve(config.base_dir, *wd);
   }
-  read_server(table, config, problems);
   if (auto sig = get_string(table, "drain_signal", problems)) {
     auto s = parse_signal(*sig);
     if (s)
@@ -425,6 +433,7 @@ void read_listen_flags(const std::vector<std::string>& listens, Config& config,
       problems.add(fmt::format("--listen {}: {}", flag, name_ok.error().message));
     else {
       spec->name = flag.substr(0, eq);
+      spec->nonblocking = preset_nonblocking(config);
       config.sockets.push_back(std::move(*spec));
     }
   }

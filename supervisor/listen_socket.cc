@@ -3,6 +3,7 @@
 #include "listen_socket.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -135,9 +136,21 @@ Status bind_unix_path(int fd, const SocketSpec& spec) {
 Result<UniqueFd> new_socket(const SocketSpec& spec) {
   int family = spec.kind == SocketKind::kUnix ? AF_UNIX : spec.family;
   int type = spec.kind == SocketKind::kUdp ? SOCK_DGRAM : SOCK_STREAM;
-  UniqueFd fd(socket(family, type | SOCK_CLOEXEC, 0));
+  UniqueFd fd(socket(family, type | SOCK_CLOEXEC | (spec.nonblocking ? SOCK_NONBLOCK : 0), 0));
   if (!fd.valid()) return sys_error(fmt::format("{}: cannot create socket", spec.name));
   return fd;
+}
+
+/// `nonblocking = true` on a socket baton did not create, or one whose
+/// config turned it on. Never cleared: an app that shares the socket may
+/// have set it, and a blocking listener under an app that polls before it
+/// accepts can leave the app waiting in accept().
+Status apply_nonblocking(int fd, const SocketSpec& spec) {
+  if (!spec.nonblocking) return {};
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0 && (flags & O_NONBLOCK) != 0) return {};
+  if (flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0) return {};
+  return sys_error(fmt::format("{}: cannot make {} non-blocking", spec.name, spec.address()));
 }
 
 /// listen() for stream sockets. The kernel clamps the backlog to
@@ -341,6 +354,7 @@ Result<ListenSocket> ListenSocket::adopt(const SocketSpec& spec, UniqueFd fd,
       listen(fd.get(), spec.backlog.value_or(INT_MAX)) != 0) {
     return sys_error(fmt::format("{}: cannot listen on {}", spec.name, origin));
   }
+  if (Status s = apply_nonblocking(fd.get(), spec); !s) return s.error();
   // Not bound by baton: its file (if any) belongs to whoever created it.
   ListenSocket sock;
   sock.spec_ = spec;
@@ -395,6 +409,7 @@ Status ListenSocket::update(const SocketSpec& spec) {
   if (spec.kind != SocketKind::kUdp && listen(fd_.get(), spec.backlog.value_or(INT_MAX)) != 0) {
     return sys_error(fmt::format("{}: cannot change the backlog of {}", spec.name, spec.address()));
   }
+  if (Status s = apply_nonblocking(fd_.get(), spec); !s) return s;
   if (inode_ != 0 && spec.mode && spec.mode != spec_.mode &&
       chmod(path_.c_str(), *spec.mode) != 0) {
     return sys_error(fmt::format("{}: cannot chmod {} to {:o}", spec.name, path_, *spec.mode));

@@ -11,7 +11,9 @@ const std::vector<ServerPreset>& server_presets() {
       {"uwsgi", SIGHUP,
        "SIGHUP is uWSGI's graceful reload, an exit with --exit-on-reload (SIGTERM is its "
        "brutal reload)"},
-      {"nginx", SIGQUIT, "SIGQUIT is nginx's graceful shutdown (SIGTERM its fast one)"},
+      // nginx sets O_NONBLOCK only on listeners it opens itself, not on
+      // inherited ones (its binary upgrade passes non-blocking ones).
+      {"nginx", SIGQUIT, "SIGQUIT is nginx's graceful shutdown (SIGTERM its fast one)", true},
       {"haproxy", SIGUSR1, "SIGUSR1 is haproxy's soft stop (SIGTERM its hard stop)"},
       {"lighttpd", SIGINT,
        "SIGINT is lighttpd's graceful shutdown (SIGTERM stops it at once, SIGUSR1 restarts it)"},

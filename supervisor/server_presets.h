@@ -15,6 +15,9 @@ struct ServerPreset {
   int drain_signal;
   /// Why: the server's own name for that signal.
   std::string_view why;
+  /// The server takes the listeners it inherits to be non-blocking, so its
+  /// sockets default to `nonblocking = true`.
+  bool nonblocking = false;
 };
 
 /// The preset called `name`, or nullptr.

@@ -81,6 +81,12 @@ struct SocketSpec {
   /// SO_REUSEPORT. Off by default: with it, each socket has its own accept
   /// queue, and closing one resets the connections queued on it.
   bool reuseport = false;
+  /// O_NONBLOCK on the socket the app gets (systemd's NonBlocking=). Off by
+  /// default, as with systemd. A server that takes an inherited listener to
+  /// be non-blocking (nginx) needs it: with a blocking one, a worker woken
+  /// for a connection another worker took waits in accept(), holding the
+  /// connection it accepted before unanswered.
+  bool nonblocking = false;
 
   bool operator==(const SocketSpec&) const = default;
 

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -38,6 +39,18 @@ using namespace e2e;
 namespace fs = std::filesystem;
 
 namespace {
+
+/// Whether `pid`'s `fd` has O_NONBLOCK, from /proc/PID/fdinfo/FD ("flags:"
+/// in octal); false if it cannot be read.
+bool is_nonblocking(pid_t pid, int fd) {
+  std::ifstream in(fmt::format("/proc/{}/fdinfo/{}", pid, fd));
+  std::string key;
+  std::string flags;
+  while (in >> key >> flags) {
+    if (key == "flags:") return (std::stoul(flags, nullptr, 8) & O_NONBLOCK) != 0;
+  }
+  return false;
+}
 
 constexpr int kReloads = 3;
 
@@ -406,6 +419,8 @@ void run_recipe(const Recipe& recipe) {
   pid_t serving = baton.instance_pid("ready");
   REQUIRE(serving > 0);
   const std::string listener = fd_link(serving, 3);
+  // baton's doing where the server never sets O_NONBLOCK itself (most do).
+  if (recipe.nonblocking_listener) CHECK(is_nonblocking(serving, 3));
   std::set<pid_t> generations = {serving};
 
   // New connections reach the instance baton started; its listener keeps

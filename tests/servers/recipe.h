@@ -66,6 +66,9 @@ struct Recipe {
   /// The test directory is made readable by all (a server that switches to
   /// another user reads its files).
   bool world_readable = false;
+  /// The server needs baton to hand it a non-blocking listener (fd 3) and
+  /// gets one (`nonblocking = true`, which `server = "nginx"` implies).
+  bool nonblocking_listener = false;
 };
 
 /// Runs the recipe (see the file comment); CHECKs and REQUIREs everything.

@@ -78,7 +78,8 @@ TEST_CASE("nginx: the NGINX variable hands it fd 3, an http probe, SIGQUIT") {
               .binaries = {"/usr/sbin/nginx"},
               .keep_alive = KeepAlive::kClosedAtDrain,
               .in_flight = InFlight::kPartialRequest,
-              .drain_started = {.text = "gracefully shutting down"}});
+              .drain_started = {.text = "gracefully shutting down"},
+              .nonblocking_listener = true});
 }
 
 TEST_CASE("haproxy: bind fd@3, one process, an http probe, SIGUSR1, idle-close-on-response") {

@@ -941,6 +941,21 @@ TEST_CASE("server = NAME sets the drain signal of that server's preset; drain_si
         "/etc/baton/test.toml:2:10: unknown server 'nginks'; baton has presets for: " + names);
 }
 
+TEST_CASE("nonblocking: off by default, as systemd's NonBlocking=; on by default for nginx") {
+  auto nonblocking = [](std::string_view top, std::string_view tail = "") {
+    Config c = parse_ok(with_tcp(top, tail));
+    REQUIRE(c.sockets.size() == 1);
+    return c.sockets[0].nonblocking;
+  };
+  CHECK_FALSE(nonblocking(""));
+  CHECK(nonblocking("", "nonblocking = true\n"));
+  CHECK(nonblocking("server = \"nginx\"\n"));
+  CHECK_FALSE(nonblocking("server = \"nginx\"\n", "nonblocking = false\n"));
+  CHECK_FALSE(nonblocking("server = \"uwsgi\"\n"));
+  CHECK(config_error(with_tcp("", "nonblocking = 1\n")) ==
+        "/etc/baton/test.toml:5:15: 'nonblocking' must be true or false");
+}
+
 TEST_CASE("notify_socket: a path beside the control socket by default, or abstract") {
   Config c = parse_ok(with_app("control = \"/run/baton/web.sock\"\n"));
   CHECK_FALSE(c.abstract_notify_socket);

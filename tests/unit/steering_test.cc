@@ -569,6 +569,37 @@ TEST_CASE("steering: a per-generation candidate keeps the address but takes the 
   CHECK(refused.error().message.find("v6only and reuseport cannot change") != std::string::npos);
 }
 
+TEST_CASE("nonblocking: every socket baton hands an app has O_NONBLOCK as configured") {
+  auto nonblocking = [](int fd) { return (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0; };
+  SocketSet set;
+  SocketSpec spec = spec_of("tcp://127.0.0.1:0");
+  SharedSocket blocking = generation(set, spec);
+  CHECK_FALSE(nonblocking(blocking->fd()));
+  spec.port = blocking->bound().port;
+  spec.nonblocking = true;
+  SUBCASE("a per-generation listener beside a blocking one") {
+    CHECK(nonblocking(generation(set, spec)->fd()));
+  }
+  SUBCASE("a shared socket: set on the next generation, never cleared") {
+    CHECK(generation(set, spec, ListenerMode::kShared) == blocking);
+    CHECK(nonblocking(blocking->fd()));
+    spec.nonblocking = false;
+    CHECK(generation(set, spec, ListenerMode::kShared) == blocking);
+    CHECK(nonblocking(blocking->fd()));
+  }
+  SUBCASE("adopted (from systemd, or from a left-over app)") {
+    auto bound = ListenSocket::bind(spec_of("unix:@baton-nonblocking-test"));
+    REQUIRE(bound.ok());
+    CHECK_FALSE(nonblocking(bound->fd()));
+    SocketSpec unix_spec = bound->spec();
+    unix_spec.nonblocking = true;
+    auto adopted = ListenSocket::adopt(unix_spec, UniqueFd(dup(bound->fd())), "fd 3");
+    REQUIRE(adopted.ok());
+    CHECK(nonblocking(adopted->fd()));
+    CHECK(nonblocking(bound->fd()));  // one open file
+  }
+}
+
 TEST_CASE("steering: port 0 sockets of one generation each get a listener beside their own") {
   SocketSet set;
   std::vector<SocketSpec> specs{spec_of("tcp://127.0.0.1:0", "a"),
