@@ -19,13 +19,14 @@
 //   an empty result does not prove that nobody holds the socket: when
 //   inodes_bound_to() finds a socket but find_socket_holders() finds no
 //   holder, it is held by a process baton may not inspect.
-// - /proc/net/* describes baton's network namespace only; socket inodes are
+// - sock_diag and /proc/net/unix describe baton's network namespace only; socket inodes are
 //   global, so holders in other network namespaces are still found by inode.
 // - Cost: one scan reads every /proc/PID/fd directory on the system and calls
 //   readlink() once per open fd, O(processes + open fds): milliseconds for a
-//   few hundred processes, tens of ms for thousands. inodes_bound_to() costs
-//   milliseconds too, however few sockets exist: the kernel walks its whole
-//   TCP/UDP hash tables for each read of /proc/net/tcp. Both are for the
+//   few hundred processes, tens of ms for thousands. inodes_bound_to() asks
+//   sock_diag for listeners only: the tens of thousands of TIME_WAIT sockets
+//   a busy port leaves cost nothing (read from /proc/net/tcp, which formats
+//   every one, they cost seconds). Both are for the
 //   rare moments an instance ends, baton stops or a bind fails, never for a
 //   hot path or a timer.
 #pragma once
@@ -71,12 +72,12 @@ std::vector<SocketHolder> find_socket_holders(const std::vector<ino_t>& inodes,
 std::string describe_holders(const std::vector<SocketHolder>& holders);
 
 /// The sockets (sorted inodes) that can make binding `spec` fail with
-/// EADDRINUSE, from /proc/net/{tcp,tcp6,udp,udp6,unix}: TCP sockets in LISTEN
+/// EADDRINUSE, from sock_diag (tcp, udp) and /proc/net/unix: TCP sockets in LISTEN
 /// and UDP sockets in any state on the same port whose local address is the
 /// same or a wildcard on either side; unix sockets bound to the same path or
 /// abstract name, other than connections accepted from them. Across
-/// families: a v4 spec matches v6 sockets on "::" (/proc does not show
-/// IPV6_V6ONLY, so any of them may be dual-stack); a v6 spec on "::" without
+/// families: a v4 spec matches v6 sockets on "::" (baton does not read their
+/// IPV6_V6ONLY: any of them may be dual-stack); a v6 spec on "::" without
 /// v6only matches every v4 socket on its port. Port 0 matches nothing. A
 /// unix socket bound by a relative path is listed under that relative path,
 /// so it is not matched.

@@ -337,6 +337,7 @@ TEST_CASE("fault: a baton started after kill -9 takes over the app left serving;
   // starts generation 1 beside the left-over app, then drains it.
   Baton second(dir, {"-c", config}, dir.file("control.sock"));
   INFO(second.log());
+  INFO(second.describe());
   REQUIRE(second.wait_ready());
   pid_t fresh = second.instance_pid("ready");
   CHECK(fresh != left);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 
@@ -179,6 +180,21 @@ std::string Baton::log() const {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::string Baton::describe() {
+  if (std::optional<int> status = process_.wait(0ms)) {
+    return fmt::format("baton pid {} {}", pid(), describe_wait_status(*status));
+  }
+  // Where it waits: its state, kernel wait channel and current syscall.
+  auto read = [&](const char* what) {
+    std::ifstream in(fmt::format("/proc/{}/{}", pid(), what));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    return text;
+  };
+  return fmt::format("baton pid {} runs: stat: {}; wchan: {}; syscall: {}", pid(), read("stat"),
+                     read("wchan"), read("syscall"));
 }
 
 StatusCheck restarting(int generation) {

@@ -70,6 +70,9 @@ class Baton {
   /// Waits for baton to exit; its exit code, or nullopt after `timeout`.
   std::optional<int> wait_exit(Millis timeout = 10s);
   std::string log() const;
+  /// Whether baton runs and where it waits, or how it exited: for a
+  /// failure message.
+  std::string describe();
 
  private:
   Baton(const TempDir& dir, std::vector<std::string> argv, std::string control,

@@ -1,15 +1,12 @@
 // The recipe runner (recipe.h) and what it needs to see from outside the
-// servers: which process accepted a connection (/proc/net/tcp and
-// /proc/PID/fd), a listener's backlog (sock_diag), a process group's members.
+// servers: which process accepted a connection (sock_diag and /proc/PID/fd),
+// a listener's backlog (sock_diag), a process group's members.
 #include "recipe.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <doctest/doctest.h>
 #include <fcntl.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -135,17 +132,8 @@ pid_t holder_of(ino_t inode) {
 /// The inode of the established TCP socket 127.0.0.1:local <- 127.0.0.1:remote
 /// (0: none, or not accepted yet).
 ino_t tcp_inode(int local, int remote) {
-  std::ifstream in("/proc/net/tcp");
-  std::string line;
-  std::getline(in, line);  // header
-  const std::string want_local = fmt::format("0100007F:{:04X}", local);
-  const std::string want_remote = fmt::format("0100007F:{:04X}", remote);
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string slot, l, r, st, queues, timer, retr, uid, timeout;
-    ino_t inode = 0;
-    f >> slot >> l >> r >> st >> queues >> timer >> retr >> uid >> timeout >> inode;
-    if (l == want_local && r == want_remote && st == "01") return inode;
+  for (const support::TcpSocket& s : support::loopback_tcp_sockets(1U << TCP_ESTABLISHED)) {
+    if (s.local_port == local && s.remote_port == remote) return s.inode;
   }
   return 0;
 }
@@ -194,45 +182,12 @@ bool group_holds(pid_t pgid, const std::string& socket) {
   return false;
 }
 
-/// The backlog of every TCP listener on 127.0.0.1:port (sock_diag).
+/// The backlog of every TCP listener on 127.0.0.1:port.
 std::vector<int> listen_backlogs(int port) {
   std::vector<int> backlogs;
-  int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (nl < 0) return backlogs;
-  struct {
-    nlmsghdr header;
-    inet_diag_req_v2 request;
-  } message{};
-  message.header.nlmsg_len = sizeof message;
-  message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  message.request.sdiag_family = AF_INET;
-  message.request.sdiag_protocol = IPPROTO_TCP;
-  message.request.idiag_states = 1u << TCP_LISTEN;
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (sendto(nl, &message, sizeof message, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) <
-      0) {
-    close(nl);
-    return backlogs;
+  for (const support::TcpSocket& s : support::loopback_tcp_sockets(1U << TCP_LISTEN)) {
+    if (s.local_port == port) backlogs.push_back(s.send_queue);
   }
-  alignas(nlmsghdr) char buf[16384];
-  for (bool done = false; !done;) {
-    if (wait_fd(nl, POLLIN, Clock::now() + 5s) != 1) break;
-    ssize_t n = recv(nl, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
-      if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
-        done = true;
-        break;
-      }
-      auto* m = static_cast<inet_diag_msg*>(NLMSG_DATA(h));
-      if (ntohs(m->id.idiag_sport) == port && m->id.idiag_src[0] == htonl(INADDR_LOOPBACK)) {
-        backlogs.push_back(static_cast<int>(m->idiag_wqueue));
-      }
-    }
-  }
-  close(nl);
   return backlogs;
 }
 

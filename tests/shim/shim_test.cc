@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -123,6 +124,16 @@ std::string read_through(int fd, const std::string& end, Clock::time_point deadl
 bool closed_by_peer(int fd, Clock::time_point deadline) {
   char c;
   return wait_fd(fd, POLLIN, deadline) > 0 && recv(fd, &c, 1, 0) == 0;
+}
+
+/// The sockets `pid` has open ("socket:[INODE]").
+std::set<std::string> socket_links(pid_t pid) {
+  std::set<std::string> links;
+  for (int fd : support::open_fds(pid)) {
+    std::string link = support::fd_link(pid, fd);
+    if (link.starts_with("socket:")) links.insert(link);
+  }
+  return links;
 }
 
 void expect_killed_by_sigterm(int status) {
@@ -325,10 +336,14 @@ TEST_CASE("python3 -m http.server started through /usr/bin/env: handed on at exe
   // env and then python3 (the same pid: exec keeps it) each load the shim.
   CHECK(notify.next() == loaded_message(child.pid()));
   expect_ready(child, notify);
+  const std::set<std::string> sockets = socket_links(child.pid());
   CHECK(http_get(listener.address()).text.starts_with("HTTP/1.0 200 OK\r\n"));
+  // The client sees EOF at the server's shutdown(SHUT_WR), before its
+  // close(): the shim counts the connection until then.
+  CHECK(support::eventually([&] { return socket_links(child.pid()) == sockets; }));
   expect_no_second_socket(child, listener);
   REQUIRE(kill(child.pid(), SIGTERM) == 0);
-  CHECK(notify.next() == stopping_message(child.pid(), 0));
+  CHECK(notify.next().value_or("(nothing)") == stopping_message(child.pid(), 0));
   auto status = child.wait();
   REQUIRE(status);
   expect_killed_by_sigterm(*status);

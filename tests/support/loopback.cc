@@ -2,8 +2,13 @@
 #include "support/loopback.h"
 
 #include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -228,24 +233,53 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
+std::vector<TcpSocket> loopback_tcp_sockets(uint32_t states) {
+  std::vector<TcpSocket> found;
+  const int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (nl < 0) return found;
+  struct {
+    nlmsghdr header;
+    inet_diag_req_v2 request;
+  } message{};
+  message.header.nlmsg_len = sizeof message;
+  message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  message.request.sdiag_family = AF_INET;
+  message.request.sdiag_protocol = IPPROTO_TCP;
+  message.request.idiag_states = states;
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (sendto(nl, &message, sizeof message, 0, reinterpret_cast<sockaddr*>(&kernel),
+             sizeof kernel) == static_cast<ssize_t>(sizeof message)) {
+    alignas(nlmsghdr) char buf[32768];
+    for (bool done = false; !done;) {
+      // The kernel fills each reply as it is read; the deadline only bounds
+      // a kernel that never ends its dump.
+      if (wait_fd(nl, POLLIN, Clock::now() + 5s) != 1) break;
+      ssize_t n = recv(nl, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(n));
+           h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+          done = true;
+          break;
+        }
+        const auto* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+        if (m->id.idiag_src[0] != htonl(INADDR_LOOPBACK)) continue;
+        found.push_back({static_cast<ino_t>(m->idiag_inode), ntohs(m->id.idiag_sport),
+                         ntohs(m->id.idiag_dport), static_cast<int>(m->idiag_rqueue),
+                         static_cast<int>(m->idiag_wqueue)});
+      }
+    }
+  }
+  close(nl);
+  return found;
+}
+
 std::vector<TcpListener> tcp_listeners(int port) {
-  std::ifstream in("/proc/net/tcp");
-  std::string line;
-  std::getline(in, line);  // the header
-  char local[32];
-  std::snprintf(local, sizeof local, "0100007F:%04X", port);
   std::vector<TcpListener> found;
-  while (std::getline(in, line)) {
-    // "  0: 0100007F:1F90 00000000:0000 0A 00000000:00000002 ...": for a
-    // listener (state 0A) the receive queue is its accept queue.
-    std::istringstream fields(line);
-    std::string slot, local_address, remote, state, queues, timer, retransmits, uid, timeout;
-    unsigned long inode = 0;
-    fields >> slot >> local_address >> remote >> state >> queues >> timer >> retransmits >> uid >>
-        timeout >> inode;
-    if (local_address != local || state != "0A") continue;
-    int queue = static_cast<int>(std::stoul(queues.substr(queues.find(':') + 1), nullptr, 16));
-    found.push_back({static_cast<ino_t>(inode), queue});
+  for (const TcpSocket& s : loopback_tcp_sockets(1U << TCP_LISTEN)) {
+    if (s.local_port == port) found.push_back({s.inode, s.receive_queue});
   }
   return found;
 }

@@ -58,7 +58,25 @@ Response udp_request(const std::string& address, const std::string& payload, Mil
 /// Throws std::runtime_error if it cannot bind.
 int free_port();
 
-/// A listening TCP socket on 127.0.0.1, as /proc/net/tcp shows it.
+/// An IPv4 TCP socket on 127.0.0.1 as sock_diag reports it (not
+/// /proc/net/tcp, which formats every TIME_WAIT socket the load tests
+/// leave: seconds per read with tens of thousands of them).
+struct TcpSocket {
+  ino_t inode = 0;
+  int local_port = 0;
+  int remote_port = 0;
+  /// A listener's accept queue (connections waiting to be accepted), else
+  /// the bytes not yet read.
+  int receive_queue = 0;
+  /// A listener's backlog, else the bytes not yet acknowledged.
+  int send_queue = 0;
+};
+/// The IPv4 TCP sockets with local address 127.0.0.1 in the TCP `states`
+/// (a bit per state, e.g. 1 << TCP_LISTEN); empty if sock_diag cannot be
+/// asked.
+std::vector<TcpSocket> loopback_tcp_sockets(uint32_t states);
+
+/// A listening TCP socket on 127.0.0.1.
 struct TcpListener {
   ino_t inode = 0;
   int accept_queue = 0;  // connections waiting to be accepted
