@@ -113,12 +113,13 @@ TEST_CASE("fault: a reader of baton's stderr that stops reading does not stall r
                                        "exec \"$@\" 2> {0}/stderr.fifo\n",
                                        dir.path()));
   chmod(launcher.c_str(), 0755);
-  // Each generation writes 200,000 lines to stderr while it serves. A stall
-  // would be for good: ready_timeout only bounds the wait, wide enough for
-  // a sanitizer build beside other suites (seen: 5 s was not).
+  // Each generation writes 50,000 lines (289 KB, over four times what a pipe
+  // holds) to stderr while it serves. A stall would be for good:
+  // ready_timeout only bounds the wait, wide enough for a sanitizer build
+  // beside other suites (seen: 5 s was not).
   std::string config = dir.write(
       "baton.toml",
-      config_text(fmt::format("[\"/bin/sh\", \"-c\", \"seq 1 200000 >&2 & exec {}\"]", hello_bin()),
+      config_text(fmt::format("[\"/bin/sh\", \"-c\", \"seq 1 50000 >&2 & exec {}\"]", hello_bin()),
                   "ready_timeout = \"30s\"\ndrain_timeout = \"5s\""));
   Baton baton(dir, {baton_bin(), "run", "-c", config}, dir.file("control.sock"), launcher);
   struct ReaderGuard {
