@@ -2,9 +2,6 @@
 #include "support/loopback.h"
 
 #include <arpa/inet.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -24,6 +21,8 @@
 #include <string_view>
 
 #include <fmt/format.h>
+
+#include "supervisor/sock_diag.h"
 
 namespace support {
 namespace {
@@ -235,44 +234,12 @@ int free_port() {
 
 std::vector<TcpSocket> loopback_tcp_sockets(uint32_t states) {
   std::vector<TcpSocket> found;
-  const int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (nl < 0) return found;
-  struct {
-    nlmsghdr header;
-    inet_diag_req_v2 request;
-  } message{};
-  message.header.nlmsg_len = sizeof message;
-  message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  message.request.sdiag_family = AF_INET;
-  message.request.sdiag_protocol = IPPROTO_TCP;
-  message.request.idiag_states = states;
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (sendto(nl, &message, sizeof message, 0, reinterpret_cast<sockaddr*>(&kernel),
-             sizeof kernel) == static_cast<ssize_t>(sizeof message)) {
-    alignas(nlmsghdr) char buf[32768];
-    for (bool done = false; !done;) {
-      // The kernel fills each reply as it is read; the deadline only bounds
-      // a kernel that never ends its dump.
-      if (wait_fd(nl, POLLIN, Clock::now() + 5s) != 1) break;
-      ssize_t n = recv(nl, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(n));
-           h = NLMSG_NEXT(h, n)) {
-        if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
-          done = true;
-          break;
-        }
-        const auto* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
-        if (m->id.idiag_src[0] != htonl(INADDR_LOOPBACK)) continue;
-        found.push_back({static_cast<ino_t>(m->idiag_inode), ntohs(m->id.idiag_sport),
-                         ntohs(m->id.idiag_dport), static_cast<int>(m->idiag_rqueue),
-                         static_cast<int>(m->idiag_wqueue)});
-      }
-    }
-  }
-  close(nl);
+  baton::for_each_inet_socket(AF_INET, IPPROTO_TCP, states, [&](const inet_diag_msg& m) {
+    if (m.id.idiag_src[0] != htonl(INADDR_LOOPBACK)) return;
+    found.push_back({static_cast<ino_t>(m.idiag_inode), ntohs(m.id.idiag_sport),
+                     ntohs(m.id.idiag_dport), static_cast<int>(m.idiag_rqueue),
+                     static_cast<int>(m.idiag_wqueue)});
+  });
   return found;
 }
 
