@@ -90,8 +90,12 @@ void Supervisor::attempt_probe(Instance& inst) {
   std::unique_ptr<Pending> attempt;
   if (probe == "exec") {
     CheckCommand command{"", ready.exec, ready.timeout};
+    CommandSpec spec = command_spec(*inst.gen, command);
+    // Which instance it checks: its generation's instances share listeners.
+    spec.env.push_back(fmt::format("BATON_INSTANCE={}", inst.slot));
+    spec.env.push_back(fmt::format("BATON_INSTANCE_PID={}", inst.pid()));
     attempt = os_.run(
-        command_spec(*inst.gen, command),
+        std::move(spec),
         [raw](const std::string& line) {
           spdlog::info("[gen {} ready.exec] {}", raw->generation(), line);
         },

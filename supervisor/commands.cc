@@ -74,17 +74,34 @@ std::string format_status(const nlohmann::json& s) {
     if (sock.contains("backlog_changed"))
       out += fmt::format("  {:<12} {}\n", "", sock["backlog_changed"].get<std::string>());
   }
-  out += fmt::format("generation {} ({} restarts)\n", s["generation"].get<int>(),
-                     s["restarts"].get<int>());
+  int wanted = s.value("wanted_instances", 1);
+  if (wanted > 1) {
+    out += fmt::format("generation {}: {} of {} instances ready ({} restarts)\n",
+                       s["generation"].get<int>(), s.value("ready_instances", 0), wanted,
+                       s["restarts"].get<int>());
+  } else {
+    out += fmt::format("generation {} ({} restarts)\n", s["generation"].get<int>(),
+                       s["restarts"].get<int>());
+  }
   if (s["instances"].empty()) out += "  no app process is running\n";
-  out += format_crash_loop(s);
+  if (wanted > 1) {
+    for (const auto& r : s.value("restarting", nlohmann::json::array())) {
+      out += fmt::format("  instance {} restarts in {} (failure {} in a row); last exit: {}\n",
+                         r["instance"].get<int>(), ago(r["next_start_in_ms"]),
+                         r["consecutive_failures"].get<int>(), r["last_exit"].get<std::string>());
+    }
+  } else {
+    out += format_crash_loop(s);
+  }
   for (const auto& i : s["instances"]) {
     std::string state = i["state"].get<std::string>();
     // The finer state, where it says more: "starting (failing)", "draining (lingering)".
     std::string substate = i.value("substate", state);
     if (substate != state) state += fmt::format(" ({})", substate);
-    out += fmt::format("  gen {} pid {} {}, up {}", i["generation"].get<int>(), i["pid"].get<int>(),
-                       state, ago(i["uptime_ms"]));
+    std::string which =
+        wanted > 1 ? fmt::format(" instance {}", i.value("instance", 1)) : std::string();
+    out += fmt::format("  gen {}{} pid {} {}, up {}", i["generation"].get<int>(), which,
+                       i["pid"].get<int>(), state, ago(i["uptime_ms"]));
     if (i.contains("ready_after_ms"))
       out += fmt::format(", ready after {}", ago(i["ready_after_ms"]));
     if (!i["status"].get<std::string>().empty()) {

@@ -41,7 +41,8 @@ constexpr std::string_view kTopKeys[] = {
     "ready_timeout", "restart_delay", "restart_delay_max",
     "shim",          "watchdog_sec",  "min_ready",
     "listeners",     "notify_socket", "ready",
-    "smoke",         "hooks",
+    "smoke",         "hooks",         "instances",
+    "strategy",      "max_surge",
 };
 constexpr std::string_view kSocketKeys[] = {"name", "listen",    "backlog",    "v6only",
                                             "mode", "reuseport", "nonblocking"};
@@ -339,6 +340,45 @@ void read_server(const toml::table& table, Config& config, Problems& problems) {
   config.drain_signal = preset->drain_signal;
 }
 
+/// Reads an optional integer from `min` to `max`; a float is not one.
+void read_int(const toml::table& table, std::string_view key, int min, int max, int& out,
+              Problems& problems) {
+  const toml::node* n = table.get(key);
+  if (!n) return;
+  const auto* v = n->as_integer();
+  if (!v || v->get() < min || v->get() > max) {
+    return problems.add(n->source(),
+                        fmt::format("'{}' must be an integer from {} to {}", key, min, max));
+  }
+  out = static_cast<int>(v->get());
+}
+
+void read_instances(const toml::table& table, Config& config, Problems& problems) {
+  read_int(table, "instances", 1, kMaxInstances, config.instances, problems);
+  if (auto strategy = get_string(table, "strategy", problems)) {
+    if (*strategy == "rolling") {
+      problems.add(table.get("strategy")->source(),
+                   "'strategy' = \"rolling\" is not available yet; \"all-at-once\" is");
+    } else if (*strategy == "all-at-once") {
+      config.strategy =
+          *strategy == "rolling" ? Config::Strategy::kRolling : Config::Strategy::kAllAtOnce;
+    } else {
+      problems.add(table.get("strategy")->source(),
+                   "'strategy' must be \"all-at-once\" (every new instance ready, then every old "
+                   "one drains) or \"rolling\" (max_surge at a time)");
+    }
+  }
+  read_int(table, "max_surge", 1, kMaxInstances, config.max_surge, problems);
+  if (const toml::node* n = table.get("max_surge")) {
+    if (config.strategy != Config::Strategy::kRolling) {
+      problems.add(n->source(), "'max_surge' applies to strategy = \"rolling\" only");
+    } else if (config.max_surge > config.instances) {
+      problems.add(n->source(), fmt::format("'max_surge' ({}) is more than 'instances' ({})",
+                                            config.max_surge, config.instances));
+    }
+  }
+}
+
 void read_settings(const toml::table& table, Config& config, ReadyOrigins& origins,
                    Problems& problems) {
   check_keys(table, kTopKeys, "the top level", problems);
@@ -371,6 +411,7 @@ void read_settings(const toml::table& table, Config& config, ReadyOrigins& origi
   read_duration(table, "min_ready", config.min_ready, problems);
   read_restart_delay(table, "restart_delay", config.restart_delay, problems);
   read_restart_delay(table, "restart_delay_max", config.restart_delay_max, problems);
+  read_instances(table, config, problems);
   read_checks(table, config, origins, problems);
 }
 

@@ -69,6 +69,9 @@ enum class ListenerMode {
 
 /// One service's supervision settings. Paths are absolute or relative to
 /// the directory of the config file (`base_dir`).
+/// The most instances a generation may have.
+inline constexpr int kMaxInstances = 64;
+
 struct Config {
   /// The config file this came from; empty for a command-line config.
   std::string file;
@@ -113,6 +116,17 @@ struct Config {
   /// running this long; if the new one exits within it, baton switches back
   /// to the old one. Zero: off.
   Millis min_ready{0};
+
+  /// How many processes of a generation run at once on its listeners
+  /// (`instances`, 1 to kMaxInstances); each has its own readiness and
+  /// restart backoff, and a crash restarts that one only.
+  int instances = 1;
+  /// How a reload replaces them (`strategy`): all at once (every new
+  /// instance ready, then every old one drains) or rolling (`max_surge` new
+  /// ones at a time, as many old ones drain after each step).
+  enum class Strategy { kAllAtOnce, kRolling };
+  Strategy strategy = Strategy::kAllAtOnce;
+  int max_surge = 1;
 
   /// What makes an instance ready (`[ready]`).
   ReadyChecks ready;

@@ -46,6 +46,8 @@ std::string_view public_state(InstanceState state);
 
 struct Instance {
   std::shared_ptr<Generation> gen;
+  /// Its place in the generation, from 1 (BATON_INSTANCE).
+  int slot = 1;
   std::unique_ptr<Process> process;
   std::unique_ptr<Timer> timer;
   InstanceState state = InstanceState::kStarting;

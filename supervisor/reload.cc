@@ -33,6 +33,8 @@
 // once it ends (or are refused when baton stops). A candidate that cannot
 // even be spawned is rolled back at once. After a commit, the new config's
 // after_drained hook runs once no process of an older generation is left.
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -75,8 +77,11 @@ const S::ReloadAction S::kReloadTable[kReloadPhases][kReloadEvents] = {
 const std::shared_ptr<Generation>& Supervisor::reload_gen() const {
   return reload_->gen;
 }
-const Instance* Supervisor::reload_candidate() const {
-  return reload_->inst;
+bool Supervisor::candidates_ready() const {
+  const Generation& gen = *reload_->gen;
+  size_t started = reload_->record.pids.size();
+  return started > 0 && gen.instances.size() == started &&
+         gen.ready_count() == static_cast<int>(started);
 }
 
 void Supervisor::reload_event(ReloadEvent event, const std::string& reason) {
@@ -131,18 +136,14 @@ void Supervisor::start_reload(std::vector<ReloadRequest> requests,
   }
   reload_ = std::make_unique<Reload>();
   reload_->requests = std::move(requests);
-  reload_->gen = std::make_shared<Generation>();
-  reload_->gen->number = next_generation_++;
-  reload_->gen->config = std::move(plan->config);
-  reload_->gen->protocol = protocol_for(*reload_->gen->config);
-  reload_->gen->sockets = std::move(plan->sockets);
+  reload_->gen = make_generation(std::move(*plan));
   ReloadRecord& record = reload_->record;
   record.requested_at = requested_at;
   record.generation = reload_->gen->number;
   record.replaced_generation = current_->number;
   record.replaced_pid = current_->instance() ? current_->instance()->pid() : 0;
-  restart_timer_->cancel();  // the new generation takes over from a crash loop too
-  current_->next_start_at = {};
+  for (const Instance* i : current_->instances) record.replaced_pids.push_back(i->pid());
+  cancel_restarts(*current_);  // the new generation takes over from a crash loop too
   listener_.reloading();
   broadcast(fmt::format("config ok; starting generation {}", reload_->gen->number));
 
@@ -171,34 +172,64 @@ void Supervisor::hook_passed(const std::string& summary) {
 
 void Supervisor::hook_failed(const std::string& summary) {
   reload_->failure = fmt::format("was not started: {}", summary);
-  roll_back(nullptr);
+  roll_back();
 }
 
 void Supervisor::abort_pre_reload(const std::string&) {
   reload_->command.reset();  // kills the hook
   reload_->failure = "was not started: reload aborted: baton is stopping";
-  roll_back(nullptr);
+  roll_back();
 }
 
 void Supervisor::start_candidate() {
   reload_->phase = ReloadPhase::kStarting;
   ReloadRecord& record = reload_->record;
-  Status spawned = spawn_instance(reload_->gen);
-  if (!spawned) {
-    reload_->failure = fmt::format("could not be started: {}", spawned.error().message);
-    return roll_back(nullptr);
+  std::shared_ptr<Generation> gen = reload_->gen;
+  for (InstanceSlot& slot : gen->slots) {
+    Status spawned = spawn_instance(gen, slot.number);
+    if (!spawned) {
+      std::string why = fmt::format("could not be started: {}", spawned.error().message);
+      if (record.pids.empty()) {
+        reload_->failure = why;
+        return roll_back();
+      }
+      return kill_candidates(why);  // rolled back once those started are released
+    }
+    const Instance& inst = *slot.inst;
+    if (record.pids.empty()) {
+      record.exec_at = inst.started_at;
+      record.pid = inst.pid();
+    }
+    record.pids.push_back(inst.pid());
+    broadcast(gen->slots.size() > 1
+                  ? fmt::format("generation {}: started pid {} (instance {} of {})",
+                                record.generation, inst.pid(), slot.number, gen->slots.size())
+                  : fmt::format("generation {}: started pid {}", record.generation, inst.pid()));
   }
-  reload_->inst = reload_->gen->instance();
-  record.exec_at = reload_->inst->started_at;
-  record.pid = reload_->inst->pid();
-  broadcast(fmt::format("generation {}: started pid {}", record.generation, record.pid));
 }
 
-void Supervisor::smoke_or_hold(const std::string&) {
-  Instance& inst = *reload_->inst;
-  reload_->record.ready_at = inst.ready_at;
-  broadcast(fmt::format("generation {}: pid {} ready after {}", inst.generation(), inst.pid(),
-                        format_duration(Millis(between_ms(inst.started_at, inst.ready_at)))));
+void Supervisor::kill_candidates(const std::string& reason) {
+  // The first kill fails the reload, which kills the others.
+  for (Instance* i : reload_->gen->instances) {
+    if (i->state != InstanceState::kFailing) return kill_instance(*i, reason);
+  }
+}
+
+void Supervisor::candidate_ended(const Instance& inst, const std::string& reason) {
+  if (reload_->phase != ReloadPhase::kFailed && reload_->failed_pid == 0) {
+    reload_->failed_pid = inst.pid();
+  }
+  reload_event(ReloadEvent::kCandidateFailed, reason);
+}
+
+void Supervisor::smoke_or_hold(const std::string& message) {
+  broadcast(message);
+  if (!candidates_ready()) return report_status();
+  reload_->record.ready_at = os_.now();
+  if (reload_->gen->slots.size() > 1) {
+    broadcast(fmt::format("generation {}: all {} instances ready", reload_->gen->number,
+                          reload_->gen->slots.size()));
+  }
   if (reload_->gen->config->smoke.empty()) return hold_or_commit({});
   reload_->phase = ReloadPhase::kSmoking;
   reload_->smoke_index = 0;
@@ -231,11 +262,10 @@ void Supervisor::smoke_passed(const std::string& summary) {
 }
 
 void Supervisor::smoke_failed(const std::string& summary) {
-  kill_instance(*reload_->inst, fmt::format("failed a smoke check: {}", summary));
+  kill_candidates(fmt::format("failed a smoke check: {}", summary));
 }
 
 void Supervisor::hold_or_commit(const std::string&) {
-  Instance& inst = *reload_->inst;
   Millis hold = reload_->gen->config->min_ready;
   if (hold.count() == 0) return commit_reload();
   // The old generation keeps serving beside the new one for min_ready: if
@@ -243,10 +273,13 @@ void Supervisor::hold_or_commit(const std::string&) {
   // taken from the old one.
   reload_->phase = ReloadPhase::kHolding;
   reload_->hold_from = os_.now();
+  const Generation& gen = *reload_->gen;
+  std::string who = gen.slots.size() > 1 ? fmt::format("its {} instances are", gen.slots.size())
+                                         : fmt::format("pid {} is", gen.instance()->pid());
   broadcast(fmt::format(
-      "generation {}: pid {} is ready; generation {} keeps serving for min_ready ({}) in case it "
-      "exits",
-      inst.generation(), inst.pid(), current_->number, format_duration(hold)));
+      "generation {}: {} ready; generation {} keeps serving for min_ready ({}) in case {} exits",
+      gen.number, who, current_->number, format_duration(hold),
+      gen.slots.size() > 1 ? "one" : "it"));
   arm_hold(hold);
   report_status();
 }
@@ -261,9 +294,11 @@ void Supervisor::hold_elapsed(const std::string&) {
   // report measures it, so wait out any remainder.
   auto left = reload_->gen->config->min_ready - (os_.now() - reload_->hold_from);
   if (left > Clock::duration::zero()) return arm_hold(std::chrono::ceil<Millis>(left));
-  broadcast(fmt::format("generation {}: pid {} stayed up for min_ready ({})",
-                        reload_->record.generation, reload_->record.pid,
-                        format_duration(reload_->gen->config->min_ready)));
+  broadcast(fmt::format(
+      "generation {}: {} stayed up for min_ready ({})", reload_->record.generation,
+      reload_->gen->slots.size() > 1 ? fmt::format("its {} instances", reload_->gen->slots.size())
+                                     : fmt::format("pid {}", reload_->record.pid),
+      format_duration(reload_->gen->config->min_ready)));
   commit_reload();
 }
 
@@ -272,14 +307,24 @@ void Supervisor::candidate_failed(const std::string& reason) {
   reload_->failure = reason;
   reload_->command.reset();
   hold_timer_->cancel();
+  // The rest of its generation goes with it (none of it has served).
+  std::vector<Instance*> others = reload_->gen->instances;
+  for (Instance* i : others) {
+    if (i->state == InstanceState::kFailing) continue;
+    kill_instance(*i, fmt::format("is killed: generation {} failed", reload_->gen->number));
+  }
 }
 
 void Supervisor::abort_reload(const std::string&) {
-  candidate_failed("reload aborted: baton is stopping");
+  // Stop drains every instance, the candidate's too.
+  reload_->phase = ReloadPhase::kFailed;
+  reload_->failure = "reload aborted: baton is stopping";
+  reload_->command.reset();
+  hold_timer_->cancel();
 }
 
 void Supervisor::roll_back_released(const std::string&) {
-  roll_back(reload_->inst);
+  roll_back();
 }
 
 void Supervisor::commit_reload() {
@@ -290,8 +335,7 @@ void Supervisor::commit_reload() {
       spdlog::error("reload: cannot switch back to generation {}: {}", old->number,
                     back.error().message);
     }
-    return kill_instance(*reload_->inst,
-                         fmt::format("could not be switched to: {}", s.error().message));
+    return kill_candidates(fmt::format("could not be switched to: {}", s.error().message));
   }
   current_ = reload_->gen;
   reload_->replaced = old;
@@ -368,16 +412,14 @@ void Supervisor::finish_commit(const std::string&) {
       after.waiters.push_back(std::move(r));
     } else if (r.wait_drained && !replaced.empty()) {
       r.client->draining(record);
-      drain_waiters_.emplace_back(replaced.front(), std::move(r));
+      drain_waiters_.emplace_back(record.replaced_generation, std::move(r));
     } else {
       r.client->finished(ReloadOutcome::success(record));
     }
   }
   if (hook) after_drained_.push_back(std::move(after));
   end_reload();
-  if (running() && !current_->instance() && !current_->next_start_at.time_since_epoch().count()) {
-    schedule_restart(nullptr);  // the new generation's instance exited while switching
-  }
+  restart_empty_slots();  // a new instance that exited while switching
   run_after_drained();
 }
 
@@ -424,16 +466,15 @@ void Supervisor::run_after_drained() {
   });
 }
 
-void Supervisor::roll_back(const Instance* failed) {
+void Supervisor::roll_back() {
   Reload& r = *reload_;
   r.record.result = running() ? "rolled back" : "aborted";
+  pid_t pid = r.failed_pid ? r.failed_pid : r.record.pid;
   r.record.error = fmt::format("generation {}{} {}", r.record.generation,
-                               r.record.pid ? fmt::format(" pid {}", r.record.pid) : "", r.failure);
+                               pid ? fmt::format(" pid {}", pid) : "", r.failure);
   std::string serving = serving_after_rollback();
   spdlog::error("reload rolled back: {}; {}", r.record.error, serving);
-  std::vector<std::string> tail = r.failure_output;
-  if (tail.empty() && failed)
-    tail.assign(failed->process->last_stderr().begin(), failed->process->last_stderr().end());
+  std::vector<std::string> tail = r.failure_output.empty() ? r.failed_stderr : r.failure_output;
   last_reload_ = r.record;
   for (ReloadRequest& req : r.requests) {
     if (!req.client) continue;
@@ -441,11 +482,15 @@ void Supervisor::roll_back(const Instance* failed) {
         ReloadOutcome::failure(fmt::format("{}; {}", r.record.error, serving), r.record, tail));
   }
   end_reload();
-  if (running() && !current_->instance()) schedule_restart(nullptr);
+  restart_empty_slots();
 }
 
 std::string Supervisor::serving_after_rollback() const {
   if (!running()) return fmt::format("generation {} is draining", current_->number);
+  if (current_->slots.size() > 1 && !current_->instances.empty()) {
+    return fmt::format("generation {} keeps serving ({} of {} instances ready)", current_->number,
+                       current_->ready_count(), current_->slots.size());
+  }
   if (const Instance* i = current_->instance()) {
     return fmt::format("generation {} (pid {}) keeps serving", current_->number, i->pid());
   }
@@ -468,14 +513,25 @@ void Supervisor::end_reload() {
 
 void Supervisor::note_drained(const Instance& inst, const std::string& how) {
   spdlog::info("generation {}: pid {} {}", inst.generation(), inst.pid(), how);
-  if (!last_reload_ || last_reload_->replaced_pid != inst.pid()) return;
+  if (!last_reload_ || last_reload_->replaced_generation != inst.generation()) return;
+  const auto& replaced = last_reload_->replaced_pids;
+  if (std::find(replaced.begin(), replaced.end(), inst.pid()) == replaced.end()) return;
+  // Drained once the last of them is.
+  for (const auto& i : instances_) {
+    if (i.get() != &inst && i->state != InstanceState::kExited &&
+        std::find(replaced.begin(), replaced.end(), i->pid()) != replaced.end()) {
+      return;
+    }
+  }
   last_reload_->drained_at = os_.now();
   last_reload_->drain_result = how;
 }
 
-void Supervisor::answer_drain_waiters(const Instance& inst) {
+void Supervisor::answer_drain_waiters() {
   for (auto it = drain_waiters_.begin(); it != drain_waiters_.end();) {
-    if (it->first != &inst) {
+    bool left = std::any_of(instances_.begin(), instances_.end(),
+                            [&](const auto& i) { return i->generation() == it->first; });
+    if (left) {
       ++it;
       continue;
     }

@@ -25,6 +25,8 @@ nlohmann::json reload_record_json(const ReloadRecord& r, Clock::time_point now) 
           {"replaced_generation", r.replaced_generation},
           {"pid", r.pid},
           {"replaced_pid", r.replaced_pid},
+          {"pids", r.pids},
+          {"replaced_pids", r.replaced_pids},
           {"result", r.result},
           {"error", r.error},
           {"ago_ms", since_ms(r.requested_at, now)},
@@ -59,6 +61,7 @@ nlohmann::json status_json(const StatusSnapshot& s, pid_t pid) {
   json instances = json::array();
   for (const InstanceView& inst : s.instances) {
     json i = {{"generation", inst.generation},
+              {"instance", inst.instance},
               {"pid", inst.pid},
               {"state", public_state(inst.state)},
               {"substate", to_string(inst.state)},
@@ -84,6 +87,8 @@ nlohmann::json status_json(const StatusSnapshot& s, pid_t pid) {
               {"generation", s.generation},
               {"restarts", s.restarts},
               {"reloads", s.reloads},
+              {"wanted_instances", s.instances_wanted},
+              {"ready_instances", s.ready_instances},
               {"reloading", s.reloading ? json(*s.reloading) : json(nullptr)},
               {"reload_step", s.reloading ? json(s.reload_step) : json(nullptr)},
               {"sockets", std::move(sockets)},
@@ -96,6 +101,15 @@ nlohmann::json status_json(const StatusSnapshot& s, pid_t pid) {
   out["next_start_in_ms"] = s.next_start_at == Clock::time_point{}
                                 ? json(nullptr)
                                 : json(std::max<int64_t>(0, -since_ms(s.next_start_at, s.now)));
+  json restarting = json::array();
+  for (const StatusSnapshot::Restarting& r : s.restarting) {
+    restarting.push_back(
+        {{"instance", r.instance},
+         {"next_start_in_ms", std::max<int64_t>(0, -since_ms(r.next_start_at, s.now))},
+         {"last_exit", r.last_exit},
+         {"consecutive_failures", r.consecutive_failures}});
+  }
+  out["restarting"] = std::move(restarting);
   return out;
 }
 

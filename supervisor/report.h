@@ -21,8 +21,10 @@ namespace baton {
 struct ReloadRecord {
   int generation = 0;
   int replaced_generation = 0;
+  /// The first new and the first replaced instance's pids, and all of them.
   pid_t pid = 0;
   pid_t replaced_pid = 0;
+  std::vector<pid_t> pids, replaced_pids;
   /// "starting", "ok", "rolled back", "refused" or "aborted".
   std::string result = "starting";
   std::string error;
@@ -51,6 +53,8 @@ struct ReloadOutcome {
 
 struct InstanceView {
   int generation = 0;
+  /// Its place in its generation, from 1 (BATON_INSTANCE).
+  int instance = 1;
   pid_t pid = 0;
   InstanceState state = InstanceState::kStarting;
   Clock::time_point started_at{}, ready_at{}, drain_started_at{};
@@ -76,8 +80,12 @@ struct StatusSnapshot {
   Clock::time_point now{}, started_at{};
   std::string control;
   int generation = 0;
+  /// Over every instance slot of the serving generation.
   int restarts = 0;
   int reloads = 0;
+  /// The serving generation's `instances`, and how many of them are ready.
+  int instances_wanted = 1;
+  int ready_instances = 0;
   /// The generation a reload is starting, if any, and its step
   /// ("pre_reload", "starting", "smoke", "min_ready", "switching", "failed").
   std::optional<int> reloading;
@@ -88,9 +96,19 @@ struct StatusSnapshot {
   /// The serving generation's instance, and the reload candidate, if any.
   std::optional<InstanceView> serving, candidate;
   std::optional<ReloadRecord> last_reload;
+  /// The serving generation's slots: the last exit (of any slot) and the
+  /// restart due first, with that slot's failures in a row.
   int consecutive_failures = 0;
   std::string last_exit;
   Clock::time_point last_exit_at{}, next_start_at{};
+  /// Every slot of the serving generation with a restart pending.
+  struct Restarting {
+    int instance = 0;
+    Clock::time_point next_start_at{};
+    std::string last_exit;
+    int consecutive_failures = 0;
+  };
+  std::vector<Restarting> restarting;
 };
 
 /// Milliseconds from `from` to `to`; -1 when either is unset.

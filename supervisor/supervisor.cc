@@ -91,24 +91,62 @@ Supervisor::Supervisor(Os& os, LifecycleListener& listener, GenerationPlan first
       notify_socket_(std::move(notify_socket)),
       started_at_(os.now()) {
   os_.watch_escaped([this] { return escape_scope(); }, [this] { check_stopped(); });
-  current_ = std::make_shared<Generation>();
-  current_->number = next_generation_++;
-  current_->config = std::move(first.config);
-  current_->protocol = protocol_for(*current_->config);
-  current_->sockets = std::move(first.sockets);
-  restart_timer_ = os_.timer([this] {
-    current_->next_start_at = {};
-    if (!running() || reload_ || current_->instance()) return;
-    current_->restarts++;
-    if (!spawn_instance(current_)) schedule_restart(nullptr);
-  });
+  current_ = make_generation(std::move(first));
   hold_timer_ = os_.timer([this] { reload_event(ReloadEvent::kHoldElapsed); });
 }
 
 Supervisor::~Supervisor() = default;
 
+int Generation::ready_count() const {
+  return static_cast<int>(std::count_if(instances.begin(), instances.end(), [](const Instance* i) {
+    return i->state == InstanceState::kReady;
+  }));
+}
+
+int Generation::restarts() const {
+  int total = 0;
+  for (const InstanceSlot& s : slots) total += s.restarts;
+  return total;
+}
+
+const InstanceSlot* Generation::last_failed() const {
+  const InstanceSlot* last = nullptr;
+  for (const InstanceSlot& s : slots) {
+    if (!s.last_exit.empty() && (!last || s.last_exit_at > last->last_exit_at)) last = &s;
+  }
+  return last;
+}
+
+const InstanceSlot* Generation::next_restart() const {
+  const InstanceSlot* next = nullptr;
+  for (const InstanceSlot& s : slots) {
+    if (s.next_start_at == Clock::time_point{}) continue;
+    if (!next || s.next_start_at < next->next_start_at) next = &s;
+  }
+  return next;
+}
+
+std::shared_ptr<Generation> Supervisor::make_generation(GenerationPlan plan) {
+  auto gen = std::make_shared<Generation>();
+  gen->number = next_generation_++;
+  gen->config = std::move(plan.config);
+  gen->protocol = protocol_for(*gen->config);
+  gen->sockets = std::move(plan.sockets);
+  gen->slots.resize(static_cast<size_t>(std::max(1, gen->config->instances)));
+  Generation* raw = gen.get();
+  for (size_t i = 0; i < gen->slots.size(); ++i) {
+    InstanceSlot& slot = gen->slots[i];
+    slot.number = static_cast<int>(i) + 1;
+    slot.restart_timer =
+        os_.timer([this, raw, n = slot.number] { restart_due(*raw, raw->slot(n)); });
+  }
+  return gen;
+}
+
 void Supervisor::start() {
-  if (!spawn_instance(current_)) schedule_restart(nullptr);
+  for (InstanceSlot& slot : current_->slots) {
+    if (!spawn_instance(current_, slot.number)) schedule_restart(slot, nullptr);
+  }
 }
 
 void Supervisor::dispatch(Instance& inst, InstanceEvent event, const EventArgs& args) {
@@ -122,7 +160,7 @@ Millis Supervisor::since(Clock::time_point t) const {
 
 // ---- Starting instances ---------------------------------------------------
 
-Status Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen) {
+Status Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen, int slot_number) {
   const Config& config = *gen->config;
   SpawnSpec spec;
   // The trampoline (`baton __exec`) sets LISTEN_PID to its own pid, which
@@ -130,10 +168,9 @@ Status Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen) {
   // and exec, and sd_listen_fds() ignores fds whose LISTEN_PID is not its pid.
   spec.argv = {"/proc/self/exe", "__exec"};
   spec.argv.insert(spec.argv.end(), config.command.begin(), config.command.end());
-  // One instance per generation (instance 1); a restart after a crash is
-  // the same instance again.
+  // A restart after a crash is the same instance (slot) again.
   spec.env = child_environment(base_environment_, config, gen->sockets.size(), notify_socket_,
-                               *gen->protocol, {gen->number, 1});
+                               *gen->protocol, {gen->number, slot_number});
   spec.working_directory = config.working_directory;
   for (const SharedSocket& s : gen->sockets) spec.fds.push_back(s->fd());
 
@@ -148,14 +185,17 @@ Status Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen) {
       },
       [this, raw] { dispatch(*raw, InstanceEvent::kReleased); },
   };
+  InstanceSlot& slot = gen->slot(slot_number);
   auto process = os_.spawn(spec, gen->number, std::move(events));
   if (!process) {
     spdlog::error("generation {}: {}", gen->number, process.error().message);
-    gen->last_exit = process.error().message;
-    gen->last_exit_at = os_.now();
+    slot.last_exit = process.error().message;
+    slot.last_exit_at = os_.now();
     return process.error();
   }
   inst->gen = gen;
+  inst->slot = slot_number;
+  slot.inst = raw;
   inst->process = std::move(*process);
   // The spawn returns once the child has exec'd (the trampoline): that is
   // when the instance starts; time spent spawning counts before it.
@@ -165,7 +205,10 @@ Status Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen) {
   inst->timer->arm(config.ready_timeout);
   gen->instances.push_back(raw);
   start_checks(*raw);
-  spdlog::info("generation {}: started pid {} ({})", gen->number, raw->pid(),
+  std::string which = gen->slots.size() > 1
+                          ? fmt::format(" instance {} of {}", slot_number, gen->slots.size())
+                          : "";
+  spdlog::info("generation {}{}: started pid {} ({})", gen->number, which, raw->pid(),
                fmt::join(config.command, " "));
   instances_.push_back(std::move(inst));
   report_status();
@@ -271,7 +314,12 @@ void Supervisor::become_ready(Instance& inst, const EventArgs&) {
   spdlog::info(
       "generation {}: pid {} ready after {}", inst.generation(), inst.pid(),
       format_duration(std::chrono::duration_cast<Millis>(inst.ready_at - inst.started_at)));
-  if (is_candidate(inst)) return reload_event(ReloadEvent::kCandidateReady);
+  if (is_candidate(inst)) {
+    return reload_event(
+        ReloadEvent::kCandidateReady,
+        fmt::format("generation {}: pid {} ready after {}", inst.generation(), inst.pid(),
+                    format_duration(Millis(between_ms(inst.started_at, inst.ready_at)))));
+  }
   if (state_ == State::kBooting) tell_serving();
   report_status();
 }
@@ -287,7 +335,7 @@ void Supervisor::kill_instance(Instance& inst, const std::string& reason) {
   stop_probes(inst);
   spdlog::error("generation {}: pid {} {}; killing it", inst.generation(), inst.pid(), reason);
   inst.process->signal_group(SIGKILL);
-  if (is_candidate(inst)) reload_event(ReloadEvent::kCandidateFailed, reason);
+  if (is_candidate(inst)) candidate_ended(inst, reason);
 }
 
 void Supervisor::extend_start(Instance& inst, const EventArgs& args) {
@@ -322,23 +370,25 @@ void Supervisor::exit_ready(Instance& inst, const EventArgs&) {
 
 void Supervisor::end_run(Instance& inst, const std::string& reason) {
   Generation& gen = *inst.gen;
+  InstanceSlot& slot = gen.slot(inst.slot);
   stop_probes(inst);
   std::erase(gen.instances, &inst);
-  gen.last_exit = fmt::format("pid {} {}", inst.pid(), reason);
-  gen.last_exit_at = os_.now();
+  if (slot.inst == &inst) slot.inst = nullptr;
+  slot.last_exit = fmt::format("pid {} {}", inst.pid(), reason);
+  slot.last_exit_at = os_.now();
   if (inst.process->group_alive()) inst.process->signal_group(SIGKILL);  // orphaned workers
   finish(inst);
   if (is_candidate(inst)) {
-    reload_event(ReloadEvent::kCandidateFailed, reason);
+    candidate_ended(inst, reason);
   } else if (inst.gen == current_ && running() && !reload_) {
     if (cannot_execute(inst)) {
-      gen.last_exit += "; not restarted: the command cannot be executed (fix it, then reload)";
+      slot.last_exit += "; not restarted: the command cannot be executed (fix it, then reload)";
       spdlog::error(
           "generation {}: not restarting it: the command cannot be executed (exit status {} "
           "before it was ever ready); the sockets stay open; fix the command, then `baton reload`",
           gen.number, inst.exit_status);
     } else {
-      schedule_restart(&inst);
+      schedule_restart(slot, &inst);
     }
   }
   report_status();
@@ -354,6 +404,8 @@ void Supervisor::start_drain(Instance& inst, const EventArgs&) {
   inst.process->signal_group(config.drain_signal);
   inst.timer->arm(config.drain_timeout);
   std::erase(inst.gen->instances, &inst);
+  InstanceSlot& slot = inst.gen->slot(inst.slot);
+  if (slot.inst == &inst) slot.inst = nullptr;
 }
 
 void Supervisor::feed_watchdog(Instance& inst, const EventArgs&) {
@@ -376,6 +428,10 @@ void Supervisor::watchdog_expired(Instance& inst, const EventArgs&) {
   // A replaced generation's instance is drained already; during a reload,
   // the reload in progress replaces the current one.
   if (!running() || inst.gen != current_ || reload_) return;
+  // Others of its generation serve while it is replaced: restart its slot.
+  if (current_->slots.size() > 1) {
+    return kill_instance(inst, fmt::format("sent no WATCHDOG=1 for {}", format_duration(every)));
+  }
   start_reload({}, GenerationPlan{current_->config, current_->sockets});
 }
 
@@ -432,11 +488,23 @@ void Supervisor::finish(Instance& inst) {
 }
 
 void Supervisor::forget(Instance& inst, const EventArgs&) {
-  if (reload_ && reload_candidate() == &inst) reload_event(ReloadEvent::kCandidateReleased);
-  answer_drain_waiters(inst);
+  std::shared_ptr<Generation> gen = inst.gen;
+  if (reload_ && reload_->failed_pid == inst.pid() && gen == reload_gen()) {
+    const auto& tail = inst.process->last_stderr();
+    reload_->failed_stderr.assign(tail.begin(), tail.end());
+  }
   std::erase_if(instances_, [&](const auto& i) { return i.get() == &inst; });
+  if (reload_ && gen == reload_gen() && !has_instances(*gen)) {
+    reload_event(ReloadEvent::kCandidateReleased);
+  }
+  answer_drain_waiters();
   run_after_drained();
   check_stopped();
+}
+
+bool Supervisor::has_instances(const Generation& gen) const {
+  return std::any_of(instances_.begin(), instances_.end(),
+                     [&](const auto& i) { return i->gen.get() == &gen; });
 }
 
 // ---- Restarts and stop -----------------------------------------------------
@@ -449,22 +517,44 @@ bool Supervisor::cannot_execute(const Instance& inst) {
   return never_ready && (inst.exit_status == 127 || inst.exit_status == 126);
 }
 
-void Supervisor::schedule_restart(const Instance* failed) {
+void Supervisor::schedule_restart(InstanceSlot& slot, const Instance* failed) {
   const Config& config = *current_->config;
   // A run that became ready and lasted the longest delay counts as healthy:
   // start over. One that never became ready is a failure however long it
   // took, so a slow crash loop still backs off.
   bool healthy = failed && failed->ready_at != Clock::time_point{} &&
                  since(failed->ready_at) >= config.restart_delay_max;
-  if (healthy) current_->consecutive_failures = 0;
-  int failures = ++current_->consecutive_failures;
+  if (healthy) slot.consecutive_failures = 0;
+  int failures = ++slot.consecutive_failures;
   Millis delay = config.restart_delay;
   for (int i = 1; i < failures && delay < config.restart_delay_max; ++i) delay *= 2;
   delay = std::min(delay, config.restart_delay_max);
-  current_->next_start_at = os_.now() + delay;
-  spdlog::info("generation {}: restarting in {} (failure {} in a row)", current_->number,
+  slot.next_start_at = os_.now() + delay;
+  std::string which = current_->slots.size() > 1 ? fmt::format(" instance {}", slot.number) : "";
+  spdlog::info("generation {}{}: restarting in {} (failure {} in a row)", current_->number, which,
                format_duration(delay), failures);
-  restart_timer_->arm(delay);
+  slot.restart_timer->arm(delay);
+}
+
+void Supervisor::restart_due(Generation& gen, InstanceSlot& slot) {
+  slot.next_start_at = {};
+  if (!running() || reload_ || &gen != current_.get() || slot.inst) return;
+  slot.restarts++;
+  if (!spawn_instance(current_, slot.number)) schedule_restart(slot, nullptr);
+}
+
+void Supervisor::restart_empty_slots() {
+  if (!running()) return;
+  for (InstanceSlot& slot : current_->slots) {
+    if (!slot.inst && slot.next_start_at == Clock::time_point{}) schedule_restart(slot, nullptr);
+  }
+}
+
+void Supervisor::cancel_restarts(Generation& gen) {
+  for (InstanceSlot& slot : gen.slots) {
+    slot.restart_timer->cancel();
+    slot.next_start_at = {};
+  }
 }
 
 void Supervisor::stop(std::function<void()> on_stopped) {
@@ -473,8 +563,7 @@ void Supervisor::stop(std::function<void()> on_stopped) {
   state_ = State::kStopping;
   spdlog::info("stopping: draining {} instance(s)", instances_.size());
   listener_.stopping();
-  restart_timer_->cancel();
-  current_->next_start_at = {};
+  cancel_restarts(*current_);
   for (ReloadRequest& q : queued_) {
     if (q.client) q.client->finished(ReloadOutcome::failure("reload aborted: baton is stopping"));
   }
@@ -501,7 +590,7 @@ void Supervisor::check_stopped() {
     return;
   }
   state_ = State::kStopped;
-  restart_timer_.reset();
+  for (InstanceSlot& slot : current_->slots) slot.restart_timer.reset();
   hold_timer_.reset();
   os_.close();
   spdlog::info("stopped");
@@ -539,8 +628,8 @@ void Supervisor::report_status() {
 
 StatusSnapshot Supervisor::snapshot() const {
   auto view = [](const Instance& i) {
-    InstanceView v{i.generation(), i.pid(), i.state, i.started_at, i.ready_at, i.drain_started_at,
-                   i.status_text,  {},      {}};
+    InstanceView v{i.generation(),     i.slot,        i.pid(), i.state, i.started_at, i.ready_at,
+                   i.drain_started_at, i.status_text, {},      {}};
     if (i.state != InstanceState::kStarting) return v;
     v.waiting_for = waiting_for(i);
     v.probe_results = last_probe_results(i);
@@ -553,7 +642,9 @@ StatusSnapshot Supervisor::snapshot() const {
   s.started_at = started_at_;
   s.control = current_->config->control_path;
   s.generation = current_->number;
-  s.restarts = current_->restarts;
+  s.restarts = current_->restarts();
+  s.instances_wanted = static_cast<int>(current_->slots.size());
+  s.ready_instances = current_->ready_count();
   s.reloads = reloads_;
   if (reload_) {
     s.reloading = reload_gen()->number;
@@ -575,10 +666,21 @@ StatusSnapshot Supervisor::snapshot() const {
   if (const Instance* i = current_->instance()) s.serving = view(*i);
   if (reload_ && reload_gen()->instance()) s.candidate = view(*reload_gen()->instance());
   s.last_reload = last_reload_;
-  s.consecutive_failures = current_->consecutive_failures;
-  s.last_exit = current_->last_exit;
-  s.last_exit_at = current_->last_exit_at;
-  s.next_start_at = current_->next_start_at;
+  const InstanceSlot* last = current_->last_failed();
+  const InstanceSlot* next = current_->next_restart();
+  if (last) {
+    s.last_exit = last->last_exit;
+    s.last_exit_at = last->last_exit_at;
+  }
+  if (next) s.next_start_at = next->next_start_at;
+  s.consecutive_failures = next   ? next->consecutive_failures
+                           : last ? last->consecutive_failures
+                                  : 0;
+  for (const InstanceSlot& slot : current_->slots) {
+    if (slot.next_start_at == Clock::time_point{}) continue;
+    s.restarting.push_back(
+        {slot.number, slot.next_start_at, slot.last_exit, slot.consecutive_failures});
+  }
   return s;
 }
 

@@ -35,20 +35,15 @@ std::vector<std::string> last_probe_results(const Instance& inst);
 /// stream socket.
 std::optional<size_t> probed_socket_index(const Config& config);
 
-/// One version of the app: a config snapshot, its listeners and its
-/// instances. A crash restarts the generation with a new instance; a reload
-/// creates a new generation.
-struct Generation {
+/// One of a generation's `instances` places: the instance in it (if any),
+/// and its own restart backoff. A crash restarts that place only.
+struct InstanceSlot {
+  /// Its number, from 1 (BATON_INSTANCE).
   int number = 0;
-  std::shared_ptr<const Config> config;
-  std::shared_ptr<const AppProtocol> protocol;
-  /// Its listeners: the sockets its instances receive as fds 3..; held
-  /// until the last of its instances has been released.
-  std::vector<SharedSocket> sockets;
-  /// Its instances that are starting or ready (one today; `instances = N`
-  /// will keep N). Empty while a restart is pending, and once drained.
-  std::vector<Instance*> instances;
-  /// Instances started after the first one (crash restarts).
+  /// Its instance while starting or ready; null while a restart is pending,
+  /// and once drained.
+  Instance* inst = nullptr;
+  /// Instances started in it after the first one (crash restarts).
   int restarts = 0;
   /// Failures in a row; sets the restart delay. Reset by a run that became
   /// ready and lasted restart_delay_max.
@@ -57,11 +52,37 @@ struct Generation {
   /// READY=1"), and when; empty until one has.
   std::string last_exit;
   Clock::time_point last_exit_at{};
-  /// When the pending restart is due; zero when none is pending.
+  /// When its pending restart is due; zero when none is pending.
   Clock::time_point next_start_at{};
+  std::unique_ptr<Timer> restart_timer;
+};
 
-  /// The instance that serves (or is starting to), if any.
+/// One version of the app: a config snapshot, its listeners and its
+/// instances. A crash restarts the instance's slot; a reload creates a new
+/// generation.
+struct Generation {
+  int number = 0;
+  std::shared_ptr<const Config> config;
+  std::shared_ptr<const AppProtocol> protocol;
+  /// Its listeners: the sockets its instances receive as fds 3..; held
+  /// until the last of its instances has been released.
+  std::vector<SharedSocket> sockets;
+  /// Its instances that are starting or ready, in the order they started.
+  std::vector<Instance*> instances;
+  /// Its `instances` places, numbered from 1.
+  std::vector<InstanceSlot> slots;
+
+  /// The first instance that serves (or is starting to), if any.
   Instance* instance() const { return instances.empty() ? nullptr : instances.front(); }
+  /// How many of its instances are ready.
+  int ready_count() const;
+  InstanceSlot& slot(int number) { return slots.at(static_cast<size_t>(number - 1)); }
+  /// Restarts over all its slots.
+  int restarts() const;
+  /// The slot whose instance ended last, and the one whose restart is due
+  /// first; null when there is none.
+  const InstanceSlot* last_failed() const;
+  const InstanceSlot* next_restart() const;
 };
 
 /// What a reload starts from: a validated config and its sockets.
@@ -211,10 +232,12 @@ class Supervisor {
     std::vector<ReloadRequest> requests;
     ReloadRecord record;
     std::shared_ptr<Generation> gen;
-    /// The candidate; null if it could not be spawned.
-    Instance* inst = nullptr;
-    /// Why it failed (phase kFailed).
+    /// Why it failed (phase kFailed), and the instance whose failure it was
+    /// (0: none, such as a failed smoke check) with its last stderr lines,
+    /// kept when it is released.
     std::string failure;
+    pid_t failed_pid = 0;
+    std::vector<std::string> failed_stderr;
     /// The output of the check or hook that failed it, for the reply.
     std::vector<std::string> failure_output;
     /// The hook or smoke check running, and which smoke check it is.
@@ -232,14 +255,20 @@ class Supervisor {
 
   bool running() const { return state_ == State::kBooting || state_ == State::kServing; }
   bool is_candidate(const Instance& inst) const;
-  /// The reload's generation and its instance (null once it has exited or
-  /// if it could not be started); only while a reload is in progress.
+  /// The reload's generation; only while a reload is in progress.
   const std::shared_ptr<Generation>& reload_gen() const;
-  const Instance* reload_candidate() const;
+  /// Whether every instance the reload started is ready (and at least one
+  /// was started).
+  bool candidates_ready() const;
+  /// Whether an instance of `gen` is still tracked (not yet released).
+  bool has_instances(const Generation& gen) const;
 
   // Starting instances.
-  /// Starts an instance of `gen`; the error says why it could not be started.
-  Status spawn_instance(const std::shared_ptr<Generation>& gen);
+  /// A generation for `plan`, numbered next, with its `instances` slots.
+  std::shared_ptr<Generation> make_generation(GenerationPlan plan);
+  /// Starts an instance of `gen` in slot `slot`; the error says why it
+  /// could not be started.
+  Status spawn_instance(const std::shared_ptr<Generation>& gen, int slot);
   Instance* find_live(pid_t pid);
 
   // The instance table's actions (supervisor.cc).
@@ -293,9 +322,16 @@ class Supervisor {
   void finish(Instance& inst);
   /// A drained instance is gone: `killed` after drain_timeout, or by itself.
   void finish_drained(Instance& inst, bool killed);
-  /// Restarts the current generation after its backoff delay. `failed` is
-  /// the instance that just ended, or null when none could be started.
-  void schedule_restart(const Instance* failed);
+  /// Restarts `slot` of the current generation after its backoff delay.
+  /// `failed` is the instance that just ended, or null when none could be
+  /// started.
+  void schedule_restart(InstanceSlot& slot, const Instance* failed);
+  /// Schedules a restart for every slot of the current generation that has
+  /// no instance and no restart pending.
+  void restart_empty_slots();
+  void cancel_restarts(Generation& gen);
+  /// The restart timer of a slot of the current generation fired.
+  void restart_due(Generation& gen, InstanceSlot& slot);
   void check_stopped();
   EscapeScope escape_scope() const;
   void report_status();
@@ -309,6 +345,8 @@ class Supervisor {
   void reload_event(ReloadEvent event, const std::string& reason = {});
   void hold_or_commit(const std::string&);
   void candidate_failed(const std::string& reason);
+  /// A candidate instance failed (it exited, or baton is killing it).
+  void candidate_ended(const Instance& inst, const std::string& reason);
   void hold_elapsed(const std::string&);
   void roll_back_released(const std::string&);
   void abort_reload(const std::string&);
@@ -321,6 +359,8 @@ class Supervisor {
   void smoke_failed(const std::string&);
   /// Starts the candidate of a reload whose plan is loaded (and hooked).
   void start_candidate();
+  /// Kills every instance of the candidate (the first kill fails the reload).
+  void kill_candidates(const std::string& reason);
   /// Runs smoke check `smoke_index`, or holds/commits when none is left.
   void run_smoke();
   /// Runs the next after_drained hook whose older generations are gone.
@@ -331,14 +371,15 @@ class Supervisor {
   void finish_commit(const std::string&);
   void arm_hold(Millis wait);
   void commit_reload();
-  /// Ends a failed reload; `failed` is its released candidate, if any.
-  void roll_back(const Instance* failed);
+  /// Ends a failed reload once its candidate instances are released.
+  void roll_back();
   void end_reload();
   /// Who serves after a failed reload, for its messages.
   std::string serving_after_rollback() const;
   void note_drained(const Instance& inst, const std::string& how);
   void broadcast(const std::string& message);
-  void answer_drain_waiters(const Instance& inst);
+  /// Answers who waited for generations of which no instance is left.
+  void answer_drain_waiters();
 
   Os& os_;
   LifecycleListener& listener_;
@@ -355,13 +396,12 @@ class Supervisor {
   std::vector<ReloadRequest> queued_;
   /// Every instance not yet released, oldest first.
   std::vector<std::unique_ptr<Instance>> instances_;
-  /// Reload requests waiting for a replaced instance to finish draining.
-  std::vector<std::pair<const Instance*, ReloadRequest>> drain_waiters_;
+  /// Reload requests waiting for a replaced generation's instances to finish
+  /// draining: the generation's number and the request.
+  std::vector<std::pair<int, ReloadRequest>> drain_waiters_;
   std::optional<ReloadRecord> last_reload_;
   int reloads_ = 0;
   int next_generation_ = 1;
-  /// Starts the current generation's pending restart.
-  std::unique_ptr<Timer> restart_timer_;
   /// Ends a reload's min_ready hold (commits it).
   std::unique_ptr<Timer> hold_timer_;
   std::vector<pid_t> kept_groups_;

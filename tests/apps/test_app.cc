@@ -30,6 +30,12 @@
 //                               that baton must probe)
 //   HELLO_HEALTH_FAIL_MS=N      /healthz answers 503 for the first N ms
 //   HELLO_HEALTH=fail           /healthz always answers 503
+//   HELLO_FAULT_INSTANCE=N      the switches above that make it fail (FAIL_AT_BOOT,
+//                               HANG, CRASH_AFTER_READY_MS, NOTIFY_ERRNO,
+//                               HEALTH_FAIL_MS, HEALTH) apply only to the
+//                               instance whose BATON_INSTANCE is N
+//   HELLO_EXIT_STATUS=N         exit with status N (not 0) once drained: an
+//                               app that quits by itself, finishing its requests
 
 #include <fcntl.h>
 #include <poll.h>
@@ -180,6 +186,7 @@ struct Config {
   bool no_notify = false;
   int health_fail_ms = 0;
   bool health_fails = false;
+  int exit_status = 0;
 };
 
 Config load_config() {
@@ -196,6 +203,18 @@ Config load_config() {
   cfg.health_fail_ms = env_int("HELLO_HEALTH_FAIL_MS", 0, 3600000).value_or(0);
   const char* health = std::getenv("HELLO_HEALTH");
   cfg.health_fails = health != nullptr && std::string_view(health) == "fail";
+  cfg.exit_status = env_int("HELLO_EXIT_STATUS", 0, 255).value_or(0);
+  if (auto only = env_int("HELLO_FAULT_INSTANCE", 1, 1000)) {
+    const char* instance = std::getenv("BATON_INSTANCE");
+    if (instance == nullptr || parse_long(instance) != *only) {
+      cfg.fail_at_boot.reset();
+      cfg.hang = false;
+      cfg.crash_after_ready_ms.reset();
+      cfg.notify_errno.reset();
+      cfg.health_fail_ms = 0;
+      cfg.health_fails = false;
+    }
+  }
   return cfg;
 }
 
@@ -766,5 +785,5 @@ int main() {
   if (udp.joinable()) udp.join();
   app.connections.wait_idle();
   std::printf("hello: pid %d drained, exiting\n", app.pid);
-  return 0;
+  return app.cfg.exit_status;
 }

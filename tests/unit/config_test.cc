@@ -966,3 +966,25 @@ TEST_CASE("notify_socket: a path beside the control socket by default, or abstra
         "/etc/baton/test.toml:2:17: 'notify_socket' must be \"path\" (a socket file beside the "
         "control socket) or \"abstract\"");
 }
+
+TEST_CASE("instances, strategy and max_surge: one instance all at once by default") {
+  Config d = parse_ok(with_app(""));
+  CHECK(d.instances == 1);
+  CHECK(d.strategy == Config::Strategy::kAllAtOnce);
+  CHECK(d.max_surge == 1);
+  CHECK(config_error(with_app("instances = 4\nstrategy = \"rolling\"\n")) ==
+        "/etc/baton/test.toml:3:12: 'strategy' = \"rolling\" is not available yet; "
+        "\"all-at-once\" is");
+  CHECK(parse_ok(with_app("instances = 64\nstrategy = \"all-at-once\"\n")).instances == 64);
+  CHECK(config_error(with_app("instances = 0\n")) ==
+        "/etc/baton/test.toml:2:13: 'instances' must be an integer from 1 to 64");
+  CHECK(config_error(with_app("instances = 65\n")) ==
+        "/etc/baton/test.toml:2:13: 'instances' must be an integer from 1 to 64");
+  CHECK(config_error(with_app("instances = 2.0\n")) ==
+        "/etc/baton/test.toml:2:13: 'instances' must be an integer from 1 to 64");
+  CHECK(config_error(with_app("strategy = \"blue-green\"\n")) ==
+        "/etc/baton/test.toml:2:12: 'strategy' must be \"all-at-once\" (every new instance ready, "
+        "then every old one drains) or \"rolling\" (max_surge at a time)");
+  CHECK(config_error(with_app("instances = 2\nmax_surge = 1\n")) ==
+        "/etc/baton/test.toml:3:13: 'max_surge' applies to strategy = \"rolling\" only");
+}

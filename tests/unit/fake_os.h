@@ -59,6 +59,12 @@ class FakeOs final : public Os {
   Clock::time_point now() const override { return now_; }
   Result<std::unique_ptr<Process>> spawn(const SpawnSpec& spec, int,
                                          Process::Events events) override {
+    if (spawn_failures_after == 0) {
+      spawn_failures_after = -1;
+      fail_spawns++;
+    } else if (spawn_failures_after > 0) {
+      --spawn_failures_after;
+    }
     if (fail_spawns > 0) {
       --fail_spawns;
       return sys_error("cannot start app", ENOENT);
@@ -208,6 +214,8 @@ class FakeOs final : public Os {
   Clock::time_point now_ = Clock::time_point{} + std::chrono::hours(1);
   pid_t next_pid = 1000;
   int fail_spawns = 0;
+  /// When set, that many more spawns succeed and the one after fails.
+  int spawn_failures_after = -1;
   std::map<pid_t, FakeProcess*> processes;
   std::map<pid_t, pid_t> groups;
   std::vector<FakeTimer*> timers;

@@ -1,0 +1,215 @@
+// End-to-end tests of several instances per generation (`instances = N`)
+// under load: reloads never leave fewer than N ready instances, one
+// instance's exit replaces that instance only, and one new instance's
+// failure rolls the whole reload back.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "harness.h"
+#include "load_client.h"
+#include "load_support.h"
+
+using namespace e2e;
+
+namespace {
+
+/// A hello service with `instances` instances on 127.0.0.1.
+class Fleet {
+ public:
+  explicit Fleet(int instances, const std::string& extra = "", const std::string& env = "")
+      : instances_(instances), config_(dir_.file("baton.toml")) {
+    write(extra, env);
+    baton_ = std::make_unique<Baton>(dir_, std::vector<std::string>{"-c", config_},
+                                     dir_.file("control.sock"));
+    REQUIRE(baton_->wait_ready());
+    REQUIRE(baton_->wait_until([&](const nlohmann::json& s) { return ready(s) == instances_; }));
+    address_ = baton_->status()["sockets"][0]["address"].get<std::string>();
+  }
+
+  void write(const std::string& extra, const std::string& env) {
+    std::string port = address_.empty() ? "0" : address_.substr(address_.rfind(':') + 1);
+    dir_.write("baton.toml",
+               fmt::format("command = [\"{}\"]\ncontrol = \"control.sock\"\ninstances = {}\n{}\n"
+                           "[environment]\n{}\n"
+                           "[[socket]]\nname = \"http\"\nlisten = \"tcp://127.0.0.1:{}\"\n",
+                           hello_bin(), instances_, extra, env, port));
+  }
+
+  CommandResult reload() {
+    return run_command({baton_bin(), "reload", "--wait", "-c", config_}, 60s);
+  }
+
+  /// Ready instances of every generation in a status.
+  static int ready(const nlohmann::json& status) {
+    int n = 0;
+    for (const auto& i : status["instances"]) n += i["state"] == "ready" ? 1 : 0;
+    return n;
+  }
+  /// The ready instances' pids by slot, of generation `generation`.
+  std::map<int, pid_t> ready_pids(int generation) {
+    std::map<int, pid_t> out;
+    nlohmann::json status = baton_->status();
+    for (const auto& i : status["instances"]) {
+      if (i["state"] == "ready" && i["generation"] == generation) {
+        out[i["instance"].get<int>()] = i["pid"].get<pid_t>();
+      }
+    }
+    return out;
+  }
+
+  Baton& baton() { return *baton_; }
+  const std::string& address() const { return address_; }
+  const std::string& config() const { return config_; }
+
+ private:
+  int instances_;
+  TempDir dir_;
+  std::string config_;
+  std::unique_ptr<Baton> baton_;
+  std::string address_;
+};
+
+/// Samples `baton status --json` every 50ms on a thread of its own and
+/// keeps the fewest ready instances it saw.
+class ReadySampler {
+ public:
+  explicit ReadySampler(std::string config) : config_(std::move(config)) {
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        CommandResult r = run_command({baton_bin(), "status", "--json", "-c", config_}, 10s);
+        if (r.exit_code == 0) {
+          int ready = Fleet::ready(nlohmann::json::parse(r.out));
+          samples_++;
+          if (ready < fewest_) fewest_ = ready;
+        } else {
+          errors_++;
+        }
+        std::this_thread::sleep_for(50ms);  // the sampling period, not a synchronisation
+      }
+    });
+  }
+  ~ReadySampler() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int fewest() const { return fewest_; }
+  int samples() const { return samples_; }
+  int errors() const { return errors_; }
+
+ private:
+  std::string config_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> fewest_{1 << 30}, samples_{0}, errors_{0};
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("instances = 4, all at once: 10 reloads under load, never fewer than 4 ready") {
+  for (load::Mode mode : kModes) {
+    CAPTURE(mode_name(mode));
+    Fleet fleet(4);
+    auto load = start_load(fleet.address(), mode, 8);
+    REQUIRE(traffic_flows(*load));
+    ReadySampler sampler(fleet.config());
+    for (int i = 0; i < 10; ++i) {
+      CommandResult r = fleet.reload();
+      INFO("reload ", i + 1, ": ", r.out, r.err);
+      REQUIRE(r.exit_code == 0);
+      std::map<int, pid_t> pids = fleet.ready_pids(i + 2);
+      REQUIRE(pids.size() == 4);
+      // The new generation answers the load before the next reload.
+      REQUIRE(eventually([&] {
+        for (const auto& [slot, pid] : pids) {
+          if (load->has_served(pid)) return true;
+        }
+        return false;
+      }));
+    }
+    sampler.stop();
+    load::LoadResult result = finish_without_failures(*load);
+    INFO("baton's log:\n", fleet.baton().log());
+    CHECK(sampler.errors() == 0);
+    CHECK(sampler.samples() > 0);
+    CHECK(sampler.fewest() >= 4);
+    auto status = fleet.baton().status();
+    CHECK(status["generation"] == 11);
+    CHECK(status["ready_instances"] == 4);
+    CHECK(status["wanted_instances"] == 4);
+  }
+}
+
+TEST_CASE("instances = 4: one instance that exits under load is replaced alone, 0 failed") {
+  for (load::Mode mode : kModes) {
+    CAPTURE(mode_name(mode));
+    Fleet fleet(4, "restart_delay = \"10ms\"", "HELLO_EXIT_STATUS = \"1\"");
+    auto load = start_load(fleet.address(), mode, 8);
+    REQUIRE(traffic_flows(*load));
+    std::map<int, pid_t> before = fleet.ready_pids(1);
+    REQUIRE(before.size() == 4);
+    // Instance 2 quits by itself (it finishes its requests, then exits 1).
+    REQUIRE(kill(before[2], SIGINT) == 0);
+    REQUIRE(fleet.baton().wait_until(
+        [&](const nlohmann::json& s) { return s["restarts"] == 1 && Fleet::ready(s) == 4; }));
+    std::map<int, pid_t> after = fleet.ready_pids(1);
+    REQUIRE(after.size() == 4);
+    CHECK(after[1] == before[1]);
+    CHECK(after[2] != before[2]);
+    CHECK(after[3] == before[3]);
+    CHECK(after[4] == before[4]);
+    REQUIRE(traffic_flows(*load));
+    finish_without_failures(*load);
+    auto status = fleet.baton().status();
+    CHECK(status["last_exit"]["reason"].get<std::string>() ==
+          fmt::format("pid {} exited with status 1 while ready", before[2]));
+
+    // A SIGKILLed one too (no load: its requests in flight would be lost).
+    REQUIRE(kill(after[3], SIGKILL) == 0);
+    REQUIRE(fleet.baton().wait_until(
+        [&](const nlohmann::json& s) { return s["restarts"] == 2 && Fleet::ready(s) == 4; }));
+    std::map<int, pid_t> last = fleet.ready_pids(1);
+    CHECK(last[1] == after[1]);
+    CHECK(last[2] == after[2]);
+    CHECK(last[3] != after[3]);
+    CHECK(last[4] == after[4]);
+  }
+}
+
+TEST_CASE("instances = 4: the 3rd new instance failing rolls the reload back, 0 failed") {
+  for (load::Mode mode : kModes) {
+    CAPTURE(mode_name(mode));
+    Fleet fleet(4);
+    std::map<int, pid_t> old = fleet.ready_pids(1);
+    auto load = start_load(fleet.address(), mode, 8);
+    REQUIRE(traffic_flows(*load));
+    fleet.write("", "HELLO_FAULT_INSTANCE = \"3\"\nHELLO_FAIL_AT_BOOT = \"3\"");
+    CommandResult r = fleet.reload();
+    INFO(r.out, r.err);
+    INFO("baton's log:\n", fleet.baton().log());
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("baton: reload failed: generation 2 pid ") == 0);
+    CHECK(r.err.find("exited with status 3 before READY=1; generation 1 keeps serving (4 of 4 "
+                     "instances ready)") != std::string::npos);
+    CHECK(r.err.find("hello: failing at boot as asked") != std::string::npos);
+    REQUIRE(traffic_flows(*load));
+    load::LoadResult result = finish_without_failures(*load);
+    std::set<pid_t> old_pids;
+    for (const auto& [slot, pid] : old) old_pids.insert(pid);
+    for (const auto& [pid, count] : result.pids) {
+      CAPTURE(pid);
+      CHECK(old_pids.count(pid) == 1);  // no new instance was ever reached
+    }
+    CHECK(fleet.ready_pids(1) == old);
+    auto status = fleet.baton().status();
+    CHECK(status["generation"] == 1);
+    CHECK(status["instances"].size() == 4);
+    CHECK(status["last_reload"]["result"] == "rolled back");
+  }
+}
