@@ -356,10 +356,7 @@ void read_int(const toml::table& table, std::string_view key, int min, int max, 
 void read_instances(const toml::table& table, Config& config, Problems& problems) {
   read_int(table, "instances", 1, kMaxInstances, config.instances, problems);
   if (auto strategy = get_string(table, "strategy", problems)) {
-    if (*strategy == "rolling") {
-      problems.add(table.get("strategy")->source(),
-                   "'strategy' = \"rolling\" is not available yet; \"all-at-once\" is");
-    } else if (*strategy == "all-at-once") {
+    if (*strategy == "all-at-once" || *strategy == "rolling") {
       config.strategy =
           *strategy == "rolling" ? Config::Strategy::kRolling : Config::Strategy::kAllAtOnce;
     } else {

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -173,6 +174,10 @@ class Os {
   /// Per-generation listeners (socket_set.h): every later public connection
   /// on these sockets' addresses goes to them. Shared sockets are skipped.
   virtual Status switch_to(const std::vector<SharedSocket>& sockets) = 0;
+  /// Rolling and canary deploys: `share` in kShareScale (steering.h) of
+  /// later public connections go to these candidate sockets, the rest to
+  /// the serving ones; 0 takes them all back.
+  virtual Status share(const std::vector<SharedSocket>& sockets, uint32_t share) = 0;
   /// Connections waiting in the accept queues of `sockets`' per-generation
   /// listeners, not yet accepted by any process; nullopt when none of them
   /// is a per-generation listener (shared sockets have nothing to wait for).

@@ -1,43 +1,49 @@
 // The reload transaction. A reload starts a candidate generation beside the
-// serving one; kReloadTable decides what each event does to it:
+// serving one; kReloadTable decides what each event does to it, phase by
+// phase ("-": nothing):
 //
-//   phase      | hook      | candidate | candidate | smoke      | min_ready | candidate  | stop
-//              | passed /  | ready     | failed    | passed /   | elapsed   | released   |
-//              | failed    |           |           | failed     | (a timer) |            |
-//   -----------+-----------+-----------+-----------+------------+-----------+------------+---------
-//   pre_reload | start it /| -         | -         | -          | -         | -          | abort
-//              | roll back |           |           |            |           |            |
-//   starting   | -         | smoke, or | -> failed | -          | -         | -          | ->
-//   failed
-//              |           | hold, or  |           |            |           |            |
-//              |           | commit    |           |            |           |            |
-//   smoking    | -         | -         | -> failed | next, or   | -         | -          | ->
-//   failed
-//              |           |           |           | hold/commit|           |            |
-//              |           |           |           | / kill it  |           |            |
-//   holding    | -         | -         | -> failed | -          | commit    | -          | ->
-//   failed switching  | -         | -         | -         | -          | settled?  | -          |
-//   settle failed     | -         | -         | -         | -          | -         | roll back  | -
+//   pre_reload  hook passed: start it; hook failed: roll back; stop: abort
+//   starting    ready: (once every instance started is) smoke, or hold, or
+//               commit; failed: -> failed (or, once it had a share,
+//               -> restoring); stop: -> failed
+//   smoking     smoke passed: the next one, or hold/commit; smoke failed:
+//               kill it; failed: as in starting; stop: -> failed
+//   holding     min_ready elapsed: commit; failed: as in starting; stop
+//   switching   poll: settled? then drain the old one; stop: the same at once
+//   failed      released: roll back
+//   restoring   restored: once no old instance is starting, -> unsharing
+//   unsharing   poll: settled? then the candidate drains, -> failed
 //
-// The pre_reload hook runs before anything starts; the candidate must then
-// pass its readiness checks (checks.cc), then the smoke checks one by one,
-// then stay up for min_ready. "commit" switches new connections to the
-// candidate's listeners (one syscall per address, steering.h) and makes its
-// generation current; the old generation keeps accepting what was queued
-// on its own listeners before the switch until those queues have stayed
-// empty for kSwitchSettle ("switching"), and only then is told to drain.
-// "roll back" leaves the old one as it was. Either ends the transaction
-// and answers its clients. A request while none is in progress starts one
-// (refused, with nothing changed, if the config does not load); while one
-// is in progress it is queued, and the queued requests run as one reload
-// once it ends (or are refused when baton stops). A candidate that cannot
-// even be spawned is rolled back at once. After a commit, the new config's
-// after_drained hook runs once no process of an older generation is left.
+// The pre_reload hook runs before anything starts; the candidate's
+// instances must then pass their readiness checks (checks.cc), then the
+// smoke checks one by one, then stay up for min_ready. "commit" switches new
+// connections to the candidate's listeners (one syscall per address,
+// steering.h) and makes its generation current; the old generation keeps
+// accepting what was queued on its own listeners before the switch until
+// those queues have stayed empty for kSwitchSettle ("switching"), and only
+// then is told to drain. "roll back" leaves the old one as it was. Either
+// ends the transaction and answers its clients.
+//
+// strategy = "rolling" starts max_surge instances at a time: each step that
+// passes its checks (the smoke checks run once, at the first) gives the
+// candidate a share of new connections in proportion to its ready
+// instances, drains as many old ones, and starts the next step; the last
+// step commits. A failure after a share "restores": the old slots drained
+// so far start again while the candidate keeps its share, then its share
+// goes back to 0 and, once its queues are empty ("unsharing"), it drains.
+//
+// A request while none is in progress starts one (refused, with nothing
+// changed, if the config does not load); while one is in progress it is
+// queued, and the queued requests run as one reload once it ends (or are
+// refused when baton stops). A candidate that cannot even be spawned is
+// rolled back at once. After a commit, the new config's after_drained hook
+// runs once no process of an older generation is left.
 #include <algorithm>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "steering.h"
 #include "supervisor.h"
 
 namespace baton {
@@ -64,13 +70,15 @@ using S = Supervisor;
 const S::ReloadAction S::kReloadNop = &S::reload_ignore;
 // clang-format off
 const S::ReloadAction S::kReloadTable[kReloadPhases][kReloadEvents] = {
-//                hook passed      hook failed      ready              failed                smoke passed      smoke failed      min_ready / poll   released                stop
-/* pre_reload */ {&S::hook_passed, &S::hook_failed, kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       kReloadNop,        kReloadNop,             &S::abort_pre_reload},
-/* starting   */ {kReloadNop,      kReloadNop,      &S::smoke_or_hold, &S::candidate_failed, kReloadNop,       kReloadNop,       kReloadNop,        kReloadNop,             &S::abort_reload},
-/* smoking    */ {kReloadNop,      kReloadNop,      kReloadNop,        &S::candidate_failed, &S::smoke_passed, &S::smoke_failed, kReloadNop,        kReloadNop,             &S::abort_reload},
-/* holding    */ {kReloadNop,      kReloadNop,      kReloadNop,        &S::candidate_failed, kReloadNop,       kReloadNop,       &S::hold_elapsed,  kReloadNop,             &S::abort_reload},
-/* switching  */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       &S::settle_switch, kReloadNop,             &S::finish_commit},
-/* failed     */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       kReloadNop,        &S::roll_back_released, kReloadNop},
+//                hook passed      hook failed      ready              failed                smoke passed      smoke failed      min_ready / poll    released                stop                  restored
+/* pre_reload */ {&S::hook_passed, &S::hook_failed, kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       kReloadNop,         kReloadNop,             &S::abort_pre_reload, kReloadNop},
+/* starting   */ {kReloadNop,      kReloadNop,      &S::smoke_or_hold, &S::candidate_failed, kReloadNop,       kReloadNop,       kReloadNop,         kReloadNop,             &S::abort_reload,     kReloadNop},
+/* smoking    */ {kReloadNop,      kReloadNop,      kReloadNop,        &S::candidate_failed, &S::smoke_passed, &S::smoke_failed, kReloadNop,         kReloadNop,             &S::abort_reload,     kReloadNop},
+/* holding    */ {kReloadNop,      kReloadNop,      kReloadNop,        &S::candidate_failed, kReloadNop,       kReloadNop,       &S::hold_elapsed,   kReloadNop,             &S::abort_reload,     kReloadNop},
+/* switching  */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       &S::settle_switch,  kReloadNop,             &S::finish_commit,    kReloadNop},
+/* failed     */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       kReloadNop,         &S::roll_back_released, kReloadNop,           kReloadNop},
+/* restoring  */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       kReloadNop,         kReloadNop,             &S::abort_reload,     &S::restore_progress},
+/* unsharing  */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       &S::settle_unshare, kReloadNop,             &S::abort_reload,     kReloadNop},
 };
 // clang-format on
 
@@ -183,17 +191,30 @@ void Supervisor::abort_pre_reload(const std::string&) {
 
 void Supervisor::start_candidate() {
   reload_->phase = ReloadPhase::kStarting;
+  start_batch();
+}
+
+bool Supervisor::start_batch() {
   ReloadRecord& record = reload_->record;
   std::shared_ptr<Generation> gen = reload_->gen;
-  for (InstanceSlot& slot : gen->slots) {
+  const Config& config = *gen->config;
+  size_t started = record.pids.size();
+  size_t count = gen->slots.size() - started;
+  if (config.strategy == Config::Strategy::kRolling) {
+    count = std::min(count, static_cast<size_t>(config.max_surge));
+  }
+  for (size_t n = started + 1; n <= started + count; ++n) {
+    InstanceSlot& slot = gen->slot(static_cast<int>(n));
     Status spawned = spawn_instance(gen, slot.number);
     if (!spawned) {
       std::string why = fmt::format("could not be started: {}", spawned.error().message);
-      if (record.pids.empty()) {
+      if (!has_instances(*gen)) {
         reload_->failure = why;
-        return roll_back();
+        roll_back();
+      } else {
+        reload_event(ReloadEvent::kCandidateFailed, why);  // rolled back once they are released
       }
-      return kill_candidates(why);  // rolled back once those started are released
+      return false;
     }
     const Instance& inst = *slot.inst;
     if (record.pids.empty()) {
@@ -206,6 +227,7 @@ void Supervisor::start_candidate() {
                                 record.generation, inst.pid(), slot.number, gen->slots.size())
                   : fmt::format("generation {}: started pid {}", record.generation, inst.pid()));
   }
+  return true;
 }
 
 void Supervisor::kill_candidates(const std::string& reason) {
@@ -226,11 +248,12 @@ void Supervisor::smoke_or_hold(const std::string& message) {
   broadcast(message);
   if (!candidates_ready()) return report_status();
   reload_->record.ready_at = os_.now();
-  if (reload_->gen->slots.size() > 1) {
-    broadcast(fmt::format("generation {}: all {} instances ready", reload_->gen->number,
-                          reload_->gen->slots.size()));
+  const Generation& gen = *reload_->gen;
+  if (gen.slots.size() > 1) {
+    broadcast(fmt::format("generation {}: {} of {} instances ready", gen.number, gen.ready_count(),
+                          gen.slots.size()));
   }
-  if (reload_->gen->config->smoke.empty()) return hold_or_commit({});
+  if (reload_->smoked || gen.config->smoke.empty()) return hold_or_commit({});
   reload_->phase = ReloadPhase::kSmoking;
   reload_->smoke_index = 0;
   run_smoke();
@@ -238,7 +261,10 @@ void Supervisor::smoke_or_hold(const std::string& message) {
 
 void Supervisor::run_smoke() {
   const std::vector<CheckCommand>& smoke = reload_->gen->config->smoke;
-  if (reload_->smoke_index >= smoke.size()) return hold_or_commit({});
+  if (reload_->smoke_index >= smoke.size()) {
+    reload_->smoked = true;
+    return hold_or_commit({});
+  }
   const CheckCommand& check = smoke[reload_->smoke_index];
   std::string name = command_name(check);
   broadcast(fmt::format("smoke {}: running against generation {} (timeout {})", name,
@@ -274,7 +300,8 @@ void Supervisor::hold_or_commit(const std::string&) {
   reload_->phase = ReloadPhase::kHolding;
   reload_->hold_from = os_.now();
   const Generation& gen = *reload_->gen;
-  std::string who = gen.slots.size() > 1 ? fmt::format("its {} instances are", gen.slots.size())
+  std::string who = gen.slots.size() > 1 ? fmt::format("{} of its {} instances are",
+                                                       gen.ready_count(), gen.slots.size())
                                          : fmt::format("pid {} is", gen.instance()->pid());
   broadcast(fmt::format(
       "generation {}: {} ready; generation {} keeps serving for min_ready ({}) in case {} exits",
@@ -294,15 +321,21 @@ void Supervisor::hold_elapsed(const std::string&) {
   // report measures it, so wait out any remainder.
   auto left = reload_->gen->config->min_ready - (os_.now() - reload_->hold_from);
   if (left > Clock::duration::zero()) return arm_hold(std::chrono::ceil<Millis>(left));
-  broadcast(fmt::format(
-      "generation {}: {} stayed up for min_ready ({})", reload_->record.generation,
-      reload_->gen->slots.size() > 1 ? fmt::format("its {} instances", reload_->gen->slots.size())
-                                     : fmt::format("pid {}", reload_->record.pid),
-      format_duration(reload_->gen->config->min_ready)));
+  broadcast(fmt::format("generation {}: {} stayed up for min_ready ({})",
+                        reload_->record.generation,
+                        reload_->gen->slots.size() > 1
+                            ? fmt::format("{} of its {} instances", reload_->gen->ready_count(),
+                                          reload_->gen->slots.size())
+                            : fmt::format("pid {}", reload_->record.pid),
+                        format_duration(reload_->gen->config->min_ready)));
   commit_reload();
 }
 
 void Supervisor::candidate_failed(const std::string& reason) {
+  if (!reload_->served.empty()) {
+    reload_->failure = reason;
+    return restore_rollout();
+  }
   reload_->phase = ReloadPhase::kFailed;
   reload_->failure = reason;
   reload_->command.reset();
@@ -328,6 +361,11 @@ void Supervisor::roll_back_released(const std::string&) {
 }
 
 void Supervisor::commit_reload() {
+  const Generation& gen = *reload_->gen;
+  if (gen.config->strategy == Config::Strategy::kRolling &&
+      reload_->record.pids.size() < gen.slots.size()) {
+    return advance_rollout();
+  }
   std::shared_ptr<Generation> old = current_;
   if (Status s = os_.switch_to(reload_->gen->sockets); !s) {
     // Back to the old listeners for the addresses that did switch.
@@ -363,6 +401,129 @@ void Supervisor::commit_reload() {
   reload_->phase = ReloadPhase::kSwitching;
   switched_at_ = last_queued_at_ = os_.now();
   arm_hold(kSwitchPoll);
+  report_status();
+}
+
+namespace {
+
+std::string percent(uint32_t share) {
+  return fmt::format("{:.4g}%", share * 100.0 / kShareScale);
+}
+
+}  // namespace
+
+void Supervisor::advance_rollout() {
+  Generation& gen = *reload_->gen;
+  int wanted = static_cast<int>(gen.slots.size());
+  int batch = static_cast<int>(reload_->record.pids.size() - reload_->served.size());
+  int ready_new = gen.ready_count();
+  std::vector<Instance*> ready_old;
+  for (Instance* i : current_->instances) {
+    if (i->state == InstanceState::kReady) ready_old.push_back(i);
+  }
+  std::sort(ready_old.begin(), ready_old.end(),
+            [](const Instance* a, const Instance* b) { return a->slot < b->slot; });
+  // As many old instances drain as this step added, never leaving fewer
+  // than `instances` ready in all.
+  int old_ready = static_cast<int>(ready_old.size());
+  int drain = std::clamp(std::min(batch, ready_new + old_ready - wanted), 0, old_ready);
+  int old_left = old_ready - drain;
+  // New connections split in proportion to the ready instances.
+  uint32_t share = old_left == 0 ? kShareScale
+                                 : static_cast<uint32_t>(static_cast<int64_t>(ready_new) *
+                                                         kShareScale / (ready_new + old_left));
+  if (Status s = os_.share(gen.sockets, share); !s) {
+    return reload_event(
+        ReloadEvent::kCandidateFailed,
+        fmt::format("could not be given a share of new connections: {}", s.error().message));
+  }
+  reload_->share = share;
+  for (const Instance* i : gen.instances) {
+    if (std::find(reload_->served.begin(), reload_->served.end(), i->pid()) ==
+        reload_->served.end()) {
+      reload_->served.push_back(i->pid());
+    }
+  }
+  broadcast(fmt::format(
+      "rolling: generation {} has {} of {} instances ready and gets {} of new connections",
+      gen.number, ready_new, wanted, percent(share)));
+  for (int k = 0; k < drain; ++k) {
+    Instance& o = *ready_old[static_cast<size_t>(k)];
+    reload_->retired_slots.push_back(o.slot);
+    const Config& config = *o.gen->config;
+    broadcast(fmt::format("generation {}: pid {} told to drain ({}, drain_timeout {})",
+                          o.generation(), o.pid(), signal_name(config.drain_signal),
+                          format_duration(config.drain_timeout)));
+    dispatch(o, InstanceEvent::kDrain);
+  }
+  reload_->phase = ReloadPhase::kStarting;
+  if (start_batch()) report_status();
+}
+
+void Supervisor::restore_rollout() {
+  Reload& r = *reload_;
+  r.phase = ReloadPhase::kRestoring;
+  r.command.reset();
+  hold_timer_->cancel();
+  // The new instances that never had a share go at once.
+  std::vector<Instance*> fresh;
+  for (Instance* i : r.gen->instances) {
+    bool served = std::find(r.served.begin(), r.served.end(), i->pid()) != r.served.end();
+    if (!served && i->state != InstanceState::kFailing) fresh.push_back(i);
+  }
+  for (Instance* i : fresh) {
+    kill_instance(*i, fmt::format("is killed: generation {} failed", r.gen->number));
+  }
+  broadcast(fmt::format(
+      "rolling back: generation {} starts {} instance(s) again; generation {} keeps its share "
+      "({}) until they are ready",
+      current_->number, r.retired_slots.size(), r.gen->number, percent(r.share)));
+  std::vector<int> slots = std::move(r.retired_slots);
+  r.retired_slots.clear();
+  for (int slot : slots) {
+    if (current_->slot(slot).inst) continue;
+    if (Status s = spawn_instance(current_, slot); !s) {
+      broadcast(fmt::format("generation {} instance {} could not be started again: {}",
+                            current_->number, slot, s.error().message));
+    }
+  }
+  restore_progress({});
+}
+
+void Supervisor::restore_progress(const std::string&) {
+  for (const Instance* i : current_->instances) {
+    if (i->state == InstanceState::kStarting) return report_status();
+  }
+  restore_done();
+}
+
+void Supervisor::restore_done() {
+  Reload& r = *reload_;
+  if (Status s = os_.share(r.gen->sockets, 0); !s) {
+    spdlog::error("reload: cannot take generation {}'s share of new connections back: {}",
+                  r.gen->number, s.error().message);
+  }
+  r.share = 0;
+  broadcast(fmt::format(
+      "generation {} has {} of {} instances ready and gets every new connection again; "
+      "generation {} accepts what was queued on its listeners, then drains",
+      current_->number, current_->ready_count(), current_->slots.size(), r.gen->number));
+  r.phase = ReloadPhase::kUnsharing;
+  switched_at_ = last_queued_at_ = os_.now();
+  arm_hold(kSwitchPoll);
+  report_status();
+}
+
+void Supervisor::settle_unshare(const std::string&) {
+  Clock::time_point now = os_.now();
+  int queued = os_.queued(reload_->gen->sockets).value_or(0);
+  if (queued > 0) last_queued_at_ = now;
+  bool settled = now - last_queued_at_ >= kSwitchSettle;
+  if (!settled && now - switched_at_ < kSwitchSettleMax) return arm_hold(kSwitchPoll);
+  reload_->phase = ReloadPhase::kFailed;
+  std::vector<Instance*> served = reload_->gen->instances;
+  for (Instance* i : served) dispatch(*i, InstanceEvent::kDrain);
+  if (!has_instances(*reload_->gen)) return roll_back();
   report_status();
 }
 

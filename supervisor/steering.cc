@@ -32,22 +32,29 @@ constexpr sock_filter jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) {
   return sock_filter{code, jt, jf, k};
 }
 
-/// The steering program: IPv4 packets from kProbeSource return `probed`,
-/// everything else `serving`. SKF_NET_OFF makes the loads relative to the
-/// network header (the skb's data is past the transport header by then).
-/// IPv6 packets never match, which is fine: probes are IPv4, also to a
-/// dual-stack "::" listener (v4-mapped), whose packets are IPv4.
-std::array<sock_filter, 7> steering_program(uint32_t probed, uint32_t serving) {
+/// The steering program: IPv4 packets from kProbeSource return `probed`;
+/// of the others, `share` in kShareScale return `probed` too, chosen by the
+/// kernel's per-packet random number (SKF_AD_RANDOM), the rest `serving`.
+/// SKF_NET_OFF makes the loads relative to the network header (the skb's
+/// data is past the transport header by then). IPv6 packets are never
+/// probes, which is fine: probes are IPv4, also to a dual-stack "::"
+/// listener (v4-mapped), whose packets are IPv4.
+std::array<sock_filter, 11> steering_program(uint32_t probed, uint32_t serving, uint32_t share) {
   const auto net = static_cast<uint32_t>(SKF_NET_OFF);
+  const auto random = static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_RANDOM);
   const uint32_t source = ntohl(inet_addr(kProbeSource));
   return {{
       stmt(BPF_LD | BPF_B | BPF_ABS, net),       // A = first byte of the IP header
       stmt(BPF_ALU | BPF_RSH | BPF_K, 4),        // A = IP version
-      jump(BPF_JMP | BPF_JEQ | BPF_K, 4, 0, 3),  // not IPv4: serving
+      jump(BPF_JMP | BPF_JEQ | BPF_K, 4, 0, 3),  // not IPv4: public
       stmt(BPF_LD | BPF_W | BPF_ABS, net + 12),  // A = IPv4 source address
       jump(BPF_JMP | BPF_JEQ | BPF_K, source, 0, 1),
-      stmt(BPF_RET | BPF_K, probed),
+      stmt(BPF_RET | BPF_K, probed),           // a probe
+      stmt(BPF_LD | BPF_W | BPF_ABS, random),  // public: A = a random u32
+      stmt(BPF_ALU | BPF_MOD | BPF_K, kShareScale),
+      jump(BPF_JMP | BPF_JGE | BPF_K, share, 0, 1),
       stmt(BPF_RET | BPF_K, serving),
+      stmt(BPF_RET | BPF_K, probed),
   }};
 }
 
@@ -63,7 +70,8 @@ Status ListenerGroup::attach(int fd) const {
   if (kind_ == SocketKind::kUnix) return {};
   uint32_t serving = index_of(routing_.serving);
   uint32_t probed = routing_.probed >= 0 ? index_of(routing_.probed) : serving;
-  auto program = steering_program(probed, serving);
+  uint32_t share = routing_.probed >= 0 ? std::min(routing_.share, kShareScale) : 0;
+  auto program = steering_program(probed, serving, share);
   sock_fprog prog{static_cast<unsigned short>(program.size()), program.data()};
   if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) != 0) {
     return sys_error("the kernel refused the steering program (SO_ATTACH_REUSEPORT_CBPF)");
@@ -74,6 +82,7 @@ Status ListenerGroup::attach(int fd) const {
 Status ListenerGroup::joined(int fd, bool serving) {
   slots_.push_back(fd);
   (serving ? routing_.serving : routing_.probed) = fd;
+  if (!serving) routing_.share = 0;  // a newcomer gets no public connection
   return attach(fd);
 }
 
@@ -101,7 +110,10 @@ void ListenerGroup::left(int fd) {
   slots_[i] = slots_.back();
   slots_.pop_back();
   if (routing_.serving == fd) routing_.serving = -1;
-  if (routing_.probed == fd) routing_.probed = -1;
+  if (routing_.probed == fd) {
+    routing_.probed = -1;
+    routing_.share = 0;
+  }
   if (slots_.empty()) return;
   if (Status s = attach(slots_.front()); !s) {
     spdlog::error("listener group: {}; connections may reach the wrong generation",
@@ -139,6 +151,28 @@ Status switch_to(const std::vector<SharedSocket>& sockets) {
         return st;
       }
       if (!unix_sockets) switched.emplace_back(group, before);
+    }
+  }
+  return {};
+}
+
+Status share_with(const std::vector<SharedSocket>& sockets, uint32_t share) {
+  for (const SharedSocket& s : sockets) {
+    ListenerGroup* group = s->group();
+    if (!group || !s->shared_reason().empty() || group->kind() == SocketKind::kUnix ||
+        s->is_serving()) {
+      continue;
+    }
+    if (group->routing().probed != s->fd()) {
+      return error(fmt::format("{}: the listener on {} is not its group's candidate",
+                               s->spec().name, s->bound_address()));
+    }
+    ListenerGroup::Routing routing = group->routing();
+    routing.share = std::min(share, kShareScale);
+    if (Status st = group->route(routing); !st) {
+      return Error{fmt::format("{}: cannot share {} with the new listener: {}", s->spec().name,
+                               s->bound_address(), st.error().message),
+                   st.error().sys_errno};
     }
   }
   return {};

@@ -37,6 +37,8 @@ namespace baton {
 /// The source address of baton's probes; the steering program sends
 /// connections (and datagrams) from it to the group's probed member.
 inline constexpr char kProbeSource[] = "127.0.0.2";
+/// A share of public connections is counted in parts of this many.
+inline constexpr uint32_t kShareScale = 10'000;
 
 /// The per-generation listeners of one address. For tcp and udp it is a
 /// model of the kernel's SO_REUSEPORT group (its members in slot order) and
@@ -67,10 +69,14 @@ inline constexpr char kProbeSource[] = "127.0.0.2";
 ///   move), unless a member joined in between.
 class ListenerGroup {
  public:
-  /// The members (fds) public connections and probes go to.
+  /// The members (fds) public connections and probes go to: probes to the
+  /// probed member (else the serving one); of public connections, `share`
+  /// in kShareScale to the probed member, chosen at random per connection
+  /// (per datagram for udp), the rest to the serving one.
   struct Routing {
     int serving = -1;
     int probed = -1;
+    uint32_t share = 0;
   };
 
   explicit ListenerGroup(SocketKind kind) : kind_(kind) {}
@@ -136,6 +142,16 @@ class ListenerGroup {
 /// that fails also switches the tcp/udp ones back, but earlier renames stay
 /// (a rename cannot be taken back). Errors name the socket.
 Status switch_to(const std::vector<SharedSocket>& sockets);
+
+/// Rolling and canary deploys: `share` in kShareScale of later public
+/// connections (tcp) and datagrams (udp) on these sockets' addresses go to
+/// them, at random, the rest to the serving member; probes still reach
+/// them alone. Each must be its group's probed member (a candidate's
+/// listener). 0 takes every public connection back from them. Shared, unix
+/// and serving sockets are skipped (a unix path has one owner: it switches
+/// at switch_to). Errors name the socket; on error the sockets switched
+/// before it keep their new share.
+Status share_with(const std::vector<SharedSocket>& sockets, uint32_t share);
 
 /// Connections waiting in the accept queues of `sockets` (0 for sockets
 /// that cannot tell, such as udp).

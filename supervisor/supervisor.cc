@@ -320,6 +320,7 @@ void Supervisor::become_ready(Instance& inst, const EventArgs&) {
         fmt::format("generation {}: pid {} ready after {}", inst.generation(), inst.pid(),
                     format_duration(Millis(between_ms(inst.started_at, inst.ready_at)))));
   }
+  if (reload_ && inst.gen == current_) reload_event(ReloadEvent::kRestored);
   if (state_ == State::kBooting) tell_serving();
   report_status();
 }
@@ -390,6 +391,8 @@ void Supervisor::end_run(Instance& inst, const std::string& reason) {
     } else {
       schedule_restart(slot, &inst);
     }
+  } else if (inst.gen == current_ && reload_) {
+    reload_event(ReloadEvent::kRestored);
   }
   report_status();
 }
@@ -649,7 +652,8 @@ StatusSnapshot Supervisor::snapshot() const {
   if (reload_) {
     s.reloading = reload_gen()->number;
     static constexpr std::string_view kSteps[] = {"pre_reload", "starting",  "smoke",
-                                                  "min_ready",  "switching", "failed"};
+                                                  "min_ready",  "switching", "failed",
+                                                  "restoring",  "unsharing"};
     s.reload_step = kSteps[static_cast<int>(reload_->phase)];
   }
   for (size_t i = 0; i < current_->sockets.size(); ++i) {

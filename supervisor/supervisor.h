@@ -211,8 +211,10 @@ class Supervisor {
     kHolding,    ///< they passed; the old one serves on for min_ready
     kSwitching,  ///< committed and switched; the old one empties its queues
     kFailed,     ///< it failed; rolled back once it is released
+    kRestoring,  ///< a rollout failed: the old slots it drained start again
+    kUnsharing,  ///< they did: the candidate's share is 0; its queues empty
   };
-  static constexpr int kReloadPhases = 6;
+  static constexpr int kReloadPhases = 8;
   enum class ReloadEvent {
     kHookPassed,         ///< pre_reload exited 0
     kHookFailed,         ///< pre_reload failed (`reason`)
@@ -223,8 +225,9 @@ class Supervisor {
     kHoldElapsed,        ///< the reload's timer: min_ready is over, or poll the switch
     kCandidateReleased,  ///< it is gone and its handles are closed
     kStop,               ///< baton is stopping
+    kRestored,           ///< an old instance started again became ready, or ended
   };
-  static constexpr int kReloadEvents = 9;
+  static constexpr int kReloadEvents = 10;
   /// The reload in progress: its clients, its candidate generation, and
   /// where it is.
   struct Reload {
@@ -247,6 +250,13 @@ class Supervisor {
     Clock::time_point hold_from{};
     /// The generation it replaces, once committed.
     std::shared_ptr<Generation> replaced;
+    /// The smoke checks have passed (they run once, before any share).
+    bool smoked = false;
+    /// A rolling reload: the candidate's instances that have had a share
+    /// of public connections, the old slots drained so far, and the share.
+    std::vector<pid_t> served;
+    std::vector<int> retired_slots;
+    uint32_t share = 0;
   };
   using ReloadAction = void (Supervisor::*)(const std::string&);
   static const ReloadAction kReloadTable[kReloadPhases][kReloadEvents];
@@ -361,6 +371,20 @@ class Supervisor {
   void start_candidate();
   /// Kills every instance of the candidate (the first kill fails the reload).
   void kill_candidates(const std::string& reason);
+  /// Starts the candidate's next instances: all of them, or a rolling
+  /// reload's next max_surge; false if one could not be spawned (the reload
+  /// is failed then).
+  bool start_batch();
+  /// A rolling reload's step is ready: the candidate gets its share, as many
+  /// old instances drain, and the next step starts.
+  void advance_rollout();
+  /// A rolling reload failed after its candidate served: the old
+  /// generation's drained slots start again before the candidate gives up
+  /// its share (restore_done), then it drains.
+  void restore_rollout();
+  void restore_progress(const std::string&);
+  void restore_done();
+  void settle_unshare(const std::string&);
   /// Runs smoke check `smoke_index`, or holds/commits when none is left.
   void run_smoke();
   /// Runs the next after_drained hook whose older generations are gone.

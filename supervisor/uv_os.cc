@@ -417,6 +417,10 @@ Status UvOs::switch_to(const std::vector<SharedSocket>& sockets) {
   return baton::switch_to(sockets);
 }
 
+Status UvOs::share(const std::vector<SharedSocket>& sockets, uint32_t share) {
+  return baton::share_with(sockets, share);
+}
+
 std::optional<int> UvOs::queued(const std::vector<SharedSocket>& sockets) {
   bool own = std::any_of(sockets.begin(), sockets.end(),
                          [](const SharedSocket& s) { return s->shared_reason().empty(); });

@@ -30,6 +30,7 @@ class UvOs final : public Os {
                                std::function<void(const std::string&)> line,
                                std::function<void(CommandResult)> done) override;
   Status switch_to(const std::vector<SharedSocket>& sockets) override;
+  Status share(const std::vector<SharedSocket>& sockets, uint32_t share) override;
   std::optional<int> queued(const std::vector<SharedSocket>& sockets) override;
 
  private:

@@ -112,37 +112,42 @@ class ReadySampler {
 
 }  // namespace
 
-TEST_CASE("instances = 4, all at once: 10 reloads under load, never fewer than 4 ready") {
-  for (load::Mode mode : kModes) {
-    CAPTURE(mode_name(mode));
-    Fleet fleet(4);
-    auto load = start_load(fleet.address(), mode, 8);
-    REQUIRE(traffic_flows(*load));
-    ReadySampler sampler(fleet.config());
-    for (int i = 0; i < 10; ++i) {
-      CommandResult r = fleet.reload();
-      INFO("reload ", i + 1, ": ", r.out, r.err);
-      REQUIRE(r.exit_code == 0);
-      std::map<int, pid_t> pids = fleet.ready_pids(i + 2);
-      REQUIRE(pids.size() == 4);
-      // The new generation answers the load before the next reload.
-      REQUIRE(eventually([&] {
-        for (const auto& [slot, pid] : pids) {
-          if (load->has_served(pid)) return true;
-        }
-        return false;
-      }));
+TEST_CASE(
+    "instances = 4: 10 reloads under load, never fewer than 4 ready, all at once or rolling") {
+  for (std::string strategy :
+       {"strategy = \"all-at-once\"", "strategy = \"rolling\"\nmax_surge = 1"}) {
+    for (load::Mode mode : kModes) {
+      CAPTURE(strategy);
+      CAPTURE(mode_name(mode));
+      Fleet fleet(4, strategy);
+      auto load = start_load(fleet.address(), mode, 8);
+      REQUIRE(traffic_flows(*load));
+      ReadySampler sampler(fleet.config());
+      for (int i = 0; i < 10; ++i) {
+        CommandResult r = fleet.reload();
+        INFO("reload ", i + 1, ": ", r.out, r.err);
+        REQUIRE(r.exit_code == 0);
+        std::map<int, pid_t> pids = fleet.ready_pids(i + 2);
+        REQUIRE(pids.size() == 4);
+        // The new generation answers the load before the next reload.
+        REQUIRE(eventually([&] {
+          for (const auto& [slot, pid] : pids) {
+            if (load->has_served(pid)) return true;
+          }
+          return false;
+        }));
+      }
+      sampler.stop();
+      load::LoadResult result = finish_without_failures(*load);
+      INFO("baton's log:\n", fleet.baton().log());
+      CHECK(sampler.errors() == 0);
+      CHECK(sampler.samples() > 0);
+      CHECK(sampler.fewest() >= 4);
+      auto status = fleet.baton().status();
+      CHECK(status["generation"] == 11);
+      CHECK(status["ready_instances"] == 4);
+      CHECK(status["wanted_instances"] == 4);
     }
-    sampler.stop();
-    load::LoadResult result = finish_without_failures(*load);
-    INFO("baton's log:\n", fleet.baton().log());
-    CHECK(sampler.errors() == 0);
-    CHECK(sampler.samples() > 0);
-    CHECK(sampler.fewest() >= 4);
-    auto status = fleet.baton().status();
-    CHECK(status["generation"] == 11);
-    CHECK(status["ready_instances"] == 4);
-    CHECK(status["wanted_instances"] == 4);
   }
 }
 
@@ -190,6 +195,7 @@ TEST_CASE("instances = 4: the 3rd new instance failing rolls the reload back, 0 
     auto load = start_load(fleet.address(), mode, 8);
     REQUIRE(traffic_flows(*load));
     fleet.write("", "HELLO_FAULT_INSTANCE = \"3\"\nHELLO_FAIL_AT_BOOT = \"3\"");
+    ReadySampler sampler(fleet.config());
     CommandResult r = fleet.reload();
     INFO(r.out, r.err);
     INFO("baton's log:\n", fleet.baton().log());
@@ -207,9 +213,52 @@ TEST_CASE("instances = 4: the 3rd new instance failing rolls the reload back, 0 
       CHECK(old_pids.count(pid) == 1);  // no new instance was ever reached
     }
     CHECK(fleet.ready_pids(1) == old);
+    sampler.stop();
+    CHECK(sampler.fewest() >= 4);
     auto status = fleet.baton().status();
     CHECK(status["generation"] == 1);
     CHECK(status["instances"].size() == 4);
+    CHECK(status["last_reload"]["result"] == "rolled back");
+  }
+}
+
+TEST_CASE("rolling, 4 instances: the 3rd new one failing restores the old 4, then drains the new") {
+  for (load::Mode mode : kModes) {
+    CAPTURE(mode_name(mode));
+    const std::string rolling = "strategy = \"rolling\"\nmax_surge = 1";
+    Fleet fleet(4, rolling);
+    std::map<int, pid_t> old = fleet.ready_pids(1);
+    auto load = start_load(fleet.address(), mode, 8);
+    REQUIRE(traffic_flows(*load));
+    fleet.write(rolling, "HELLO_FAULT_INSTANCE = \"3\"\nHELLO_FAIL_AT_BOOT = \"3\"");
+    ReadySampler sampler(fleet.config());
+    CommandResult r = fleet.reload();
+    INFO(r.out, r.err);
+    INFO("baton's log:\n", fleet.baton().log());
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("baton: reload failed: generation 2 pid ") == 0);
+    CHECK(r.err.find("exited with status 3 before READY=1; generation 1 keeps serving (4 of 4 "
+                     "instances ready)") != std::string::npos);
+    CHECK(r.out.find("rolling: generation 2 has 2 of 4 instances ready and gets 50% of new "
+                     "connections") != std::string::npos);
+    CHECK(r.out.find("rolling back: generation 1 starts 2 instance(s) again") != std::string::npos);
+    REQUIRE(traffic_flows(*load));
+    // The old generation serves alone again, slots 3 and 4 untouched.
+    REQUIRE(fleet.baton().wait_until([](const nlohmann::json& s) {
+      return s["instances"].size() == 4 && Fleet::ready(s) == 4;
+    }));
+    sampler.stop();
+    load::LoadResult result = finish_without_failures(*load);
+    std::map<int, pid_t> now = fleet.ready_pids(1);
+    REQUIRE(now.size() == 4);
+    CHECK(now[1] != old[1]);
+    CHECK(now[2] != old[2]);
+    CHECK(now[3] == old[3]);
+    CHECK(now[4] == old[4]);
+    CHECK(sampler.errors() == 0);
+    CHECK(sampler.fewest() >= 4);
+    auto status = fleet.baton().status();
+    CHECK(status["generation"] == 1);
     CHECK(status["last_reload"]["result"] == "rolled back");
   }
 }

@@ -972,9 +972,12 @@ TEST_CASE("instances, strategy and max_surge: one instance all at once by defaul
   CHECK(d.instances == 1);
   CHECK(d.strategy == Config::Strategy::kAllAtOnce);
   CHECK(d.max_surge == 1);
-  CHECK(config_error(with_app("instances = 4\nstrategy = \"rolling\"\n")) ==
-        "/etc/baton/test.toml:3:12: 'strategy' = \"rolling\" is not available yet; "
-        "\"all-at-once\" is");
+  Config c = parse_ok(with_app("instances = 4\nstrategy = \"rolling\"\nmax_surge = 2\n"));
+  CHECK(c.instances == 4);
+  CHECK(c.strategy == Config::Strategy::kRolling);
+  CHECK(c.max_surge == 2);
+  CHECK(config_error(with_app("instances = 2\nstrategy = \"rolling\"\nmax_surge = 3\n")) ==
+        "/etc/baton/test.toml:4:13: 'max_surge' (3) is more than 'instances' (2)");
   CHECK(parse_ok(with_app("instances = 64\nstrategy = \"all-at-once\"\n")).instances == 64);
   CHECK(config_error(with_app("instances = 0\n")) ==
         "/etc/baton/test.toml:2:13: 'instances' must be an integer from 1 to 64");

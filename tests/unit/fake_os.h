@@ -127,6 +127,10 @@ class FakeOs final : public Os {
     log.push_back("switch");
     return {};
   }
+  Status share(const std::vector<SharedSocket>&, uint32_t share) override {
+    log.push_back(fmt::format("share {}", share));
+    return {};
+  }
   std::optional<int> queued(const std::vector<SharedSocket>&) override {
     return queued_connections;
   }

@@ -183,3 +183,129 @@ TEST_CASE("instances: a new instance that cannot be spawned fails the reload") {
   CHECK(c->outcome->error.find("could not be started: cannot start app") != std::string::npos);
   CHECK(g.listener.last.ready_instances == 3);
 }
+
+namespace {
+
+/// Ready instances of every generation in the last status.
+int ready_in_all(const Fixture& f) {
+  int n = 0;
+  for (const InstanceView& v : f.listener.last.instances) n += v.state == InstanceState::kReady;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("rolling: max_surge at a time, a share in proportion, never fewer than N ready") {
+  Three f;
+  f.config.strategy = Config::Strategy::kRolling;
+  f.boot3();
+  auto client = f.reload(true);
+  CHECK(f.os.take_log() == Log{"spawn 1003"});
+  CHECK(has_env(f.os.specs.back(), "BATON_INSTANCE=1"));
+  CHECK(ready_in_all(f) == 3);
+  f.notify(1003, "READY=1");
+  // 1 new of 3 ready: a third of new connections; old instance 1 drains.
+  CHECK(f.os.take_log() == Log{"share 3333", "TERM 1000", "spawn 1004"});
+  CHECK(has_env(f.os.specs.back(), "BATON_INSTANCE=2"));
+  CHECK(ready_in_all(f) == 3);
+  CHECK(f.listener.last.generation == 1);
+  f.notify(1004, "READY=1");
+  CHECK(f.os.take_log() == Log{"share 6666", "TERM 1001", "spawn 1005"});
+  CHECK(ready_in_all(f) == 3);
+  CHECK(client->events.empty());
+  f.notify(1005, "READY=1");
+  CHECK(f.os.take_log() == Log{"switch", "TERM 1002"});
+  CHECK(client->events == Log{"draining"});
+  CHECK(f.listener.last.generation == 2);
+  CHECK(ready_in_all(f) == 3);
+  for (pid_t pid : {1000, 1001, 1002}) {
+    f.os.exit(pid);
+    f.os.release(pid);
+  }
+  CHECK(client->events == Log{"draining", "ok"});
+  REQUIRE(f.listener.last.last_reload);
+  CHECK(f.listener.last.last_reload->pids == std::vector<pid_t>{1003, 1004, 1005});
+}
+
+TEST_CASE("rolling: max_surge 2 of 4 starts two at a time and drains two") {
+  Fixture f;
+  f.config.instances = 4;
+  f.config.strategy = Config::Strategy::kRolling;
+  f.config.max_surge = 2;
+  f.start();
+  for (pid_t pid : {1000, 1001, 1002, 1003}) f.notify(pid, "READY=1");
+  auto client = f.reload();
+  CHECK(f.os.take_log() == Log{"spawn 1004", "spawn 1005"});
+  f.notify(1005, "READY=1");
+  CHECK(f.os.take_log().empty());
+  f.notify(1004, "READY=1");
+  CHECK(f.os.take_log() == Log{"share 5000", "TERM 1000", "TERM 1001", "spawn 1006", "spawn 1007"});
+  f.notify(1006, "READY=1");
+  f.notify(1007, "READY=1");
+  CHECK(f.os.take_log() == Log{"switch", "TERM 1002", "TERM 1003"});
+  CHECK(client->events == Log{"ok"});
+}
+
+TEST_CASE("rolling: a failure after a share restores the old slots first, then takes it back") {
+  Three f;
+  f.config.strategy = Config::Strategy::kRolling;
+  f.boot3();
+  auto client = f.reload();
+  f.notify(1003, "READY=1");
+  f.notify(1004, "READY=1");
+  CHECK(f.os.take_log() == Log{"spawn 1003", "share 3333", "TERM 1000", "spawn 1004", "share 6666",
+                               "TERM 1001", "spawn 1005"});
+  f.os.exit(1000);
+  f.os.release(1000);
+  f.os.exit(1005, 3);  // the 3rd new instance fails
+  // Old instances 1 and 2 start again; the new ones keep their share meanwhile.
+  CHECK(f.os.take_log() == Log{"exit 1000", "exit 1005", "spawn 1006", "spawn 1007"});
+  for (size_t i : {6u, 7u}) {
+    CHECK(has_env(f.os.specs.at(i), "BATON_GENERATION=1"));
+    CHECK(has_env(f.os.specs.at(i), fmt::format("BATON_INSTANCE={}", i - 5)));
+  }
+  CHECK(f.listener.last.reload_step == "restoring");
+  f.notify(1006, "READY=1");
+  CHECK(f.os.take_log().empty());
+  f.notify(1007, "READY=1");
+  CHECK(f.os.take_log() == Log{"share 0"});
+  CHECK(f.listener.last.reload_step == "unsharing");
+  CHECK(ready_in_all(f) == 5);  // 1002, 1006, 1007 and the new 1003, 1004
+  f.os.advance(50ms);           // the new listeners' queues stay empty for 50ms
+  CHECK(f.os.take_log() == Log{"TERM 1003", "TERM 1004"});
+  CHECK(client->events.empty());
+  f.os.release(1005);
+  for (pid_t pid : {1003, 1004}) {
+    f.os.exit(pid);
+    f.os.release(pid);
+  }
+  REQUIRE(client->outcome);
+  CHECK(client->outcome->error ==
+        "generation 2 pid 1005 exited with status 3 before READY=1; generation 1 keeps serving (3 "
+        "of 3 instances ready)");
+  CHECK(f.listener.last.generation == 1);
+  CHECK(f.listener.last.ready_instances == 3);
+  std::vector<int> slots;
+  for (const InstanceView& v : f.listener.last.instances) {
+    if (v.state == InstanceState::kReady) slots.push_back(v.instance);
+  }
+  std::sort(slots.begin(), slots.end());
+  CHECK(slots == std::vector<int>{1, 2, 3});
+  f.os.exit(1001);
+  f.os.release(1001);
+  CHECK(f.os.next_due() == std::nullopt);  // nothing to restart
+}
+
+TEST_CASE("rolling: a failure in the first step is a plain rollback") {
+  Three f;
+  f.config.strategy = Config::Strategy::kRolling;
+  f.boot3();
+  auto client = f.reload();
+  f.os.exit(1003, 3);
+  f.os.release(1003);
+  REQUIRE(client->outcome);
+  CHECK(client->outcome->error ==
+        "generation 2 pid 1003 exited with status 3 before READY=1; generation 1 keeps serving (3 "
+        "of 3 instances ready)");
+  CHECK(f.os.take_log() == Log{"spawn 1003", "exit 1003"});
+}

@@ -260,6 +260,47 @@ TEST_CASE(
   check_generations("tcp://127.0.0.1:0");
 }
 
+/// How many of `n` public connections (tcp) or datagrams (udp) reached the
+/// second of two listeners, sent kConnections at a time (a udp socket's
+/// receive buffer holds a few hundred datagrams).
+int second_of(const SharedSocket& first, const SharedSocket& second, int n) {
+  int total = 0;
+  for (int sent = 0; sent < n; sent += kConnections) {
+    std::string counts = spread({first, second}, nullptr, kConnections);
+    total += std::stoi(counts.substr(counts.find('/') + 1));
+  }
+  return total;
+}
+
+TEST_CASE("steering: a candidate's share of public connections is drawn at random per arrival") {
+  for (std::string url : {"tcp://127.0.0.1:0", "udp://127.0.0.1:0"}) {
+    CAPTURE(url);
+    SocketSet set;
+    SocketSpec spec = spec_of(url);
+    SharedSocket first = generation(set, spec);
+    SharedSocket second = generation(set, spec);
+    // 2,000 arrivals at 25%: the count is binomial, sd 19.4; 400..600 is
+    // over 5 sd either side.
+    REQUIRE(baton::share_with({second}, 2'500).ok());
+    int got = second_of(first, second, 2'000);
+    CHECK(got >= 400);
+    CHECK(got <= 600);
+    CHECK(spread({first, second}, kProbe) == "0/100");  // probes: the candidate alone
+    REQUIRE(baton::share_with({second}, baton::kShareScale).ok());
+    CHECK(spread({first, second}, nullptr) == "0/100");
+    REQUIRE(baton::share_with({second}, 0).ok());
+    CHECK(spread({first, second}, nullptr) == "100/0");
+    // The serving socket is skipped; a socket that is no candidate is refused.
+    REQUIRE(baton::share_with({first}, 5'000).ok());
+    CHECK(spread({first, second}, nullptr) == "100/0");
+    REQUIRE(baton::share_with({second}, 5'000).ok());
+    switch_ok(second);  // the switch takes every public connection
+    CHECK(spread({first, second}, nullptr) == "0/100");
+    SharedSocket third = generation(set, spec);
+    CHECK(spread({second, third}, nullptr) == "100/0");  // a newcomer starts at 0
+  }
+}
+
 TEST_CASE("steering: tcp on 0.0.0.0 is steered the same") {
   check_generations("tcp://0.0.0.0:0");
 }
@@ -302,7 +343,7 @@ TEST_CASE("steering: udp datagrams from 127.0.0.2 reach the candidate, others th
 }
 
 TEST_CASE("steering: a candidate closed without a switch leaves the serving one every connection") {
-  for (const char* url : {"tcp://127.0.0.1:0", "udp://127.0.0.1:0"}) {
+  for (std::string url : {"tcp://127.0.0.1:0", "udp://127.0.0.1:0"}) {
     CAPTURE(url);
     SocketSet set;
     SocketSpec spec = spec_of(url);
