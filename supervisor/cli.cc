@@ -11,7 +11,9 @@ const char kUsage[] = R"(usage:
   baton run -c FILE [--shim]
   baton run --listen NAME=URL [--listen NAME=URL ...] [--control PATH] [--shim]
             [CHECK OPTIONS] -- COMMAND [ARGS...]
-  baton reload [-c FILE | --control PATH] [--wait]
+  baton reload [-c FILE | --control PATH] [--wait] [--canary SHARE]
+  baton promote  [-c FILE | --control PATH] [--wait]
+  baton rollback [-c FILE | --control PATH]
   baton status [-c FILE | --control PATH] [--json]
   baton stop   [-c FILE | --control PATH]
   baton check  -c FILE
@@ -34,7 +36,12 @@ commands:
            a step before the switch fails, the new one is killed and the old one
            keeps serving (exit 1). Shows each step as it happens. SIGHUP to
            `baton run` reloads too. A reload requested while one is starting is
-           queued and runs once it ends.
+           queued and runs once it ends. --canary 10% (or [canary] in the
+           config): once the new generation is ready it gets that share of new
+           connections and the reload returns; promote or rollback decide (or
+           [canary] hold promotes it by itself).
+  promote  a canary takes every new connection; the old generation drains
+  rollback a canary gives its share back and drains; the old one serves alone
   status   show sockets, generations and app processes (--json: as JSON)
   stop     drain the app (drain_signal, then SIGKILL after drain_timeout) and exit
   check    validate a config file and exit
@@ -53,7 +60,8 @@ options:
                         configured address gets baton's socket, and it is made ready and
                         drained without code changes
   --json                machine-readable status
-  --wait                reload: also wait until the old generation has exited
+  --wait                reload, promote: also wait until the old generation has exited
+  --canary SHARE        reload: a canary with this share of new connections ("10%")
 
 check options (run without -c; a config has [ready], [[smoke]], [hooks] and
 listeners instead). Every probe given must pass; CMD is run as sh -c CMD:
@@ -82,8 +90,8 @@ exit codes:
 
 namespace {
 
-constexpr std::string_view kCommands[] = {"run",   "reload", "status", "stop",
-                                          "check", "help",   "version"};
+constexpr std::string_view kCommands[] = {"run",  "reload", "promote", "rollback", "status",
+                                          "stop", "check",  "help",    "version"};
 
 /// The check options that take a value; each may be given once (--smoke,
 /// which repeats, is apart).
@@ -126,7 +134,8 @@ bool accepts(std::string_view command, std::string_view option) {
   if (option == "--control") return command != "check" && command != "help" && command != "version";
   if (option == "--listen") return command == "run";
   if (option == "--json") return command == "status";
-  if (option == "--wait") return command == "reload";
+  if (option == "--wait") return command == "reload" || command == "promote";
+  if (option == "--canary") return command == "reload";
   if (option == "--shim") return command == "run";
   if (is_check_option(option)) return command == "run";
   return false;
@@ -150,6 +159,9 @@ Status set_value(CommandLine& cl, const std::string& option, const std::string& 
     cl.control_path = value;
   } else if (option == "--listen") {
     cl.listens.push_back(value);
+  } else if (option == "--canary") {
+    if (auto share = parse_share(value); !share) return usage(share.error().message);
+    cl.canary = value;
   } else if (value.empty()) {
     // A check option with an empty value would read as not given.
     return usage(fmt::format("{} needs a value", typed));

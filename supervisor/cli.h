@@ -10,7 +10,8 @@
 namespace baton {
 
 struct CommandLine {
-  /// "run", "reload", "status", "stop", "check", "help" or "version".
+  /// "run", "reload", "promote", "rollback", "status", "stop", "check",
+  /// "help" or "version".
   std::string command;
   std::string config_file;
   std::string control_path;
@@ -20,8 +21,10 @@ struct CommandLine {
   bool json = false;
   /// run --shim: run the app under the LD_PRELOAD shim.
   bool shim = false;
-  /// reload --wait: also wait until the replaced generation has exited.
+  /// reload, promote --wait: also wait until the replaced generation has exited.
   bool wait = false;
+  /// reload --canary SHARE, as typed ("10%"; checked here).
+  std::string canary;
   /// run without -c: --ready-*, --probe-timeout, --smoke, --pre-reload,
   /// --after-drained and --listeners, as typed.
   CheckFlags checks;

@@ -153,6 +153,10 @@ int command_stop(const std::string& control_path) {
 namespace {
 
 void print_reload_result(const nlohmann::json& reply, bool wait) {
+  if (reply.contains("message")) {
+    std::printf("baton: %s\n", reply["message"].get<std::string>().c_str());
+    return;
+  }
   const nlohmann::json& r = reply["reload"];
   std::printf(
       "baton: reload done: generation %d (pid %d) serving; exec after %s, ready after %s, "
@@ -160,31 +164,37 @@ void print_reload_result(const nlohmann::json& reply, bool wait) {
       r["generation"].get<int>(), r["pid"].get<int>(), ms_text(r["request_to_exec_ms"]).c_str(),
       ms_text(r["exec_to_ready_ms"]).c_str(), ms_text(r["ready_to_drain_ms"]).c_str());
   if (wait && r["replaced_pid"].get<int>() != 0) {
-    std::printf("baton: generation %d pid %d %s\n", r["replaced_generation"].get<int>(),
-                r["replaced_pid"].get<int>(), r["drain_result"].get<std::string>().c_str());
+    size_t replaced = r.value("replaced_pids", nlohmann::json::array()).size();
+    std::string who = replaced > 1 ? fmt::format(": its {} instances are gone; the last", replaced)
+                                   : fmt::format(" pid {}", r["replaced_pid"].get<int>());
+    std::printf("baton: generation %d%s %s\n", r["replaced_generation"].get<int>(), who.c_str(),
+                r["drain_result"].get<std::string>().c_str());
   }
 }
 
 }  // namespace
 
-int command_reload(const std::string& control_path, bool wait) {
-  auto reply = control_request(control_path, {{"command", "reload"}, {"wait", wait}},
-                               [](const nlohmann::json& ev) {
-                                 std::string kind = ev.value("event", "");
-                                 if (kind == "draining") {
-                                   std::puts("baton: waiting for the old generation to exit");
-                                 } else {
-                                   std::printf("baton: %s%s\n", kind == "queued" ? "queued: " : "",
-                                               ev.value("message", "").c_str());
-                                 }
-                                 std::fflush(stdout);
-                               });
+int command_reload(const std::string& control_path, const std::string& command, bool wait,
+                   const std::string& canary) {
+  nlohmann::json request = {{"command", command}, {"wait", wait}};
+  if (!canary.empty()) request["canary"] = canary;
+  auto reply = control_request(control_path, request, [](const nlohmann::json& ev) {
+    std::string kind = ev.value("event", "");
+    if (kind == "draining") {
+      std::puts("baton: waiting for the old generation to exit");
+    } else {
+      std::printf("baton: %s%s\n", kind == "queued" ? "queued: " : "",
+                  ev.value("message", "").c_str());
+    }
+    std::fflush(stdout);
+  });
   if (!reply) return report_failure(reply.error());
   if ((*reply)["ok"].get<bool>()) {
     print_reload_result(*reply, wait);
     return kExitOk;
   }
-  std::fprintf(stderr, "baton: reload failed: %s\n", (*reply).value("error", "").c_str());
+  std::fprintf(stderr, "baton: %s failed: %s\n", command.c_str(),
+               (*reply).value("error", "").c_str());
   if (reply->contains("stderr") && !(*reply)["stderr"].empty()) {
     std::fprintf(stderr, "baton: the new generation's last stderr lines:\n");
     for (const auto& line : (*reply)["stderr"]) {

@@ -1,4 +1,5 @@
-// The client commands (`status`, `reload`, `stop`) and `check`: each returns an exit code.
+// The client commands (`status`, `reload`, `promote`, `rollback`, `stop`) and `check`: each returns
+// an exit code.
 #pragma once
 
 #include <string>
@@ -11,7 +12,10 @@ namespace baton {
 
 int command_status(const std::string& control_path, bool json);
 int command_stop(const std::string& control_path);
-int command_reload(const std::string& control_path, bool wait);
+/// `reload`, `promote` and `rollback` (`command`); `canary`: reload
+/// --canary's share as typed ("10%"), empty for none.
+int command_reload(const std::string& control_path, const std::string& command, bool wait,
+                   const std::string& canary = "");
 int command_check(const std::string& config_file);
 
 /// `baton status` for people: sockets and instances with their states.

@@ -42,8 +42,9 @@ constexpr std::string_view kTopKeys[] = {
     "shim",          "watchdog_sec",  "min_ready",
     "listeners",     "notify_socket", "ready",
     "smoke",         "hooks",         "instances",
-    "strategy",      "max_surge",
+    "strategy",      "max_surge",     "canary",
 };
+constexpr std::string_view kCanaryKeys[] = {"share", "hold"};
 constexpr std::string_view kSocketKeys[] = {"name", "listen",    "backlog",    "v6only",
                                             "mode", "reuseport", "nonblocking"};
 
@@ -376,6 +377,24 @@ void read_instances(const toml::table& table, Config& config, Problems& problems
   }
 }
 
+void read_canary(const toml::table& top, Config& config, Problems& problems) {
+  const toml::node* node = top.get("canary");
+  if (!node) return;
+  const toml::table* t = node->as_table();
+  if (!t) return problems.add(node->source(), "'canary' must be a table ([canary])");
+  check_keys(*t, kCanaryKeys, "[canary]", problems);
+  Config::Canary canary;
+  if (auto share = get_string(*t, "share", problems, "canary.share")) {
+    auto parsed = parse_share(*share);
+    if (!parsed) return problems.add(t->get("share")->source(), parsed.error().message);
+    canary.share = *parsed;
+  } else if (!t->get("share")) {
+    return problems.add(node->source(), "[canary] needs a share, e.g. share = \"10%\"");
+  }
+  read_duration(*t, "hold", canary.hold, problems, "canary.hold");
+  config.canary = canary;
+}
+
 void read_settings(const toml::table& table, Config& config, ReadyOrigins& origins,
                    Problems& problems) {
   check_keys(table, kTopKeys, "the top level", problems);
@@ -409,6 +428,7 @@ void read_settings(const toml::table& table, Config& config, ReadyOrigins& origi
   read_restart_delay(table, "restart_delay", config.restart_delay, problems);
   read_restart_delay(table, "restart_delay_max", config.restart_delay_max, problems);
   read_instances(table, config, problems);
+  read_canary(table, config, problems);
   read_checks(table, config, origins, problems);
 }
 
@@ -557,6 +577,43 @@ constexpr std::pair<std::string_view, int> kSignals[] = {
     {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"ALRM", SIGALRM}, {"ABRT", SIGABRT},
 };
 }  // namespace
+
+Result<uint32_t> parse_share(std::string_view text) {
+  auto bad = [&] {
+    return error(fmt::format(
+        "a canary share is a percentage above 0 and below 100, with at most two decimals "
+        "(\"10%\", \"2.5%\"), not \"{}\"",
+        text));
+  };
+  if (!text.ends_with('%')) return bad();
+  std::string_view number = text.substr(0, text.size() - 1);
+  size_t dot = number.find('.');
+  std::string_view whole = number.substr(0, dot);
+  std::string_view fraction = dot == std::string_view::npos ? "" : number.substr(dot + 1);
+  auto digits = [](std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (whole.empty() || whole.size() > 2 || !digits(whole) || fraction.size() > 2 ||
+      !digits(fraction) || (dot != std::string_view::npos && fraction.empty())) {
+    return bad();
+  }
+  uint32_t value = 0;
+  for (char c : whole) value = value * 10 + static_cast<uint32_t>(c - '0');
+  value *= 100;
+  uint32_t scale = 10;
+  for (char c : fraction) {
+    value += static_cast<uint32_t>(c - '0') * scale;
+    scale /= 10;
+  }
+  if (value == 0 || value >= 10'000) return bad();
+  return value;
+}
+
+std::string format_share(uint32_t share) {
+  if (share % 100 == 0) return fmt::format("{}%", share / 100);
+  if (share % 10 == 0) return fmt::format("{}.{}%", share / 100, share % 100 / 10);
+  return fmt::format("{}.{:02}%", share / 100, share % 100);
+}
 
 Result<int> parse_signal(std::string_view text) {
   std::string_view bare = text.starts_with("SIG") ? text.substr(3) : text;

@@ -3,6 +3,7 @@
 // reports every problem with file:line:column and the key at fault.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -127,6 +128,15 @@ struct Config {
   enum class Strategy { kAllAtOnce, kRolling };
   Strategy strategy = Strategy::kAllAtOnce;
   int max_surge = 1;
+  /// `[canary]`: every reload first gives the new generation `share` (in
+  /// kShareScale parts, see steering.h) of new connections, and promotes it
+  /// after `hold` if it stays up and its http probe passes (0: it waits for
+  /// `baton promote`).
+  struct Canary {
+    uint32_t share = 0;
+    Millis hold{0};
+  };
+  std::optional<Canary> canary;
 
   /// What makes an instance ready (`[ready]`).
   ReadyChecks ready;
@@ -229,6 +239,12 @@ inline Result<Config> config_from_flags(const std::vector<std::string>& listens,
 /// The control socket path used when none is configured:
 /// $XDG_RUNTIME_DIR/baton/NAME.sock for non-root users, /run/baton/NAME.sock for root.
 std::string default_control_path(const std::string& name);
+
+/// Parses a canary share, "10%" or "2.5%" (above 0, below 100, at most two
+/// decimals), into parts of 10,000.
+Result<uint32_t> parse_share(std::string_view text);
+/// "10%", "2.5%".
+std::string format_share(uint32_t share);
 
 /// Parses "SIGTERM", "TERM" or "15".
 Result<int> parse_signal(std::string_view text);

@@ -6,11 +6,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "config.h"
+
 namespace baton {
 namespace {
 
-constexpr std::string_view kCommands[] = {"status", "reload", "stop"};
-constexpr std::string_view kKeys[] = {"command", "wait"};
+constexpr std::string_view kCommands[] = {"status", "reload", "promote", "rollback", "stop"};
+constexpr std::string_view kKeys[] = {"command", "wait", "canary"};
 
 /// The JSON type name for messages ("a number", "null").
 std::string type_of(const nlohmann::json& v) {
@@ -37,13 +39,24 @@ Result<ControlRequest> parse_control_request(const nlohmann::json& request) {
   ControlRequest out;
   out.command = command->get<std::string>();
   if (std::find(std::begin(kCommands), std::end(kCommands), out.command) == std::end(kCommands)) {
-    return error(fmt::format("unknown command \"{}\" (known: status, reload, stop)", out.command));
+    return error(fmt::format(
+        "unknown command \"{}\" (known: status, reload, promote, rollback, stop)", out.command));
   }
   if (auto wait = request.find("wait"); wait != request.end()) {
     if (!wait->is_boolean()) {
       return error(fmt::format("\"wait\" must be true or false, not {}", type_of(*wait)));
     }
     out.wait = wait->get<bool>();
+  }
+  if (auto canary = request.find("canary"); canary != request.end()) {
+    if (out.command != "reload") return error("\"canary\" is for the reload command only");
+    if (!canary->is_string()) {
+      return error(
+          fmt::format("\"canary\" must be a string such as \"10%\", not {}", type_of(*canary)));
+    }
+    auto share = parse_share(canary->get<std::string>());
+    if (!share) return share.error();
+    out.canary = *share;
   }
   return out;
 }

@@ -3,6 +3,8 @@
 // a wrong type is an error reply, never an exception in baton's loop.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
@@ -11,11 +13,14 @@
 
 namespace baton {
 
-/// A well-formed request: {"command": "status"|"reload"|"stop", "wait": bool}.
+/// A well-formed request: {"command": "status"|"reload"|"promote"|"rollback"|"stop",
+/// "wait": bool, "canary": "10%"}.
 struct ControlRequest {
   std::string command;
-  /// reload only: also wait until the replaced generation has exited.
+  /// reload, promote: also wait until the replaced generation has exited.
   bool wait = false;
+  /// reload only: a canary reload with this share (parts of 10,000).
+  std::optional<uint32_t> canary;
 };
 
 /// Checks a decoded request. The error says what is wrong with it

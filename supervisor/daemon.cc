@@ -322,8 +322,16 @@ void Daemon::handle_control(const nlohmann::json& json, std::shared_ptr<ControlR
     reply->finish({{"ok", true}, {"status", status_json(supervisor_->snapshot(), getpid())}});
   } else if (request->command == "reload") {
     spdlog::info("reload requested on the control socket");
-    supervisor_->reload(
-        ReloadRequest{std::make_shared<ReloadReply>(std::move(reply)), request->wait});
+    supervisor_->reload(ReloadRequest{std::make_shared<ReloadReply>(std::move(reply)),
+                                      request->wait, request->canary});
+  } else if (request->command == "promote") {
+    spdlog::info("promote requested on the control socket");
+    supervisor_->promote(
+        ReloadRequest{std::make_shared<ReloadReply>(std::move(reply)), request->wait, {}});
+  } else if (request->command == "rollback") {
+    spdlog::info("rollback requested on the control socket");
+    supervisor_->rollback(
+        ReloadRequest{std::make_shared<ReloadReply>(std::move(reply)), request->wait, {}});
   } else {  // "stop"
     spdlog::info("stop requested on the control socket");
     reply->event({{"event", "stopping"}});

@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
     return kExitFailed;
   }
   if (cl->command == "status") return command_status(*control, cl->json);
-  if (cl->command == "reload") return command_reload(*control, cl->wait);
+  if (cl->command == "reload" || cl->command == "promote" || cl->command == "rollback") {
+    return command_reload(*control, cl->command, cl->wait, cl->canary);
+  }
   return command_stop(*control);
 }

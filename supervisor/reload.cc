@@ -13,6 +13,8 @@
 //   failed      released: roll back
 //   restoring   restored: once no old instance is starting, -> unsharing
 //   unsharing   poll: settled? then the candidate drains, -> failed
+//   canary      promote (or the hold is over): commit; rollback, or failed:
+//               -> restoring (nothing to restore: -> unsharing); stop
 //
 // The pre_reload hook runs before anything starts; the candidate's
 // instances must then pass their readiness checks (checks.cc), then the
@@ -31,6 +33,13 @@
 // step commits. A failure after a share "restores": the old slots drained
 // so far start again while the candidate keeps its share, then its share
 // goes back to 0 and, once its queues are empty ("unsharing"), it drains.
+//
+// A canary reload (`reload --canary`, [canary]) starts every new instance;
+// once they pass their checks it gives the candidate its canary share and
+// answers the reload's clients. `baton promote`, or the end of its hold
+// with every instance up and its http probe passing, commits it;
+// `baton rollback`, an instance that exits, or 3 failed probes in a row
+// take the share back as a failed rollout does.
 //
 // A request while none is in progress starts one (refused, with nothing
 // changed, if the config does not load); while one is in progress it is
@@ -58,6 +67,8 @@ constexpr Millis kSwitchSettle{50};
 /// generation that does not empty its queue.
 constexpr Millis kSwitchPoll{10};
 constexpr Millis kSwitchSettleMax{2'000};
+/// A canary whose http probe fails this many times in a row is rolled back.
+constexpr int kCanaryProbeFailures = 3;
 
 std::string command_name(const CheckCommand& c) {
   return c.name.empty() ? fmt::format("{}", fmt::join(c.command, " ")) : c.name;
@@ -70,15 +81,16 @@ using S = Supervisor;
 const S::ReloadAction S::kReloadNop = &S::reload_ignore;
 // clang-format off
 const S::ReloadAction S::kReloadTable[kReloadPhases][kReloadEvents] = {
-//                hook passed      hook failed      ready              failed                smoke passed      smoke failed      min_ready / poll    released                stop                  restored
-/* pre_reload */ {&S::hook_passed, &S::hook_failed, kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       kReloadNop,         kReloadNop,             &S::abort_pre_reload, kReloadNop},
-/* starting   */ {kReloadNop,      kReloadNop,      &S::smoke_or_hold, &S::candidate_failed, kReloadNop,       kReloadNop,       kReloadNop,         kReloadNop,             &S::abort_reload,     kReloadNop},
-/* smoking    */ {kReloadNop,      kReloadNop,      kReloadNop,        &S::candidate_failed, &S::smoke_passed, &S::smoke_failed, kReloadNop,         kReloadNop,             &S::abort_reload,     kReloadNop},
-/* holding    */ {kReloadNop,      kReloadNop,      kReloadNop,        &S::candidate_failed, kReloadNop,       kReloadNop,       &S::hold_elapsed,   kReloadNop,             &S::abort_reload,     kReloadNop},
-/* switching  */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       &S::settle_switch,  kReloadNop,             &S::finish_commit,    kReloadNop},
-/* failed     */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       kReloadNop,         &S::roll_back_released, kReloadNop,           kReloadNop},
-/* restoring  */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       kReloadNop,         kReloadNop,             &S::abort_reload,     &S::restore_progress},
-/* unsharing  */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       &S::settle_unshare, kReloadNop,             &S::abort_reload,     kReloadNop},
+//                hook passed      hook failed      ready              failed                smoke passed      smoke failed      min_ready / poll    released                stop                  restored              promote              rollback
+/* pre_reload */ {&S::hook_passed, &S::hook_failed, kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       kReloadNop,         kReloadNop,             &S::abort_pre_reload, kReloadNop,           kReloadNop,          kReloadNop},
+/* starting   */ {kReloadNop,      kReloadNop,      &S::smoke_or_hold, &S::candidate_failed, kReloadNop,       kReloadNop,       kReloadNop,         kReloadNop,             &S::abort_reload,     kReloadNop,           kReloadNop,          kReloadNop},
+/* smoking    */ {kReloadNop,      kReloadNop,      kReloadNop,        &S::candidate_failed, &S::smoke_passed, &S::smoke_failed, kReloadNop,         kReloadNop,             &S::abort_reload,     kReloadNop,           kReloadNop,          kReloadNop},
+/* holding    */ {kReloadNop,      kReloadNop,      kReloadNop,        &S::candidate_failed, kReloadNop,       kReloadNop,       &S::hold_elapsed,   kReloadNop,             &S::abort_reload,     kReloadNop,           kReloadNop,          kReloadNop},
+/* switching  */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       &S::settle_switch,  kReloadNop,             &S::finish_commit,    kReloadNop,           kReloadNop,          kReloadNop},
+/* failed     */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       kReloadNop,         &S::roll_back_released, kReloadNop,           kReloadNop,           kReloadNop,          kReloadNop},
+/* restoring  */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       kReloadNop,         kReloadNop,             &S::abort_reload,     &S::restore_progress, kReloadNop,          kReloadNop},
+/* unsharing  */ {kReloadNop,      kReloadNop,      kReloadNop,        kReloadNop,           kReloadNop,       kReloadNop,       &S::settle_unshare, kReloadNop,             &S::abort_reload,     kReloadNop,           kReloadNop,          kReloadNop},
+/* canary     */ {kReloadNop,      kReloadNop,      kReloadNop,        &S::candidate_failed, kReloadNop,       kReloadNop,       &S::canary_held,    kReloadNop,             &S::abort_reload,     kReloadNop,           &S::promote_canary,  &S::rollback_canary},
 };
 // clang-format on
 
@@ -103,6 +115,15 @@ void Supervisor::reload(ReloadRequest request) {
     if (request.client) request.client->finished(ReloadOutcome::failure("baton is stopping"));
     return;
   }
+  if (reload_ && reload_->phase == ReloadPhase::kCanary) {
+    std::string why = fmt::format(
+        "refused: generation {} is a canary ({} of new connections); `baton promote` or `baton "
+        "rollback` it first",
+        reload_->gen->number, format_share(reload_->share));
+    spdlog::info("reload {}", why);
+    if (request.client) request.client->finished(ReloadOutcome::failure(why));
+    return;
+  }
   if (reload_) {
     spdlog::info("reload requested while generation {} is starting: queued to run after it",
                  reload_->gen->number);
@@ -121,6 +142,9 @@ void Supervisor::broadcast(const std::string& message) {
   spdlog::info("reload: {}", message);
   if (!reload_) return;
   for (ReloadRequest& r : reload_->requests) {
+    if (r.client) r.client->progress(message);
+  }
+  for (ReloadRequest& r : reload_->rollback_requests) {
     if (r.client) r.client->progress(message);
   }
 }
@@ -145,6 +169,12 @@ void Supervisor::start_reload(std::vector<ReloadRequest> requests,
   reload_ = std::make_unique<Reload>();
   reload_->requests = std::move(requests);
   reload_->gen = make_generation(std::move(*plan));
+  reload_->canary = reload_->gen->config->canary;
+  for (const ReloadRequest& r : reload_->requests) {
+    if (!r.canary) continue;
+    Millis hold = reload_->canary ? reload_->canary->hold : Millis{0};
+    reload_->canary = Config::Canary{*r.canary, hold};
+  }
   ReloadRecord& record = reload_->record;
   record.requested_at = requested_at;
   record.generation = reload_->gen->number;
@@ -200,7 +230,7 @@ bool Supervisor::start_batch() {
   const Config& config = *gen->config;
   size_t started = record.pids.size();
   size_t count = gen->slots.size() - started;
-  if (config.strategy == Config::Strategy::kRolling) {
+  if (config.strategy == Config::Strategy::kRolling && !reload_->canary) {
     count = std::min(count, static_cast<size_t>(config.max_surge));
   }
   for (size_t n = started + 1; n <= started + count; ++n) {
@@ -350,6 +380,7 @@ void Supervisor::candidate_failed(const std::string& reason) {
 
 void Supervisor::abort_reload(const std::string&) {
   // Stop drains every instance, the candidate's too.
+  stop_watch();
   reload_->phase = ReloadPhase::kFailed;
   reload_->failure = "reload aborted: baton is stopping";
   reload_->command.reset();
@@ -361,6 +392,7 @@ void Supervisor::roll_back_released(const std::string&) {
 }
 
 void Supervisor::commit_reload() {
+  if (reload_->canary && !reload_->promoted) return start_canary();
   const Generation& gen = *reload_->gen;
   if (gen.config->strategy == Config::Strategy::kRolling &&
       reload_->record.pids.size() < gen.slots.size()) {
@@ -411,6 +443,124 @@ std::string percent(uint32_t share) {
 }
 
 }  // namespace
+
+void Supervisor::promote(ReloadRequest request) {
+  if (!reload_ || reload_->phase != ReloadPhase::kCanary) {
+    std::string why = reload_
+                          ? fmt::format(
+                                "nothing to promote: generation {} is no canary (its reload is at "
+                                "{})",
+                                reload_->gen->number, snapshot().reload_step)
+                          : "nothing to promote: no canary is in progress";
+    if (request.client) request.client->finished(ReloadOutcome::failure(why));
+    return;
+  }
+  reload_->requests.push_back(std::move(request));
+  reload_event(ReloadEvent::kPromote);
+}
+
+void Supervisor::rollback(ReloadRequest request) {
+  if (!reload_ || reload_->phase != ReloadPhase::kCanary) {
+    std::string why = reload_ ? fmt::format(
+                                    "nothing to roll back: generation {} is no canary (its "
+                                    "reload is at {})",
+                                    reload_->gen->number, snapshot().reload_step)
+                              : "nothing to roll back: no canary is in progress";
+    if (request.client) request.client->finished(ReloadOutcome::failure(why));
+    return;
+  }
+  reload_->rollback_requests.push_back(std::move(request));
+  reload_event(ReloadEvent::kRollback);
+}
+
+void Supervisor::start_canary() {
+  Reload& r = *reload_;
+  Generation& gen = *r.gen;
+  if (Status s = os_.share(gen.sockets, r.canary->share); !s) {
+    return kill_candidates(
+        fmt::format("could not be given its canary share: {}", s.error().message));
+  }
+  r.phase = ReloadPhase::kCanary;
+  r.share = r.canary->share;
+  r.canary_since = os_.now();
+  for (const Instance* i : gen.instances) r.served.push_back(i->pid());
+  std::string next =
+      r.canary->hold.count() > 0
+          ? fmt::format(
+                "it is promoted after {} if its instances stay up and its probes pass; "
+                "`baton promote` or `baton rollback` decide before",
+                format_duration(r.canary->hold))
+          : "`baton promote` switches every new connection to it, `baton rollback` takes its "
+            "share back";
+  std::string message = fmt::format("canary: generation {} gets {} of new connections; {}",
+                                    gen.number, format_share(r.share), next);
+  spdlog::info("reload: {}", message);
+  for (ReloadRequest& req : r.requests) {
+    if (req.client) req.client->finished(ReloadOutcome::canary(r.record, message));
+  }
+  r.requests.clear();
+  if (r.canary->hold.count() > 0) arm_hold(r.canary->hold);
+  watch_canary();
+  report_status();
+}
+
+void Supervisor::promote_canary(const std::string&) {
+  hold_timer_->cancel();
+  stop_watch();
+  reload_->promoted = true;
+  broadcast(fmt::format("promote: generation {} takes every new connection", reload_->gen->number));
+  commit_reload();
+}
+
+void Supervisor::canary_held(const std::string&) {
+  auto left = reload_->canary->hold - (os_.now() - reload_->canary_since);
+  if (left > Clock::duration::zero()) return arm_hold(std::chrono::ceil<Millis>(left));
+  broadcast(fmt::format("canary: generation {} stayed up for its hold ({}); promoting it",
+                        reload_->gen->number, format_duration(reload_->canary->hold)));
+  promote_canary({});
+}
+
+void Supervisor::rollback_canary(const std::string&) {
+  hold_timer_->cancel();
+  reload_->failure = "was rolled back during its canary (baton rollback)";
+  restore_rollout();
+}
+
+void Supervisor::watch_canary() {
+  Reload& r = *reload_;
+  const ReadyChecks& ready = r.gen->config->ready;
+  const SharedSocket* socket = probed_socket(*r.gen);
+  if (!ready.http || !socket) return;
+  if (!r.watch_timer) {
+    r.watch_timer = os_.timer([this] {
+      if (!reload_ || reload_->phase != ReloadPhase::kCanary) return;
+      const ReadyChecks& checks = reload_->gen->config->ready;
+      ProbeSpec spec;
+      spec.kind = ProbeSpec::Kind::kHttp;
+      spec.listener = *probed_socket(*reload_->gen);
+      spec.http = *checks.http;
+      spec.timeout = checks.timeout;
+      reload_->watch_attempt = os_.probe(spec, [this](ProbeResult result) {
+        Reload& w = *reload_;
+        w.watch_last = result.summary;
+        w.watch_failures = result.passed ? 0 : w.watch_failures + 1;
+        if (w.watch_failures >= kCanaryProbeFailures) {
+          return reload_event(ReloadEvent::kCandidateFailed,
+                              fmt::format("failed its {} {} times in a row during its canary: {}",
+                                          probe_label("http", w.gen->config->ready),
+                                          kCanaryProbeFailures, result.summary));
+        }
+        w.watch_timer->arm(w.gen->config->ready.interval);
+      });
+    });
+  }
+  r.watch_timer->arm(ready.interval);
+}
+
+void Supervisor::stop_watch() {
+  reload_->watch_attempt.reset();
+  if (reload_->watch_timer) reload_->watch_timer->cancel();
+}
 
 void Supervisor::advance_rollout() {
   Generation& gen = *reload_->gen;
@@ -463,6 +613,7 @@ void Supervisor::advance_rollout() {
 void Supervisor::restore_rollout() {
   Reload& r = *reload_;
   r.phase = ReloadPhase::kRestoring;
+  stop_watch();
   r.command.reset();
   hold_timer_->cancel();
   // The new instances that never had a share go at once.
@@ -630,7 +781,8 @@ void Supervisor::run_after_drained() {
 void Supervisor::roll_back() {
   Reload& r = *reload_;
   r.record.result = running() ? "rolled back" : "aborted";
-  pid_t pid = r.failed_pid ? r.failed_pid : r.record.pid;
+  bool asked = !r.rollback_requests.empty() && r.failed_pid == 0;
+  pid_t pid = asked ? 0 : r.failed_pid ? r.failed_pid : r.record.pid;
   r.record.error = fmt::format("generation {}{} {}", r.record.generation,
                                pid ? fmt::format(" pid {}", pid) : "", r.failure);
   std::string serving = serving_after_rollback();
@@ -641,6 +793,17 @@ void Supervisor::roll_back() {
     if (!req.client) continue;
     req.client->finished(
         ReloadOutcome::failure(fmt::format("{}; {}", r.record.error, serving), r.record, tail));
+  }
+  for (ReloadRequest& req : r.rollback_requests) {
+    if (!req.client) continue;
+    if (asked) {
+      req.client->finished(ReloadOutcome::canary(
+          r.record,
+          fmt::format("rolled back: generation {} is gone; {}", r.record.generation, serving)));
+    } else {
+      req.client->finished(
+          ReloadOutcome::failure(fmt::format("{}; {}", r.record.error, serving), r.record, tail));
+    }
   }
   end_reload();
   restart_empty_slots();

@@ -40,6 +40,7 @@ nlohmann::json reload_record_json(const ReloadRecord& r, Clock::time_point now) 
 nlohmann::json reload_outcome_json(const ReloadOutcome& o, Clock::time_point now) {
   nlohmann::json reply = {{"ok", o.ok}};
   if (!o.ok) reply["error"] = o.error;
+  if (!o.message.empty()) reply["message"] = o.message;
   if (!o.record) return reply;
   if (!o.ok && o.record->result != "refused") reply["stderr"] = o.stderr_tail;
   reply["reload"] = reload_record_json(*o.record, now);
@@ -79,20 +80,22 @@ nlohmann::json status_json(const StatusSnapshot& s, pid_t pid) {
     }
     instances.push_back(std::move(i));
   }
-  json out = {{"name", s.name},
-              {"pid", pid},
-              {"state", s.state},
-              {"uptime_ms", since_ms(s.started_at, s.now)},
-              {"control", s.control},
-              {"generation", s.generation},
-              {"restarts", s.restarts},
-              {"reloads", s.reloads},
-              {"wanted_instances", s.instances_wanted},
-              {"ready_instances", s.ready_instances},
-              {"reloading", s.reloading ? json(*s.reloading) : json(nullptr)},
-              {"reload_step", s.reloading ? json(s.reload_step) : json(nullptr)},
-              {"sockets", std::move(sockets)},
-              {"instances", std::move(instances)}};
+  json out = {
+      {"name", s.name},
+      {"pid", pid},
+      {"state", s.state},
+      {"uptime_ms", since_ms(s.started_at, s.now)},
+      {"control", s.control},
+      {"generation", s.generation},
+      {"restarts", s.restarts},
+      {"reloads", s.reloads},
+      {"wanted_instances", s.instances_wanted},
+      {"ready_instances", s.ready_instances},
+      {"reloading", s.reloading ? json(*s.reloading) : json(nullptr)},
+      {"reload_step", s.reloading ? json(s.reload_step) : json(nullptr)},
+      {"candidate_share_percent", s.reloading ? json(s.candidate_share / 100.0) : json(nullptr)},
+      {"sockets", std::move(sockets)},
+      {"instances", std::move(instances)}};
   out["last_reload"] = s.last_reload ? reload_record_json(*s.last_reload, s.now) : json(nullptr);
   out["consecutive_failures"] = s.consecutive_failures;
   out["last_exit"] = s.last_exit.empty() ? json(nullptr)
@@ -101,6 +104,17 @@ nlohmann::json status_json(const StatusSnapshot& s, pid_t pid) {
   out["next_start_in_ms"] = s.next_start_at == Clock::time_point{}
                                 ? json(nullptr)
                                 : json(std::max<int64_t>(0, -since_ms(s.next_start_at, s.now)));
+  out["canary"] = nullptr;
+  if (s.canary) {
+    out["canary"] = {
+        {"generation", s.reloading ? json(*s.reloading) : json(nullptr)},
+        {"share_percent", s.candidate_share / 100.0},
+        {"for_ms", since_ms(s.canary->since, s.now)},
+        {"promote_in_ms", s.canary->promote_at == Clock::time_point{}
+                              ? json(nullptr)
+                              : json(std::max<int64_t>(0, -since_ms(s.canary->promote_at, s.now)))},
+        {"last_probe", s.canary->last_probe.empty() ? json(nullptr) : json(s.canary->last_probe)}};
+  }
   json restarting = json::array();
   for (const StatusSnapshot::Restarting& r : s.restarting) {
     restarting.push_back(

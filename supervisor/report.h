@@ -43,11 +43,17 @@ struct ReloadOutcome {
   std::vector<std::string> stderr_tail;
   /// The reload's record; none when it never started (baton is stopping).
   std::optional<ReloadRecord> record;
+  /// A success that is not a finished reload: a canary began, or was
+  /// rolled back ("canary: generation 2 gets 10% of new connections; ...").
+  std::string message;
 
-  static ReloadOutcome success(const ReloadRecord& record) { return {true, {}, {}, record}; }
+  static ReloadOutcome success(const ReloadRecord& record) { return {true, {}, {}, record, {}}; }
   static ReloadOutcome failure(std::string error, std::optional<ReloadRecord> record = {},
                                std::vector<std::string> stderr_tail = {}) {
-    return {false, std::move(error), std::move(stderr_tail), std::move(record)};
+    return {false, std::move(error), std::move(stderr_tail), std::move(record), {}};
+  }
+  static ReloadOutcome canary(const ReloadRecord& record, std::string message) {
+    return {true, {}, {}, record, std::move(message)};
   }
 };
 
@@ -90,6 +96,16 @@ struct StatusSnapshot {
   /// ("pre_reload", "starting", "smoke", "min_ready", "switching", "failed").
   std::optional<int> reloading;
   std::string reload_step;
+  /// The share of new connections the reload's candidate has (kShareScale
+  /// parts): a rolling step's, or a canary's.
+  uint32_t candidate_share = 0;
+  /// A canary in progress: since when, and when its hold promotes it (zero:
+  /// it waits for `baton promote`); the last result of its http probe.
+  struct CanaryView {
+    Clock::time_point since{}, promote_at{};
+    std::string last_probe;
+  };
+  std::optional<CanaryView> canary;
   std::vector<SocketView> sockets;
   /// Every instance that has not exited, oldest first.
   std::vector<InstanceView> instances;

@@ -362,8 +362,10 @@ void Supervisor::exit_failing(Instance& inst, const EventArgs&) {
 
 void Supervisor::exit_ready(Instance& inst, const EventArgs&) {
   std::string reason = fmt::format("{} while ready", inst.exit_description);
-  if (is_candidate(inst)) {
+  if (is_candidate(inst) && reload_->phase == ReloadPhase::kHolding) {
     reason += fmt::format(" within min_ready ({})", format_duration(inst.gen->config->min_ready));
+  } else if (is_candidate(inst) && reload_->phase == ReloadPhase::kCanary) {
+    reason += " during its canary";
   }
   spdlog::error("generation {}: pid {} {}", inst.generation(), inst.pid(), reason);
   end_run(inst, reason);
@@ -653,8 +655,15 @@ StatusSnapshot Supervisor::snapshot() const {
     s.reloading = reload_gen()->number;
     static constexpr std::string_view kSteps[] = {"pre_reload", "starting",  "smoke",
                                                   "min_ready",  "switching", "failed",
-                                                  "restoring",  "unsharing"};
+                                                  "restoring",  "unsharing", "canary"};
     s.reload_step = kSteps[static_cast<int>(reload_->phase)];
+    s.candidate_share = reload_->share;
+    if (reload_->phase == ReloadPhase::kCanary) {
+      StatusSnapshot::CanaryView c{reload_->canary_since, {}, reload_->watch_last};
+      if (reload_->canary->hold.count() > 0)
+        c.promote_at = reload_->canary_since + reload_->canary->hold;
+      s.canary = c;
+    }
   }
   for (size_t i = 0; i < current_->sockets.size(); ++i) {
     const ListenSocket& sock = *current_->sockets[i];

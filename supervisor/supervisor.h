@@ -103,11 +103,15 @@ class ReloadClient {
   virtual void finished(const ReloadOutcome& outcome) = 0;
 };
 
-/// One reload request (a null client: SIGHUP, nobody to tell).
+/// One reload request (a null client: SIGHUP, nobody to tell); also a
+/// promote or rollback request.
 struct ReloadRequest {
   std::shared_ptr<ReloadClient> client;
   /// Also wait until the replaced generation has exited.
   bool wait_drained = false;
+  /// `reload --canary SHARE`: a canary reload with that share (in
+  /// kShareScale parts), whatever the config's [canary] says.
+  std::optional<uint32_t> canary;
 };
 
 /// What the lifecycle tells whoever runs it.
@@ -173,8 +177,15 @@ class Supervisor {
 
   /// Starts generation 1.
   void start();
-  /// Starts a reload, or queues it behind the one in progress.
+  /// Starts a reload, or queues it behind the one in progress. During a
+  /// canary it is refused: promote or roll back first.
   void reload(ReloadRequest request);
+  /// `baton promote`: the canary in progress takes every new connection (a
+  /// commit, as a reload's); the client is answered as a reload's.
+  void promote(ReloadRequest request);
+  /// `baton rollback`: the canary in progress gives its share back and
+  /// drains; answered once it is gone.
+  void rollback(ReloadRequest request);
   /// Drains every instance, then calls `on_stopped` (once all have exited
   /// and been released). A reload in progress is aborted.
   void stop(std::function<void()> on_stopped);
@@ -213,8 +224,9 @@ class Supervisor {
     kFailed,     ///< it failed; rolled back once it is released
     kRestoring,  ///< a rollout failed: the old slots it drained start again
     kUnsharing,  ///< they did: the candidate's share is 0; its queues empty
+    kCanary,     ///< the candidate has its canary share until promoted or rolled back
   };
-  static constexpr int kReloadPhases = 8;
+  static constexpr int kReloadPhases = 9;
   enum class ReloadEvent {
     kHookPassed,         ///< pre_reload exited 0
     kHookFailed,         ///< pre_reload failed (`reason`)
@@ -226,8 +238,10 @@ class Supervisor {
     kCandidateReleased,  ///< it is gone and its handles are closed
     kStop,               ///< baton is stopping
     kRestored,           ///< an old instance started again became ready, or ended
+    kPromote,            ///< `baton promote`
+    kRollback,           ///< `baton rollback`
   };
-  static constexpr int kReloadEvents = 10;
+  static constexpr int kReloadEvents = 12;
   /// The reload in progress: its clients, its candidate generation, and
   /// where it is.
   struct Reload {
@@ -257,6 +271,19 @@ class Supervisor {
     std::vector<pid_t> served;
     std::vector<int> retired_slots;
     uint32_t share = 0;
+    /// A canary reload: its share and hold, when the canary began, whether
+    /// it was promoted, and who asked for a rollback (answered when the
+    /// candidate is gone).
+    std::optional<Config::Canary> canary;
+    Clock::time_point canary_since{};
+    bool promoted = false;
+    std::vector<ReloadRequest> rollback_requests;
+    /// The canary's http probe, every ready.interval: the timer, the attempt
+    /// in flight, failures in a row and the last result.
+    std::unique_ptr<Timer> watch_timer;
+    std::unique_ptr<Pending> watch_attempt;
+    int watch_failures = 0;
+    std::string watch_last;
   };
   using ReloadAction = void (Supervisor::*)(const std::string&);
   static const ReloadAction kReloadTable[kReloadPhases][kReloadEvents];
@@ -385,6 +412,15 @@ class Supervisor {
   void restore_progress(const std::string&);
   void restore_done();
   void settle_unshare(const std::string&);
+  /// The candidate passed its checks: it gets its canary share; the
+  /// reload's clients are answered.
+  void start_canary();
+  void promote_canary(const std::string&);
+  void rollback_canary(const std::string&);
+  /// The canary's hold is over: promoted if it stayed up.
+  void canary_held(const std::string&);
+  void watch_canary();
+  void stop_watch();
   /// Runs smoke check `smoke_index`, or holds/commits when none is left.
   void run_smoke();
   /// Runs the next after_drained hook whose older generations are gone.

@@ -30,9 +30,11 @@
 //                               that baton must probe)
 //   HELLO_HEALTH_FAIL_MS=N      /healthz answers 503 for the first N ms
 //   HELLO_HEALTH=fail           /healthz always answers 503
+//   HELLO_HEALTH_FAIL_AFTER_MS=N /healthz answers 503 once N ms have passed
 //   HELLO_FAULT_INSTANCE=N      the switches above that make it fail (FAIL_AT_BOOT,
 //                               HANG, CRASH_AFTER_READY_MS, NOTIFY_ERRNO,
-//                               HEALTH_FAIL_MS, HEALTH) apply only to the
+//                               HEALTH_FAIL_MS, HEALTH_FAIL_AFTER_MS, HEALTH)
+//                               apply only to the
 //                               instance whose BATON_INSTANCE is N
 //   HELLO_EXIT_STATUS=N         exit with status N (not 0) once drained: an
 //                               app that quits by itself, finishing its requests
@@ -185,6 +187,7 @@ struct Config {
   std::optional<int> notify_errno;
   bool no_notify = false;
   int health_fail_ms = 0;
+  std::optional<int> health_fail_after_ms;
   bool health_fails = false;
   int exit_status = 0;
 };
@@ -201,6 +204,7 @@ Config load_config() {
   cfg.notify_errno = env_int("HELLO_NOTIFY_ERRNO", 1, 4095);
   cfg.no_notify = env_flag("HELLO_NO_NOTIFY");
   cfg.health_fail_ms = env_int("HELLO_HEALTH_FAIL_MS", 0, 3600000).value_or(0);
+  cfg.health_fail_after_ms = env_int("HELLO_HEALTH_FAIL_AFTER_MS", 0, 3600000);
   const char* health = std::getenv("HELLO_HEALTH");
   cfg.health_fails = health != nullptr && std::string_view(health) == "fail";
   cfg.exit_status = env_int("HELLO_EXIT_STATUS", 0, 255).value_or(0);
@@ -212,6 +216,7 @@ Config load_config() {
       cfg.crash_after_ready_ms.reset();
       cfg.notify_errno.reset();
       cfg.health_fail_ms = 0;
+      cfg.health_fail_after_ms.reset();
       cfg.health_fails = false;
     }
   }
@@ -315,8 +320,11 @@ struct App {
   /// first HELLO_HEALTH_FAIL_MS.
   bool healthy() const {
     if (cfg.health_fails) return false;
-    return std::chrono::steady_clock::now() - started >=
-           std::chrono::milliseconds(cfg.health_fail_ms);
+    auto up = std::chrono::steady_clock::now() - started;
+    if (cfg.health_fail_after_ms && up >= std::chrono::milliseconds(*cfg.health_fail_after_ms)) {
+      return false;
+    }
+    return up >= std::chrono::milliseconds(cfg.health_fail_ms);
   }
 };
 

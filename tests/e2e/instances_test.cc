@@ -1,7 +1,8 @@
 // End-to-end tests of several instances per generation (`instances = N`)
 // under load: reloads never leave fewer than N ready instances, one
 // instance's exit replaces that instance only, and one new instance's
-// failure rolls the whole reload back.
+// failure rolls the whole reload back; canary reloads get their share of
+// new connections, and promote and rollback move all of them.
 #include <doctest/doctest.h>
 #include <signal.h>
 
@@ -43,6 +44,21 @@ class Fleet {
 
   CommandResult reload() {
     return run_command({baton_bin(), "reload", "--wait", "-c", config_}, 60s);
+  }
+  /// `baton COMMAND -c CONFIG ARGS...`.
+  CommandResult baton_command(const std::string& command, std::vector<std::string> args = {}) {
+    std::vector<std::string> argv = {baton_bin(), command, "-c", config_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv, 60s);
+  }
+  /// The pids of generation `generation`'s instances, whatever their state.
+  std::set<pid_t> pids_of(int generation) {
+    std::set<pid_t> out;
+    nlohmann::json status = baton_->status();
+    for (const auto& i : status["instances"]) {
+      if (i["generation"] == generation) out.insert(i["pid"].get<pid_t>());
+    }
+    return out;
   }
 
   /// Ready instances of every generation in a status.
@@ -261,4 +277,116 @@ TEST_CASE("rolling, 4 instances: the 3rd new one failing restores the old 4, the
     CHECK(status["generation"] == 1);
     CHECK(status["last_reload"]["result"] == "rolled back");
   }
+}
+
+namespace {
+
+/// Runs connection-per-request load until `requests` have been answered;
+/// how many of them the pids in `pids` served, and the result (0 failed).
+std::pair<uint64_t, load::LoadResult> served_by(const std::string& address,
+                                                const std::set<pid_t>& pids, uint64_t requests) {
+  auto load = start_load(address, load::Mode::kConnectionPerRequest, 8);
+  REQUIRE(eventually([&] { return load->completed() >= requests; }, 120s));
+  load::LoadResult result = finish_without_failures(*load);
+  uint64_t by = 0;
+  for (const auto& [pid, count] : result.pids) by += pids.count(pid) ? count : 0;
+  return {by, result};
+}
+
+}  // namespace
+
+TEST_CASE("canary 10%: its share of 20,000 requests is 7-13%; promote moves every new one") {
+  Fleet fleet(2);
+  std::set<pid_t> old = fleet.pids_of(1);
+  auto keepalive = start_load(fleet.address(), load::Mode::kKeepAlive, 4);
+  REQUIRE(traffic_flows(*keepalive));
+  CommandResult r = fleet.baton_command("reload", {"--canary", "10%"});
+  INFO(r.out, r.err);
+  INFO("baton's log:\n", fleet.baton().log());
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("baton: canary: generation 2 gets 10% of new connections; `baton promote` "
+                   "switches every new connection to it") != std::string::npos);
+  auto status = fleet.baton().status();
+  CHECK(status["reload_step"] == "canary");
+  CHECK(status["canary"]["share_percent"] == 10.0);
+  std::set<pid_t> canary = fleet.pids_of(2);
+  REQUIRE(canary.size() == 2);
+
+  auto [by_canary, result] = served_by(fleet.address(), canary, 20'000);
+  double share = static_cast<double>(by_canary) / static_cast<double>(result.ok);
+  CAPTURE(by_canary);
+  CAPTURE(result.ok);
+  CHECK(share >= 0.07);
+  CHECK(share <= 0.13);
+  uint64_t by_old = 0;
+  for (const auto& [pid, count] : result.pids) by_old += old.count(pid) ? count : 0;
+  CHECK(by_old + by_canary == result.ok);
+
+  CommandResult p = fleet.baton_command("promote", {"--wait"});
+  INFO(p.out, p.err);
+  REQUIRE(p.exit_code == 0);
+  CHECK(p.out.find("baton: promote: generation 2 takes every new connection") != std::string::npos);
+  CHECK(fleet.baton().status()["generation"] == 2);
+  auto [by_new, after] = served_by(fleet.address(), canary, 2'000);
+  CHECK(by_new == after.ok);
+  REQUIRE(traffic_flows(*keepalive));
+  finish_without_failures(*keepalive);
+}
+
+TEST_CASE("canary: rollback returns every new connection to the old generation, 0 failed") {
+  for (load::Mode mode : kModes) {
+    CAPTURE(mode_name(mode));
+    Fleet fleet(2);
+    std::set<pid_t> old = fleet.pids_of(1);
+    auto load = start_load(fleet.address(), mode, 8);
+    REQUIRE(traffic_flows(*load));
+    REQUIRE(fleet.baton_command("reload", {"--canary", "50%"}).exit_code == 0);
+    std::set<pid_t> canary = fleet.pids_of(2);
+    if (mode == load::Mode::kConnectionPerRequest) {
+      REQUIRE(eventually([&] { return load->has_served(*canary.begin()); }));
+    }
+    CommandResult r = fleet.baton_command("rollback");
+    INFO(r.out, r.err);
+    INFO("baton's log:\n", fleet.baton().log());
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("baton: rolled back: generation 2 is gone; generation 1 keeps serving (2 of "
+                     "2 instances ready)") != std::string::npos);
+    CHECK(fleet.pids_of(2).empty());
+    auto [by_old, after] = served_by(fleet.address(), old, 2'000);
+    CHECK(by_old == after.ok);
+    REQUIRE(traffic_flows(*load));
+    finish_without_failures(*load);
+    auto status = fleet.baton().status();
+    CHECK(status["generation"] == 1);
+    CHECK(status["last_reload"]["result"] == "rolled back");
+    CHECK(fleet.baton_command("rollback").exit_code == 1);  // nothing left to roll back
+  }
+}
+
+TEST_CASE("canary: a probe that starts failing during the hold rolls it back by itself") {
+  const std::string checks =
+      "[ready]\ninterval = \"50ms\"\n[ready.http]\npath = \"/healthz\"\n"
+      "[canary]\nshare = \"20%\"\nhold = \"1m\"\n";
+  Fleet fleet(2, checks);
+  auto load = start_load(fleet.address(), load::Mode::kConnectionPerRequest, 8);
+  REQUIRE(traffic_flows(*load));
+  fleet.write(checks, "HELLO_HEALTH_FAIL_AFTER_MS = \"300\"");
+  CommandResult r = fleet.reload();
+  INFO(r.out, r.err);
+  INFO("baton's log:\n", fleet.baton().log());
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("it is promoted after 1m0s if its instances stay up and its probes pass") !=
+        std::string::npos);
+  REQUIRE(fleet.baton().wait_until(
+      [](const nlohmann::json& s) {
+        return s["reloading"].is_null() && s["last_reload"]["result"] == "rolled back";
+      },
+      30s));
+  auto status = fleet.baton().status();
+  CHECK(status["generation"] == 1);
+  CHECK(status["last_reload"]["error"].get<std::string>().find(
+            "failed its http /healthz 3 times in a row during its canary: http /healthz: 503") !=
+        std::string::npos);
+  REQUIRE(traffic_flows(*load));
+  finish_without_failures(*load);
 }

@@ -266,3 +266,19 @@ TEST_CASE("the usage text describes every check option") {
     CHECK(usage.find(line) != std::string::npos);
   }
 }
+
+TEST_CASE("reload --canary SHARE, promote --wait and rollback") {
+  CommandLine cl = parse_ok({"reload", "-c", "app.toml", "--canary", "10%"});
+  CHECK(cl.canary == "10%");
+  CHECK(parse_ok({"reload", "-c", "app.toml", "--canary=2.5%"}).canary == "2.5%");
+  cl = parse_ok({"promote", "-c", "app.toml", "--wait"});
+  CHECK(cl.command == "promote");
+  CHECK(cl.wait);
+  CHECK(parse_ok({"rollback", "--control", "/run/x.sock"}).command == "rollback");
+  CHECK(usage_error({"reload", "-c", "app.toml", "--canary", "10"}) ==
+        "a canary share is a percentage above 0 and below 100, with at most two decimals "
+        "(\"10%\", \"2.5%\"), not \"10\" (see baton --help)");
+  CHECK(usage_error({"promote", "--canary", "10%"}) ==
+        "promote does not take --canary (see baton --help)");
+  CHECK(usage_error({"rollback", "--wait"}) == "rollback does not take --wait (see baton --help)");
+}

@@ -991,3 +991,31 @@ TEST_CASE("instances, strategy and max_surge: one instance all at once by defaul
   CHECK(config_error(with_app("instances = 2\nmax_surge = 1\n")) ==
         "/etc/baton/test.toml:3:13: 'max_surge' applies to strategy = \"rolling\" only");
 }
+
+TEST_CASE("canary shares are percentages above 0 and below 100, in parts of 10,000") {
+  CHECK(parse_share("10%").value() == 1'000u);
+  CHECK(parse_share("2.5%").value() == 250u);
+  CHECK(parse_share("0.01%").value() == 1u);
+  CHECK(parse_share("99.99%").value() == 9'999u);
+  for (const char* bad : {"0%", "100%", "10", "%", "1.%", ".5%", "1.234%", "-5%", "5 %", "105%"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_share(bad).ok());
+  }
+  CHECK(format_share(1'000) == "10%");
+  CHECK(format_share(250) == "2.5%");
+  CHECK(format_share(1) == "0.01%");
+}
+
+TEST_CASE("[canary]: a share, and a hold after which the canary is promoted by itself") {
+  CHECK_FALSE(parse_ok(with_app("")).canary);
+  Config c = parse_ok(with_app("[canary]\nshare = \"10%\"\nhold = \"5m\"\n"));
+  REQUIRE(c.canary);
+  CHECK(c.canary->share == 1'000u);
+  CHECK(c.canary->hold == Millis(300'000));
+  CHECK(parse_ok(with_app("[canary]\nshare = \"1%\"\n")).canary->hold == Millis(0));
+  CHECK(config_error(with_app("[canary]\nhold = \"5m\"\n")) ==
+        "/etc/baton/test.toml:2:1: [canary] needs a share, e.g. share = \"10%\"");
+  CHECK(config_error(with_app("[canary]\nshare = \"50\"\n")) ==
+        "/etc/baton/test.toml:3:9: a canary share is a percentage above 0 and below 100, with at "
+        "most two decimals (\"10%\", \"2.5%\"), not \"50\"");
+}

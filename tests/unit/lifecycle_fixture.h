@@ -81,9 +81,19 @@ struct Fixture {
   void notify(pid_t pid, std::string_view text) {
     sup->handle_notify(pid, parse_notify_message(text));
   }
-  std::shared_ptr<Client> reload(bool wait = false) {
+  std::shared_ptr<Client> reload(bool wait = false, std::optional<uint32_t> canary = {}) {
     auto client = std::make_shared<Client>();
-    sup->reload(ReloadRequest{client, wait});
+    sup->reload(ReloadRequest{client, wait, canary});
+    return client;
+  }
+  std::shared_ptr<Client> promote() {
+    auto client = std::make_shared<Client>();
+    sup->promote(ReloadRequest{client, false, {}});
+    return client;
+  }
+  std::shared_ptr<Client> rollback() {
+    auto client = std::make_shared<Client>();
+    sup->rollback(ReloadRequest{client, false, {}});
     return client;
   }
   /// pid 1000 replaced by 1001 (ready, current) and draining.

@@ -1,0 +1,129 @@
+// Canary reloads against FakeOs: the candidate gets its share once ready
+// and the reload's clients are answered; promote commits it, rollback (or
+// an instance that exits) takes the share back and drains it, a hold
+// promotes it by itself.
+#include "lifecycle_fixture.h"
+
+namespace {
+
+/// Generation 1 with 2 instances (1000, 1001) ready, and a canary reload
+/// at 10% whose instances (1002, 1003) are ready: the canary is on.
+struct Canary : Fixture {
+  Canary() { config.instances = 2; }
+  std::shared_ptr<Client> begin(std::optional<uint32_t> share = 1'000u) {
+    start();
+    notify(1000, "READY=1");
+    notify(1001, "READY=1");
+    auto client = reload(false, share);
+    notify(1002, "READY=1");
+    notify(1003, "READY=1");
+    return client;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("canary: once ready the candidate gets its share and the reload is answered") {
+  Canary f;
+  auto client = f.begin();
+  CHECK(f.os.take_log() == Log{"spawn 1002", "spawn 1003", "share 1000"});
+  REQUIRE(client->outcome);
+  CHECK(client->outcome->ok);
+  CHECK(client->outcome->message ==
+        "canary: generation 2 gets 10% of new connections; `baton promote` switches every new "
+        "connection to it, `baton rollback` takes its share back");
+  CHECK(f.listener.last.reload_step == "canary");
+  CHECK(f.listener.last.candidate_share == 1'000u);
+  CHECK(f.listener.last.canary);
+  CHECK(f.listener.last.generation == 1);
+
+  SUBCASE("a reload meanwhile is refused") {
+    auto next = f.reload();
+    REQUIRE(next->outcome);
+    CHECK(next->outcome->error ==
+          "refused: generation 2 is a canary (10% of new connections); `baton promote` or `baton "
+          "rollback` it first");
+  }
+  SUBCASE("promote: the switch, then the old generation drains") {
+    auto p = f.promote();
+    CHECK(f.os.take_log() == Log{"switch", "TERM 1000", "TERM 1001"});
+    CHECK(p->events == Log{"ok"});
+    CHECK(p->outcome->message.empty());
+    CHECK(f.listener.last.generation == 2);
+    CHECK_FALSE(f.listener.last.canary);
+    CHECK(f.listener.last.last_reload->result == "ok");
+  }
+  SUBCASE("rollback: the share goes back to 0, the queues settle, the candidate drains") {
+    auto r = f.rollback();
+    CHECK(f.os.take_log() == Log{"share 0"});
+    CHECK(f.listener.last.reload_step == "unsharing");
+    f.os.advance(50ms);
+    CHECK(f.os.take_log() == Log{"TERM 1002", "TERM 1003"});
+    CHECK(r->events.empty());
+    for (pid_t pid : {1002, 1003}) {
+      f.os.exit(pid);
+      f.os.release(pid);
+    }
+    REQUIRE(r->outcome);
+    CHECK(r->outcome->ok);
+    CHECK(r->outcome->message ==
+          "rolled back: generation 2 is gone; generation 1 keeps serving (2 of 2 instances ready)");
+    CHECK(f.listener.last.generation == 1);
+    CHECK(f.listener.last.last_reload->result == "rolled back");
+    CHECK(f.listener.last.last_reload->error ==
+          "generation 2 was rolled back during its canary (baton rollback)");
+    CHECK(f.os.take_log() == Log{"exit 1002", "exit 1003"});  // generation 1 untouched
+  }
+  SUBCASE("an instance of the candidate exits: rolled back by itself") {
+    f.os.exit(1003, 1);
+    CHECK(f.os.take_log() == Log{"exit 1003", "share 0"});
+    f.os.advance(50ms);
+    CHECK(f.os.take_log() == Log{"TERM 1002"});
+    f.os.release(1003);
+    f.os.exit(1002);
+    f.os.release(1002);
+    CHECK(f.listener.last.last_reload->result == "rolled back");
+    CHECK(f.listener.last.last_reload->error ==
+          "generation 2 pid 1003 exited with status 1 while ready during its canary");
+    CHECK(f.listener.last.ready_instances == 2);
+  }
+}
+
+TEST_CASE("canary: nothing to promote or roll back without one") {
+  Canary f;
+  f.start();
+  auto p = f.promote();
+  CHECK(p->outcome->error == "nothing to promote: no canary is in progress");
+  f.reload();
+  auto r = f.rollback();
+  CHECK(r->outcome->error ==
+        "nothing to roll back: generation 2 is no canary (its reload is at starting)");
+}
+
+TEST_CASE("canary: [canary] in the config makes every reload one; its hold promotes it") {
+  Canary f;
+  f.config.canary = Config::Canary{500, 2'000ms};
+  auto client = f.begin(std::nullopt);
+  CHECK(f.os.take_log() == Log{"spawn 1002", "spawn 1003", "share 500"});
+  CHECK(client->outcome->message.find("canary: generation 2 gets 5% of new connections; it is "
+                                      "promoted after 2s if its instances stay up") == 0);
+  f.os.advance(1'999ms);
+  CHECK(f.os.take_log().empty());
+  f.os.advance(1ms);
+  CHECK(f.os.take_log() == Log{"switch", "TERM 1000", "TERM 1001"});
+  CHECK(f.listener.last.generation == 2);
+
+  SUBCASE("reload --canary overrides the share, keeps the hold") {
+    Canary g;
+    g.config.canary = Config::Canary{500, 2'000ms};
+    g.begin(2'500u);
+    CHECK(g.os.take_log() == Log{"spawn 1002", "spawn 1003", "share 2500"});
+  }
+}
+
+TEST_CASE("canary: with strategy rolling every new instance starts first") {
+  Canary f;
+  f.config.strategy = Config::Strategy::kRolling;
+  f.begin();
+  CHECK(f.os.take_log() == Log{"spawn 1002", "spawn 1003", "share 1000"});
+}
