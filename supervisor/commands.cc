@@ -115,6 +115,16 @@ std::string format_status(const nlohmann::json& s) {
       for (const auto& p : i["probes"]) out += fmt::format("    {}\n", p.get<std::string>());
     }
   }
+  if (s.contains("release") && !s["release"]["executable"].get<std::string>().empty()) {
+    out += fmt::format("  release {} in {}\n", s["release"]["executable"].get<std::string>(),
+                       s["release"]["working_directory"].get<std::string>());
+  }
+  if (s.contains("rollback_to") && !s["rollback_to"].empty()) {
+    const auto& r = s["rollback_to"][0];
+    out += fmt::format("  `baton rollback` starts generation {}'s release again: {} in {}\n",
+                       r["generation"].get<int>(), r["executable"].get<std::string>(),
+                       r["working_directory"].get<std::string>());
+  }
   if (s["reloading"].is_number()) {
     out += fmt::format("reload in progress: generation {} ({})\n", s["reloading"].get<int>(),
                        s.value("reload_step", std::string("starting")));

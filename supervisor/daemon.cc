@@ -45,7 +45,9 @@ class Daemon final : public LifecycleListener {
   void shutdown();
 
  private:
-  Result<GenerationPlan> load_plan();
+  /// The config re-read (or `snapshot`, a release rollback's) with its
+  /// sockets prepared.
+  Result<GenerationPlan> load_plan(std::shared_ptr<const Config> snapshot = nullptr);
   void handle_control(const nlohmann::json& request, std::shared_ptr<ControlReply> reply);
   void watch_signal(uv_signal_t& handle, int signum);
   void on_signal(int signum);
@@ -130,9 +132,11 @@ Status prepare_shim(Config& config) {
   return {};
 }
 
-Result<GenerationPlan> Daemon::load_plan() {
-  Config config = config_;
-  if (!config_.file.empty() && supervisor_) {  // the first plan uses the config as read
+Result<GenerationPlan> Daemon::load_plan(std::shared_ptr<const Config> snapshot) {
+  Config config = snapshot ? *snapshot : config_;
+  // The first plan uses the config as read; a snapshot was checked when it
+  // was read (its release's program is checked by the rollback).
+  if (!snapshot && !config_.file.empty() && supervisor_) {
     auto loaded = load_config(config_.file);
     if (!loaded) return loaded.error();
     config = std::move(*loaded);
@@ -151,7 +155,7 @@ Result<GenerationPlan> Daemon::load_plan() {
   if (!sockets) return sockets.error();
   if (Status s = check_probe_reach(config, *sockets); !s) return s.error();
   if (supervisor_) store_sockets(*sockets, false);
-  return GenerationPlan{std::make_shared<const Config>(std::move(config)), std::move(*sockets)};
+  return GenerationPlan{std::make_shared<const Config>(std::move(config)), std::move(*sockets), {}};
 }
 
 /// Parks every socket not yet parked in systemd's fd store (FDSTORE=1,
@@ -272,9 +276,9 @@ Status Daemon::start() {
   }
   spdlog::info("control socket: {}; notify socket: {}", config_.control_path,
                notify_->socket_env());
-  supervisor_ =
-      std::make_unique<Supervisor>(os_, *this, std::move(*first), inherited_environment(environ),
-                                   notify_->socket_env(), [this] { return load_plan(); });
+  supervisor_ = std::make_unique<Supervisor>(
+      os_, *this, std::move(*first), inherited_environment(environ), notify_->socket_env(),
+      [this](std::shared_ptr<const Config> snapshot) { return load_plan(std::move(snapshot)); });
   if (leftover_) supervisor_->keep_group(leftover_->group());
   watch_signal(sigterm_, SIGTERM);
   watch_signal(sigint_, SIGINT);

@@ -30,13 +30,30 @@ int exec_app(int argc, char** argv) {
     setenv("LD_PRELOAD", preload, 1);  // the shim: for the app, not for us
     unsetenv(BATON_ENV_LD_PRELOAD);
   }
-  // execv, not execvp: execvp runs a file without a #! line or ELF header
-  // under /bin/sh (its ENOEXEC fallback); baton runs exactly the program.
-  std::string path = find_executable(argv[2]);
+  // `__exec --exe PATH ARGV...`: the generation's release, resolved when it
+  // was created (a crash restart runs the same files as the first start).
+  std::string path;
+  if (std::strcmp(argv[2], "--exe") == 0) {
+    if (argc < 5) {
+      std::fprintf(stderr, "baton: __exec --exe is internal: it needs a path and a command\n");
+      return 100;
+    }
+    path = argv[3];
+    argv += 2;
+  } else {
+    // execv, not execvp: execvp runs a file without a #! line or ELF header
+    // under /bin/sh (its ENOEXEC fallback); baton runs exactly the program.
+    path = find_executable(argv[2]);
+  }
   if (path.empty()) {
     std::fprintf(stderr, "baton: cannot execute %s: %s\n", argv[2],
                  std::strchr(argv[2], '/') ? "no such executable file"
                                            : "not found in PATH (or not executable)");
+    return 127;
+  }
+  if (access(path.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "baton: cannot execute %s (%s): %s\n", argv[2], path.c_str(),
+                 std::strerror(errno));
     return 127;
   }
   execv(path.c_str(), argv + 2);

@@ -47,6 +47,8 @@
 // refused when baton stops). A candidate that cannot even be spawned is
 // rolled back at once. After a commit, the new config's after_drained hook
 // runs once no process of an older generation is left.
+#include <unistd.h>
+
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -67,6 +69,8 @@ constexpr Millis kSwitchSettle{50};
 /// generation that does not empty its queue.
 constexpr Millis kSwitchPoll{10};
 constexpr Millis kSwitchSettleMax{2'000};
+/// How many replaced releases a rollback can go back to (status lists them).
+constexpr size_t kPastReleases = 5;
 /// A canary whose http probe fails this many times in a row is rolled back.
 constexpr int kCanaryProbeFailures = 3;
 
@@ -152,7 +156,7 @@ void Supervisor::broadcast(const std::string& message) {
 void Supervisor::start_reload(std::vector<ReloadRequest> requests,
                               std::optional<GenerationPlan> same) {
   auto requested_at = os_.now();
-  Result<GenerationPlan> plan = same ? Result<GenerationPlan>(std::move(*same)) : loader_();
+  Result<GenerationPlan> plan = same ? Result<GenerationPlan>(std::move(*same)) : loader_(nullptr);
   if (!plan) {
     std::string why = fmt::format("refused, nothing was changed: {}", plan.error().message);
     spdlog::error("reload {}", why);
@@ -460,17 +464,53 @@ void Supervisor::promote(ReloadRequest request) {
 }
 
 void Supervisor::rollback(ReloadRequest request) {
-  if (!reload_ || reload_->phase != ReloadPhase::kCanary) {
-    std::string why = reload_ ? fmt::format(
-                                    "nothing to roll back: generation {} is no canary (its "
-                                    "reload is at {})",
-                                    reload_->gen->number, snapshot().reload_step)
-                              : "nothing to roll back: no canary is in progress";
+  if (!running()) {
+    if (request.client) request.client->finished(ReloadOutcome::failure("baton is stopping"));
+    return;
+  }
+  if (!reload_) return roll_back_release(std::move(request));
+  if (reload_->phase != ReloadPhase::kCanary) {
+    std::string why = fmt::format(
+        "nothing to roll back yet: generation {} is being reloaded (at {}); a failure rolls it "
+        "back by itself",
+        reload_->gen->number, snapshot().reload_step);
     if (request.client) request.client->finished(ReloadOutcome::failure(why));
     return;
   }
   reload_->rollback_requests.push_back(std::move(request));
   reload_event(ReloadEvent::kRollback);
+}
+
+void Supervisor::roll_back_release(ReloadRequest request) {
+  if (past_releases_.empty()) {
+    if (request.client) {
+      request.client->finished(ReloadOutcome::failure(
+          "nothing to roll back: no reload has replaced a generation since baton started"));
+    }
+    return;
+  }
+  PastRelease past = past_releases_.front();
+  if (!past.release.executable.empty() && access(past.release.executable.c_str(), X_OK) != 0) {
+    std::string why = fmt::format(
+        "refused, nothing was changed: generation {}'s release is gone: {} cannot be executed",
+        past.generation, past.release.executable);
+    if (request.client) request.client->finished(ReloadOutcome::failure(why));
+    return;
+  }
+  Result<GenerationPlan> plan = loader_(past.config);
+  if (!plan) {
+    std::string why = fmt::format("refused, nothing was changed: {}", plan.error().message);
+    if (request.client) request.client->finished(ReloadOutcome::failure(why));
+    return;
+  }
+  plan->release = past.release;
+  std::string what = fmt::format("rollback: generation {}'s release: {} in {}", past.generation,
+                                 past.release.executable, past.release.working_directory);
+  spdlog::info("{}", what);
+  if (request.client) request.client->progress(what);
+  std::vector<ReloadRequest> requests;
+  requests.push_back(std::move(request));
+  start_reload(std::move(requests), std::move(*plan));
 }
 
 void Supervisor::start_canary() {
@@ -709,6 +749,9 @@ void Supervisor::finish_commit(const std::string&) {
   record.result = "ok";
   ++reloads_;
   last_reload_ = record;
+  const Generation& old = *reload_->replaced;
+  past_releases_.insert(past_releases_.begin(), PastRelease{old.number, old.config, old.release});
+  if (past_releases_.size() > kPastReleases) past_releases_.resize(kPastReleases);
   spdlog::info(
       "reload to generation {} done: request to exec {}ms, exec to ready {}ms, ready to drain "
       "signal {}ms",

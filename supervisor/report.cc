@@ -104,6 +104,14 @@ nlohmann::json status_json(const StatusSnapshot& s, pid_t pid) {
   out["next_start_in_ms"] = s.next_start_at == Clock::time_point{}
                                 ? json(nullptr)
                                 : json(std::max<int64_t>(0, -since_ms(s.next_start_at, s.now)));
+  auto release = [](const ReleaseView& r) {
+    return json{{"generation", r.generation},
+                {"executable", r.executable},
+                {"working_directory", r.working_directory}};
+  };
+  out["release"] = release(s.release);
+  out["rollback_to"] = json::array();
+  for (const ReleaseView& r : s.rollback_to) out["rollback_to"].push_back(release(r));
   out["canary"] = nullptr;
   if (s.canary) {
     out["canary"] = {

@@ -78,6 +78,12 @@ struct SocketView {
   std::string backlog_note;
 };
 
+/// A generation's release: what it runs, resolved when it was created.
+struct ReleaseView {
+  int generation = 0;
+  std::string executable, working_directory;
+};
+
 /// Everything `baton status` shows, at one moment.
 struct StatusSnapshot {
   std::string name;
@@ -125,6 +131,10 @@ struct StatusSnapshot {
     int consecutive_failures = 0;
   };
   std::vector<Restarting> restarting;
+  /// The serving generation's release, and the past ones `baton rollback`
+  /// can start again, the one it would first.
+  ReleaseView release;
+  std::vector<ReleaseView> rollback_to;
 };
 
 /// Milliseconds from `from` to `to`; -1 when either is unset.

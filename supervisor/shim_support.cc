@@ -273,11 +273,14 @@ Result<Target> follow_scripts(const std::string& program) {
 }  // namespace
 
 std::string find_executable(const std::string& command) {
+  const char* path = std::getenv("PATH");
+  return find_executable(command, path ? path : "/usr/local/bin:/usr/bin:/bin");
+}
+
+std::string find_executable(const std::string& command, const std::string& dirs) {
   if (command.find('/') != std::string::npos) {
     return is_file(command) && access(command.c_str(), X_OK) == 0 ? command : "";
   }
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
   size_t start = 0;
   while (start <= dirs.size()) {
     size_t end = dirs.find(':', start);

@@ -32,7 +32,9 @@ Status check_shim_target(const std::string& command);
 /// what `env` looks up depends on the app's PATH, known only when it runs.
 Status check_script_interpreter(const std::string& path);
 
-/// Finds `command` the way execvp would; empty when not found.
+/// Finds `command` the way execvp would; empty when not found. `path` is
+/// the PATH to search (default: baton's own).
 std::string find_executable(const std::string& command);
+std::string find_executable(const std::string& command, const std::string& path);
 
 }  // namespace baton

@@ -22,9 +22,13 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 #include "child_environment.h"
+#include "shim_support.h"
 
 namespace baton {
+namespace fs = std::filesystem;
 namespace {
 
 /// While a drained instance's main pid has exited but other processes of
@@ -126,9 +130,32 @@ const InstanceSlot* Generation::next_restart() const {
   return next;
 }
 
+Release Supervisor::resolve_release(const Config& config) const {
+  std::string path = "/usr/local/bin:/usr/bin:/bin";
+  for (const std::string& entry : base_environment_) {
+    if (entry.starts_with("PATH=")) path = entry.substr(5);
+  }
+  for (const auto& [key, value] : config.environment) {
+    if (key == "PATH") path = value;
+  }
+  Release release;
+  std::error_code ec;
+  std::string found = config.command.empty() ? "" : find_executable(config.command[0], path);
+  if (!found.empty()) {
+    fs::path real = fs::canonical(found, ec);
+    release.executable = ec ? found : real.string();
+  }
+  std::string wd = config.working_directory;
+  if (wd.empty()) wd = fs::current_path(ec).string();
+  fs::path real = fs::canonical(wd, ec);
+  release.working_directory = ec ? wd : real.string();
+  return release;
+}
+
 std::shared_ptr<Generation> Supervisor::make_generation(GenerationPlan plan) {
   auto gen = std::make_shared<Generation>();
   gen->number = next_generation_++;
+  gen->release = plan.release ? std::move(*plan.release) : resolve_release(*plan.config);
   gen->config = std::move(plan.config);
   gen->protocol = protocol_for(*gen->config);
   gen->sockets = std::move(plan.sockets);
@@ -166,12 +193,17 @@ Status Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen, int sl
   // The trampoline (`baton __exec`) sets LISTEN_PID to its own pid, which
   // exec keeps, then execs the command: libuv offers no hook between fork
   // and exec, and sd_listen_fds() ignores fds whose LISTEN_PID is not its pid.
+  // It runs the generation's release: the program and directory resolved
+  // when the generation was created, whatever a symlink says now.
   spec.argv = {"/proc/self/exe", "__exec"};
+  if (!gen->release.executable.empty()) {
+    spec.argv.insert(spec.argv.end(), {"--exe", gen->release.executable});
+  }
   spec.argv.insert(spec.argv.end(), config.command.begin(), config.command.end());
   // A restart after a crash is the same instance (slot) again.
   spec.env = child_environment(base_environment_, config, gen->sockets.size(), notify_socket_,
                                *gen->protocol, {gen->number, slot_number});
-  spec.working_directory = config.working_directory;
+  spec.working_directory = gen->release.working_directory;
   for (const SharedSocket& s : gen->sockets) spec.fds.push_back(s->fd());
 
   auto inst = std::make_unique<Instance>();
@@ -437,7 +469,7 @@ void Supervisor::watchdog_expired(Instance& inst, const EventArgs&) {
   if (current_->slots.size() > 1) {
     return kill_instance(inst, fmt::format("sent no WATCHDOG=1 for {}", format_duration(every)));
   }
-  start_reload({}, GenerationPlan{current_->config, current_->sockets});
+  start_reload({}, GenerationPlan{current_->config, current_->sockets, current_->release});
 }
 
 void Supervisor::exit_draining(Instance& inst, const EventArgs&) {
@@ -689,6 +721,10 @@ StatusSnapshot Supervisor::snapshot() const {
   s.consecutive_failures = next   ? next->consecutive_failures
                            : last ? last->consecutive_failures
                                   : 0;
+  s.release = {current_->number, current_->release.executable, current_->release.working_directory};
+  for (const PastRelease& p : past_releases_) {
+    s.rollback_to.push_back({p.generation, p.release.executable, p.release.working_directory});
+  }
   for (const InstanceSlot& slot : current_->slots) {
     if (slot.next_start_at == Clock::time_point{}) continue;
     s.restarting.push_back(

@@ -35,6 +35,18 @@ std::vector<std::string> last_probe_results(const Instance& inst);
 /// stream socket.
 std::optional<size_t> probed_socket_index(const Config& config);
 
+/// What a generation runs, resolved when it is created: its instances,
+/// restarts included, and a rollback to it run these same files even after
+/// a deploy tool moved a `current` symlink.
+struct Release {
+  /// The command's program, found in the app's PATH, every symlink
+  /// resolved; empty when it was not found (the start then fails as it
+  /// would without baton).
+  std::string executable;
+  /// The working directory (baton's own when none is set), resolved too.
+  std::string working_directory;
+};
+
 /// One of a generation's `instances` places: the instance in it (if any),
 /// and its own restart backoff. A crash restarts that place only.
 struct InstanceSlot {
@@ -64,6 +76,7 @@ struct Generation {
   int number = 0;
   std::shared_ptr<const Config> config;
   std::shared_ptr<const AppProtocol> protocol;
+  Release release;
   /// Its listeners: the sockets its instances receive as fds 3..; held
   /// until the last of its instances has been released.
   std::vector<SharedSocket> sockets;
@@ -89,6 +102,16 @@ struct Generation {
 struct GenerationPlan {
   std::shared_ptr<const Config> config;
   std::vector<SharedSocket> sockets;
+  /// A release rollback: the release to run again; none: resolved anew.
+  std::optional<Release> release;
+};
+
+/// A generation a release rollback can start again: its number, config
+/// snapshot and release.
+struct PastRelease {
+  int generation = 0;
+  std::shared_ptr<const Config> config;
+  Release release;
 };
 
 /// A client waiting on a reload.
@@ -164,8 +187,10 @@ struct EventArgs {
 
 class Supervisor {
  public:
-  /// Loads the config for a reload: re-read, validated, sockets prepared.
-  using Loader = std::function<Result<GenerationPlan>()>;
+  /// Loads the config for a reload: re-read, validated, sockets prepared;
+  /// or, given a config snapshot (a release rollback), that config's
+  /// sockets prepared.
+  using Loader = std::function<Result<GenerationPlan>(std::shared_ptr<const Config> snapshot)>;
 
   /// `base_environment` is what every instance inherits (see
   /// inherited_environment); `notify_socket` its NOTIFY_SOCKET.
@@ -301,6 +326,8 @@ class Supervisor {
   bool has_instances(const Generation& gen) const;
 
   // Starting instances.
+  /// Resolves what `config`'s command and working directory are now.
+  Release resolve_release(const Config& config) const;
   /// A generation for `plan`, numbered next, with its `instances` slots.
   std::shared_ptr<Generation> make_generation(GenerationPlan plan);
   /// Starts an instance of `gen` in slot `slot`; the error says why it
@@ -421,6 +448,9 @@ class Supervisor {
   void canary_held(const std::string&);
   void watch_canary();
   void stop_watch();
+  /// `baton rollback` with no reload in progress: the latest past release
+  /// starts again through a normal (checked) reload.
+  void roll_back_release(ReloadRequest request);
   /// Runs smoke check `smoke_index`, or holds/commits when none is left.
   void run_smoke();
   /// Runs the next after_drained hook whose older generations are gone.
@@ -460,6 +490,9 @@ class Supervisor {
   /// draining: the generation's number and the request.
   std::vector<std::pair<int, ReloadRequest>> drain_waiters_;
   std::optional<ReloadRecord> last_reload_;
+  /// The releases a rollback can go back to, the latest first (at most
+  /// kPastReleases): the generations reloads replaced.
+  std::vector<PastRelease> past_releases_;
   int reloads_ = 0;
   int next_generation_ = 1;
   /// Ends a reload's min_ready hold (commits it).

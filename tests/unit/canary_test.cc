@@ -97,7 +97,8 @@ TEST_CASE("canary: nothing to promote or roll back without one") {
   f.reload();
   auto r = f.rollback();
   CHECK(r->outcome->error ==
-        "nothing to roll back: generation 2 is no canary (its reload is at starting)");
+        "nothing to roll back yet: generation 2 is being reloaded (at starting); a failure rolls "
+        "it back by itself");
 }
 
 TEST_CASE("canary: [canary] in the config makes every reload one; its hold promotes it") {
@@ -126,4 +127,29 @@ TEST_CASE("canary: with strategy rolling every new instance starts first") {
   f.config.strategy = Config::Strategy::kRolling;
   f.begin();
   CHECK(f.os.take_log() == Log{"spawn 1002", "spawn 1003", "share 1000"});
+}
+
+TEST_CASE("rollback without a canary starts the replaced generation's config and release again") {
+  Fixture f;
+  f.boot();
+  auto none = f.rollback();
+  CHECK(none->outcome->error ==
+        "nothing to roll back: no reload has replaced a generation since baton started");
+  f.config.command = {"app2"};
+  auto reload = f.reload();
+  f.notify(1001, "READY=1");
+  REQUIRE(reload->events == Log{"ok"});
+  REQUIRE(f.listener.last.rollback_to.size() == 1);
+  CHECK(f.listener.last.rollback_to[0].generation == 1);
+  f.os.take_log();
+  auto back = f.rollback();
+  CHECK(back->progress_lines.front().find("rollback: generation 1's release: ") == 0);
+  CHECK(f.os.take_log() == Log{"spawn 1002"});
+  const SpawnSpec& spec = f.os.specs.back();
+  CHECK(spec.argv.back() == "app");  // generation 1's command, not the config's now
+  f.notify(1002, "READY=1");
+  CHECK(back->events == Log{"ok"});
+  CHECK(f.listener.last.generation == 3);
+  REQUIRE(f.listener.last.rollback_to.size() == 2);
+  CHECK(f.listener.last.rollback_to[0].generation == 2);  // the next rollback goes forward again
 }

@@ -59,10 +59,12 @@ struct Fixture {
 
   void make() {
     sup = std::make_unique<Supervisor>(
-        os, listener, GenerationPlan{std::make_shared<const Config>(config), {}},
-        std::vector<std::string>{"PATH=/bin"}, "@notify", [this]() -> Result<GenerationPlan> {
+        os, listener, GenerationPlan{std::make_shared<const Config>(config), {}, {}},
+        std::vector<std::string>{"PATH=/bin"}, "@notify",
+        [this](std::shared_ptr<const Config> snapshot) -> Result<GenerationPlan> {
           if (!loads) return Error{"bad config"};
-          return GenerationPlan{std::make_shared<const Config>(config), {}};
+          if (snapshot) return GenerationPlan{snapshot, {}, {}};
+          return GenerationPlan{std::make_shared<const Config>(config), {}, {}};
         });
   }
   /// Generation 1 started: pid 1000 is starting.
