@@ -41,9 +41,11 @@ commands:
            connections and the reload returns; promote or rollback decide (or
            [canary] hold promotes it by itself).
   promote  a canary takes every new connection; the old generation drains
-  rollback during a canary: it gives its share back and drains; otherwise the
-           release the last reload replaced (the files it ran, symlinks resolved
-           when it started) starts again through a normal checked reload
+  rollback during a canary: it gives its share back and drains; within the
+           standby window: new connections switch back to the standby at once;
+           otherwise the release the last reload replaced (the files it ran,
+           symlinks resolved when it started) starts again through a normal
+           checked reload
   status   show sockets, generations and app processes (--json: as JSON)
   stop     drain the app (drain_signal, then SIGKILL after drain_timeout) and exit
   check    validate a config file and exit

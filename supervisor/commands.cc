@@ -119,7 +119,13 @@ std::string format_status(const nlohmann::json& s) {
     out += fmt::format("  release {} in {}\n", s["release"]["executable"].get<std::string>(),
                        s["release"]["working_directory"].get<std::string>());
   }
-  if (s.contains("rollback_to") && !s["rollback_to"].empty()) {
+  if (s.contains("standby") && s["standby"].is_object()) {
+    const auto& sb = s["standby"];
+    out += fmt::format(
+        "  generation {} is a warm standby ({} ready) for {} more: `baton rollback` switches back "
+        "to it\n",
+        sb["generation"].get<int>(), sb["ready_instances"].get<int>(), ago(sb["drains_in_ms"]));
+  } else if (s.contains("rollback_to") && !s["rollback_to"].empty()) {
     const auto& r = s["rollback_to"][0];
     out += fmt::format("  `baton rollback` starts generation {}'s release again: {} in {}\n",
                        r["generation"].get<int>(), r["executable"].get<std::string>(),

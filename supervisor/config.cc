@@ -43,6 +43,7 @@ constexpr std::string_view kTopKeys[] = {
     "listeners",     "notify_socket", "ready",
     "smoke",         "hooks",         "instances",
     "strategy",      "max_surge",     "canary",
+    "standby",
 };
 constexpr std::string_view kCanaryKeys[] = {"share", "hold"};
 constexpr std::string_view kSocketKeys[] = {"name", "listen",    "backlog",    "v6only",
@@ -425,6 +426,7 @@ void read_settings(const toml::table& table, Config& config, ReadyOrigins& origi
   read_duration(table, "watchdog_sec", config.watchdog_sec, problems);
   read_duration(table, "ready_timeout", config.ready_timeout, problems);
   read_duration(table, "min_ready", config.min_ready, problems);
+  read_duration(table, "standby", config.standby, problems);
   read_restart_delay(table, "restart_delay", config.restart_delay, problems);
   read_restart_delay(table, "restart_delay_max", config.restart_delay_max, problems);
   read_instances(table, config, problems);

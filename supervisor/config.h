@@ -138,6 +138,11 @@ struct Config {
   };
   std::optional<Canary> canary;
 
+  /// After a reload, the replaced generation stays up this long, steered
+  /// away from, as a warm standby `baton rollback` switches back to at once
+  /// (`standby`). Zero: it drains at once.
+  Millis standby{0};
+
   /// What makes an instance ready (`[ready]`).
   ReadyChecks ready;
   /// Run in order after the candidate is ready and before the switch; the

@@ -54,6 +54,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "listen_socket.h"
 #include "steering.h"
 #include "supervisor.h"
 
@@ -156,6 +157,8 @@ void Supervisor::broadcast(const std::string& message) {
 void Supervisor::start_reload(std::vector<ReloadRequest> requests,
                               std::optional<GenerationPlan> same) {
   auto requested_at = os_.now();
+  // Its listeners leave the reuseport groups as the new ones join.
+  if (standby_) drop_standby("a reload started");
   Result<GenerationPlan> plan = same ? Result<GenerationPlan>(std::move(*same)) : loader_(nullptr);
   if (!plan) {
     std::string why = fmt::format("refused, nothing was changed: {}", plan.error().message);
@@ -398,7 +401,7 @@ void Supervisor::roll_back_released(const std::string&) {
 void Supervisor::commit_reload() {
   if (reload_->canary && !reload_->promoted) return start_canary();
   const Generation& gen = *reload_->gen;
-  if (gen.config->strategy == Config::Strategy::kRolling &&
+  if (!reload_->to_standby && gen.config->strategy == Config::Strategy::kRolling &&
       reload_->record.pids.size() < gen.slots.size()) {
     return advance_rollout();
   }
@@ -468,6 +471,7 @@ void Supervisor::rollback(ReloadRequest request) {
     if (request.client) request.client->finished(ReloadOutcome::failure("baton is stopping"));
     return;
   }
+  if (!reload_ && standby_) return roll_back_to_standby(std::move(request));
   if (!reload_) return roll_back_release(std::move(request));
   if (reload_->phase != ReloadPhase::kCanary) {
     std::string why = fmt::format(
@@ -511,6 +515,77 @@ void Supervisor::roll_back_release(ReloadRequest request) {
   std::vector<ReloadRequest> requests;
   requests.push_back(std::move(request));
   start_reload(std::move(requests), std::move(*plan));
+}
+
+std::string Supervisor::standby_obstacle(const Generation& gen) const {
+  for (const SharedSocket& s : gen.sockets) {
+    const std::string& name = s->spec().name;
+    if (!s->shared_reason().empty()) {
+      return fmt::format("socket '{}' is shared by the generations ({})", name, s->shared_reason());
+    }
+    if (s->spec().kind == SocketKind::kUnix) {
+      return fmt::format("socket '{}' is a unix socket: its path has one owner at a time", name);
+    }
+    if (!s->group() || !s->group()->contains(s->fd())) {
+      return fmt::format("socket '{}': its listener left its group", name);
+    }
+  }
+  return {};
+}
+
+void Supervisor::drop_standby(const std::string& why) {
+  std::shared_ptr<Generation> gen = std::move(standby_);
+  standby_.reset();
+  standby_timer_->cancel();
+  std::vector<Instance*> instances = gen->instances;
+  spdlog::info("standby: generation {} drains: {}", gen->number, why);
+  for (Instance* i : instances) dispatch(*i, InstanceEvent::kDrain);
+  report_status();
+}
+
+void Supervisor::roll_back_to_standby(ReloadRequest request) {
+  if (standby_->ready_count() == 0) {
+    drop_standby("none of its instances is left");  // nothing would accept on its listeners
+    return roll_back_release(std::move(request));
+  }
+  std::shared_ptr<Generation> gen = std::move(standby_);
+  standby_.reset();
+  standby_timer_->cancel();
+  reload_ = std::make_unique<Reload>();
+  reload_->requests.push_back(std::move(request));
+  reload_->gen = gen;
+  reload_->to_standby = true;
+  reload_->phase = ReloadPhase::kHolding;  // its instances are ready: straight to the commit
+  ReloadRecord& record = reload_->record;
+  record.requested_at = record.exec_at = record.ready_at = os_.now();
+  record.generation = gen->number;
+  record.replaced_generation = current_->number;
+  record.replaced_pid = current_->instance() ? current_->instance()->pid() : 0;
+  for (const Instance* i : current_->instances) record.replaced_pids.push_back(i->pid());
+  for (const Instance* i : gen->instances) record.pids.push_back(i->pid());
+  record.pid = record.pids.empty() ? 0 : record.pids.front();
+  cancel_restarts(*current_);
+  // What waited for the rolled-back generation's old processes to be gone
+  // will not run: those processes serve again.
+  for (auto it = after_drained_.begin(); it != after_drained_.end();) {
+    if (it->generation <= gen->number || (after_drained_running_ && it == after_drained_.begin())) {
+      ++it;
+      continue;
+    }
+    for (ReloadRequest& w : it->waiters) {
+      w.client->finished(ReloadOutcome::failure(
+          fmt::format("the reload to generation {} was rolled back to the standby before its "
+                      "after_drained hook ran",
+                      it->generation),
+          last_reload_));
+    }
+    it = after_drained_.erase(it);
+  }
+  listener_.reloading();
+  broadcast(
+      fmt::format("rollback: generation {} (the standby, {} instance(s) ready) takes over again",
+                  gen->number, gen->ready_count()));
+  commit_reload();
 }
 
 void Supervisor::start_canary() {
@@ -738,6 +813,29 @@ void Supervisor::finish_commit(const std::string&) {
   ReloadRecord& record = reload_->record;
   hold_timer_->cancel();
   std::vector<Instance*> replaced = reload_->replaced->instances;
+  // The replaced generation stays up, steered away from, for the standby
+  // window, when every one of its sockets can be switched back to.
+  Millis window = current_->config->standby;
+  bool keep = false;
+  if (window.count() > 0 && !reload_->to_standby && !replaced.empty()) {
+    std::string obstacle = standby_obstacle(*reload_->replaced);
+    keep = obstacle.empty();
+    if (!keep) {
+      broadcast(fmt::format("generation {} is not kept as a standby: {}; it drains",
+                            record.replaced_generation, obstacle));
+    }
+  }
+  if (keep) {
+    standby_ = reload_->replaced;
+    standby_until_ = os_.now() + window;
+    standby_timer_->arm(window);
+    record.drain_result = fmt::format("kept as a warm standby for {}", format_duration(window));
+    broadcast(fmt::format(
+        "generation {} stays up as a warm standby for {} (no new connection reaches it); `baton "
+        "rollback` switches back to it at once",
+        record.replaced_generation, format_duration(window)));
+    replaced.clear();
+  }
   for (Instance* o : replaced) {
     dispatch(*o, InstanceEvent::kDrain);
     record.drain_sent_at = os_.now();
@@ -760,9 +858,18 @@ void Supervisor::finish_commit(const std::string&) {
       between_ms(record.ready_at, record.drain_sent_at));
   const std::optional<CheckCommand>& hook = current_->config->after_drained;
   AfterDrained after{current_->number, current_->config, {}};
+  std::string message;
+  if (reload_->to_standby) {
+    message = fmt::format(
+        "rolled back: generation {} (the standby) takes every new connection, no process was "
+        "started; generation {} drains",
+        record.generation, record.replaced_generation);
+  }
   for (ReloadRequest& r : reload_->requests) {
     if (!r.client) continue;
-    if (r.wait_drained && hook) {
+    if (!message.empty() && !(r.wait_drained && !replaced.empty())) {
+      r.client->finished(ReloadOutcome::canary(record, message));
+    } else if (r.wait_drained && hook) {
       r.client->draining(record);
       after.waiters.push_back(std::move(r));
     } else if (r.wait_drained && !replaced.empty()) {

@@ -112,6 +112,12 @@ nlohmann::json status_json(const StatusSnapshot& s, pid_t pid) {
   out["release"] = release(s.release);
   out["rollback_to"] = json::array();
   for (const ReleaseView& r : s.rollback_to) out["rollback_to"].push_back(release(r));
+  out["standby"] = nullptr;
+  if (s.standby) {
+    out["standby"] = {{"generation", s.standby->generation},
+                      {"ready_instances", s.standby->ready_instances},
+                      {"drains_in_ms", std::max<int64_t>(0, -since_ms(s.standby->until, s.now))}};
+  }
   out["canary"] = nullptr;
   if (s.canary) {
     out["canary"] = {

@@ -135,6 +135,14 @@ struct StatusSnapshot {
   /// can start again, the one it would first.
   ReleaseView release;
   std::vector<ReleaseView> rollback_to;
+  /// The warm standby, if any: its generation, its ready instances, and
+  /// when it drains.
+  struct StandbyView {
+    int generation = 0;
+    int ready_instances = 0;
+    Clock::time_point until{};
+  };
+  std::optional<StandbyView> standby;
 };
 
 /// Milliseconds from `from` to `to`; -1 when either is unset.

@@ -97,6 +97,11 @@ Supervisor::Supervisor(Os& os, LifecycleListener& listener, GenerationPlan first
   os_.watch_escaped([this] { return escape_scope(); }, [this] { check_stopped(); });
   current_ = make_generation(std::move(first));
   hold_timer_ = os_.timer([this] { reload_event(ReloadEvent::kHoldElapsed); });
+  standby_timer_ = os_.timer([this] {
+    if (!standby_) return;
+    drop_standby(
+        fmt::format("its standby window ({}) is over", format_duration(current_->config->standby)));
+  });
 }
 
 Supervisor::~Supervisor() = default;
@@ -601,6 +606,8 @@ void Supervisor::stop(std::function<void()> on_stopped) {
   spdlog::info("stopping: draining {} instance(s)", instances_.size());
   listener_.stopping();
   cancel_restarts(*current_);
+  standby_timer_->cancel();
+  standby_.reset();  // drained below with every other instance
   for (ReloadRequest& q : queued_) {
     if (q.client) q.client->finished(ReloadOutcome::failure("reload aborted: baton is stopping"));
   }
@@ -629,6 +636,7 @@ void Supervisor::check_stopped() {
   state_ = State::kStopped;
   for (InstanceSlot& slot : current_->slots) slot.restart_timer.reset();
   hold_timer_.reset();
+  standby_timer_.reset();
   os_.close();
   spdlog::info("stopped");
   auto callbacks = std::move(on_stopped_);
@@ -722,6 +730,9 @@ StatusSnapshot Supervisor::snapshot() const {
                            : last ? last->consecutive_failures
                                   : 0;
   s.release = {current_->number, current_->release.executable, current_->release.working_directory};
+  if (standby_)
+    s.standby =
+        StatusSnapshot::StandbyView{standby_->number, standby_->ready_count(), standby_until_};
   for (const PastRelease& p : past_releases_) {
     s.rollback_to.push_back({p.generation, p.release.executable, p.release.working_directory});
   }

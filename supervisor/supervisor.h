@@ -303,6 +303,9 @@ class Supervisor {
     Clock::time_point canary_since{};
     bool promoted = false;
     std::vector<ReloadRequest> rollback_requests;
+    /// `baton rollback` to the warm standby: the candidate is the standby,
+    /// whose instances are ready already; nothing is started.
+    bool to_standby = false;
     /// The canary's http probe, every ready.interval: the timer, the attempt
     /// in flight, failures in a row and the last result.
     std::unique_ptr<Timer> watch_timer;
@@ -451,6 +454,15 @@ class Supervisor {
   /// `baton rollback` with no reload in progress: the latest past release
   /// starts again through a normal (checked) reload.
   void roll_back_release(ReloadRequest request);
+  /// `baton rollback` within the standby window: new connections switch
+  /// back to the standby generation (no process starts) and the current
+  /// one drains.
+  void roll_back_to_standby(ReloadRequest request);
+  /// Why `gen` cannot be kept as a warm standby (a socket that cannot be
+  /// steered away from it); empty when it can.
+  std::string standby_obstacle(const Generation& gen) const;
+  /// The standby drains (its window is over, or a reload starts: `why`).
+  void drop_standby(const std::string& why);
   /// Runs smoke check `smoke_index`, or holds/commits when none is left.
   void run_smoke();
   /// Runs the next after_drained hook whose older generations are gone.
@@ -497,6 +509,11 @@ class Supervisor {
   int next_generation_ = 1;
   /// Ends a reload's min_ready hold (commits it).
   std::unique_ptr<Timer> hold_timer_;
+  /// The warm standby: the generation the last reload replaced, kept up
+  /// and steered away from until `standby_until_` (its timer).
+  std::shared_ptr<Generation> standby_;
+  Clock::time_point standby_until_{};
+  std::unique_ptr<Timer> standby_timer_;
   std::vector<pid_t> kept_groups_;
   /// The switch of the reload in progress: when it happened, and when the
   /// old listeners' queues were last seen non-empty.

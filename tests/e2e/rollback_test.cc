@@ -1,6 +1,8 @@
-// End-to-end tests of `baton rollback` outside a canary: a release rollback
-// starts the replaced generation's release again (the files it ran, even
-// after a deploy tool swapped the `current` symlink), under load.
+// End-to-end tests of `baton rollback` outside a canary, under load: a
+// release rollback starts the replaced generation's release again (the
+// files it ran, even after a deploy tool swapped the `current` symlink); a
+// standby rollback switches back to the warm standby without starting
+// anything.
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -144,4 +146,68 @@ TEST_CASE("release rollback is refused, with nothing changed, when the release i
                                 v1));
   CHECK(service.baton().status()["generation"] == 2);
   CHECK(service.version() == "v2");
+}
+
+TEST_CASE("standby rollback: every new connection goes to the old pid at once, nothing starts") {
+  for (load::Mode mode : kModes) {
+    CAPTURE(mode_name(mode));
+    Releases service("standby = \"1m\"");
+    pid_t old = service.baton().instance_pid("ready");
+    auto load = start_load(service.address(), mode);
+    REQUIRE(traffic_flows(*load));
+    service.point_current_at("v2");
+    CommandResult deploy = service.baton_command("reload", {"--wait"});
+    INFO(deploy.out, deploy.err);
+    REQUIRE(deploy.exit_code == 0);
+    CHECK(deploy.out.find("baton: generation 1 stays up as a warm standby for 1m0s") !=
+          std::string::npos);
+    auto status = service.baton().status();
+    REQUIRE(status["standby"].is_object());
+    CHECK(status["standby"]["generation"] == 1);
+    CHECK(status["standby"]["ready_instances"] == 1);
+    pid_t current = -1;
+    for (const auto& i : status["instances"]) {
+      if (i["generation"] == 2) current = i["pid"].get<pid_t>();
+    }
+    for (int i = 0; i < 20; ++i) REQUIRE(service.version() == "v2");  // none reach the standby
+
+    CommandResult back = service.baton_command("rollback");
+    INFO(back.out, back.err);
+    INFO("baton's log:\n", service.baton().log());
+    REQUIRE(back.exit_code == 0);
+    CHECK(back.out.find("baton: rolled back: generation 1 (the standby) takes every new "
+                        "connection, no process was started; generation 2 drains") !=
+          std::string::npos);
+    for (int i = 0; i < 20; ++i) {
+      Response r = http_get(service.address());
+      REQUIRE(r.ok);
+      CHECK(r.body.find(fmt::format("hello from pid {} version v1", old)) == 0);
+    }
+    status = service.baton().status();
+    CHECK(status["generation"] == 1);
+    CHECK(status["restarts"] == 0);
+    CHECK(status["standby"].is_null());
+    for (const auto& i : status["instances"]) {  // no process was started
+      pid_t pid = i["pid"].get<pid_t>();
+      CHECK((pid == old || pid == current));
+    }
+    REQUIRE(traffic_flows(*load));
+    finish_without_failures(*load);
+  }
+}
+
+TEST_CASE("standby: a unix socket cannot be switched back to, so it drains as before") {
+  TempDir dir;
+  dir.write("baton.toml",
+            fmt::format("command = [\"{}\"]\ncontrol = \"control.sock\"\nstandby = \"1m\"\n"
+                        "[[socket]]\nname = \"http\"\nlisten = \"unix:app.sock\"\n",
+                        hello_bin()));
+  Baton baton(dir, {"-c", dir.file("baton.toml")}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  CommandResult r = run_command({baton_bin(), "reload", "-c", dir.file("baton.toml")}, 60s);
+  INFO(r.out, r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("baton: generation 1 is not kept as a standby: socket 'http' is a unix socket: "
+                   "its path has one owner at a time; it drains") != std::string::npos);
+  CHECK(baton.status()["standby"].is_null());
 }

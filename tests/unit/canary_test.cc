@@ -153,3 +153,49 @@ TEST_CASE("rollback without a canary starts the replaced generation's config and
   REQUIRE(f.listener.last.rollback_to.size() == 2);
   CHECK(f.listener.last.rollback_to[0].generation == 2);  // the next rollback goes forward again
 }
+
+TEST_CASE("standby: the replaced generation stays up for the window; rollback switches back") {
+  Fixture f;
+  f.config.standby = 10'000ms;
+  f.boot();
+  auto client = f.reload(true);
+  f.notify(1001, "READY=1");
+  CHECK(f.os.take_log() == Log{"spawn 1001", "switch"});  // no drain signal to 1000
+  CHECK(client->events == Log{"ok"});                     // --wait: nothing drains
+  CHECK(client->outcome->record->drain_result == "kept as a warm standby for 10s");
+  REQUIRE(f.listener.last.standby);
+  CHECK(f.listener.last.standby->generation == 1);
+  CHECK(f.state(1000) == "ready");
+
+  SUBCASE("rollback inside the window: one switch, no process started") {
+    auto back = f.rollback();
+    CHECK(f.os.take_log() == Log{"switch", "TERM 1001"});
+    REQUIRE(back->outcome);
+    CHECK(back->outcome->ok);
+    CHECK(back->outcome->message ==
+          "rolled back: generation 1 (the standby) takes every new connection, no process was "
+          "started; generation 2 drains");
+    CHECK(f.listener.last.generation == 1);
+    CHECK_FALSE(f.listener.last.standby);  // the rolled-back generation is no standby
+    CHECK(f.state(1000) == "ready");
+  }
+  SUBCASE("the window ends: it drains") {
+    f.os.advance(9'999ms);
+    CHECK(f.os.take_log().empty());
+    f.os.advance(1ms);
+    CHECK(f.os.take_log() == Log{"TERM 1000"});
+    CHECK_FALSE(f.listener.last.standby);
+  }
+  SUBCASE("a reload drains it before anything joins") {
+    f.reload();
+    CHECK(f.os.take_log() == Log{"TERM 1000", "spawn 1002"});
+  }
+  SUBCASE("a standby with no instance left: rollback starts its release instead") {
+    f.os.exit(1000, 1);
+    f.os.release(1000);
+    f.os.take_log();
+    auto back = f.rollback();
+    CHECK(f.os.take_log() == Log{"spawn 1002"});
+    CHECK(back->progress_lines.front().find("rollback: generation 1's release: ") == 0);
+  }
+}
