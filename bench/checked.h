@@ -7,19 +7,12 @@
 #pragma once
 
 #include "checked_report.h"
-#include "services.h"
+#include "pairs.h"
 
 namespace bench {
 
-struct CheckedOptions {
-  Binaries bins;
-  int connections = 8;  // client threads
-  Millis duration{};    // load per case, split into `rounds` slices
-  int reloads = 5;      // claim 1
-  int rounds = 6;       // claims 2 and 3: slices of each case, alternating
-};
-
-/// Runs the three measurements; throws BenchError naming a step that failed.
-CheckedResult run_checked(const CheckedOptions& o);
+/// Runs the three measurements (claim 1: `o.reloads` reloads; claims 2 and
+/// 3: pairs of `o.rounds` slices); throws BenchError naming a step that failed.
+CheckedResult run_checked(const PairOptions& o);
 
 }  // namespace bench

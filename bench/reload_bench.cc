@@ -14,6 +14,9 @@
 // interval; per-generation listeners (the reuseport steering program) cost at
 // most 1 % of the new-connection rate of a shared socket; and hello under
 // baton with the probe config serves at least 0.98 of hello alone;
+// and, in mode "instances", hello with 4 instances during rolling reloads
+// against the same without reloads (at least 0.98 of it), and how long
+// `baton rollback` to a warm standby takes until the standby answers;
 // and prints markdown tables: throughput, failed requests, latency inside and
 // outside reload windows, per-step reload timings, and ratios against the
 // baseline of the same run (the machines are shared and noisy).
@@ -32,6 +35,7 @@
 #include "args.h"
 #include "checked.h"
 #include "closed_loop.h"
+#include "instances.h"
 #include "interrupt.h"
 #include "load_client.h"
 #include "report.h"
@@ -46,23 +50,25 @@ using namespace std::chrono_literals;
 /// A reload window lasts until this long after `baton reload` returned.
 constexpr Millis kWindowTail = 500ms;
 constexpr int kSlowBootMs = 1500;
-/// Mode checked: the shortest slice of load (--duration-per-case / --rounds).
+/// Modes checked and instances: the shortest slice of load (--duration-per-case / --rounds).
 constexpr Millis kMinSlice = 250ms;
 
 struct Options {
   Millis duration = 12s;
   int connections = 8;
   int reloads = 5;
-  int rounds = 6;  // mode checked: alternating slices of each pair of cases
+  int rounds = 6;  // modes checked and instances: alternating slices of each pair of cases
   std::vector<std::string> modes = all_modes();
 
   static std::vector<std::string> all_modes() {
-    if (have_legacy()) return {"close", "keepalive", "shim", "checked"};
-    return {"close", "keepalive", "checked"};
+    if (have_legacy()) return {"close", "keepalive", "shim", "checked", "instances"};
+    return {"close", "keepalive", "checked", "instances"};
   }
   bool has_mode(const std::string& mode) const {
     return std::find(modes.begin(), modes.end(), mode) != modes.end();
   }
+  /// A mode built on pairs of cases in alternating slices.
+  bool has_pairs() const { return has_mode("checked") || has_mode("instances"); }
   static bool have_legacy() {
 #ifdef LEGACY_BIN
     return true;
@@ -82,14 +88,18 @@ struct CaseSpec {
 
 constexpr const char* kUsage =
     "usage: reload_bench [--duration-per-case 12s] [--connections 8] [--reloads 5]\n"
-    "                    [--rounds 6] [--mode close|keepalive|shim|checked|both|all]\n"
+    "                    [--rounds 6]\n"
+    "                    [--mode close|keepalive|shim|checked|instances|both|all]\n"
     "Puts HTTP load on tests/apps/test_app on loopback, alone and under baton with and\n"
     "without reloads, and prints markdown tables. Mode shim: examples/legacy (binds\n"
     "its own port) alone and under `baton run --shim`, one connection per request.\n"
     "Mode checked: reloads gated on an http probe, per-generation listeners against\n"
     "shared ones, and hello under baton with the probe against hello alone (each\n"
-    "pair's load in --rounds alternating slices). both = close and keepalive; all =\n"
-    "close, keepalive, shim and checked. Defaults: 12s, 8, 5, 6, all.\n"
+    "pair's load in --rounds alternating slices). Mode instances: 4 instances during\n"
+    "rolling reloads against the same without reloads (alternating slices), and\n"
+    "`baton rollback` to a warm standby, timed until the standby answers. both =\n"
+    "close and keepalive; all = close, keepalive, shim, checked and instances.\n"
+    "Defaults: 12s, 8, 5, 6, all.\n"
     "Durations: 500ms, 12s, 1m. Exit codes: 0 done, 1 a step failed, 2 usage,\n"
     "3 some requests failed under baton.\n";
 
@@ -107,10 +117,11 @@ bool apply_option(Options& o, const std::string& name, const std::string& value)
     (name == "--reloads" ? o.reloads : name == "--rounds" ? o.rounds : o.connections) = *n;
   } else if (name == "--mode") {
     if (value == "all") {
-      o.modes = {"close", "keepalive", "shim", "checked"};
+      o.modes = {"close", "keepalive", "shim", "checked", "instances"};
     } else if (value == "both") {
       o.modes = {"close", "keepalive"};
-    } else if (value == "close" || value == "keepalive" || value == "shim" || value == "checked") {
+    } else if (value == "close" || value == "keepalive" || value == "shim" || value == "checked" ||
+               value == "instances") {
       o.modes = {value};
     } else {
       return false;
@@ -146,7 +157,7 @@ std::optional<Options> parse_args(int argc, char** argv) {
       return std::nullopt;
     }
   }
-  if (o.has_mode("checked") && o.duration / o.rounds < kMinSlice) {
+  if (o.has_pairs() && o.duration / o.rounds < kMinSlice) {
     std::fprintf(stderr, "reload_bench: --duration-per-case / --rounds is under %lld ms\n%s",
                  static_cast<long long>(kMinSlice.count()), kUsage);
     return std::nullopt;
@@ -252,11 +263,11 @@ CaseResult run_case(const Options& o, const std::string& mode, const CaseSpec& s
   }
 }
 
-/// Every mode but "checked", in order.
+/// Every mode but "checked" and "instances", in order.
 std::vector<CaseResult> run_all(const Options& o) {
   std::vector<CaseResult> results;
   for (const auto& mode : o.modes) {
-    if (mode == "checked") continue;
+    if (mode == "checked" || mode == "instances") continue;
     for (const auto& spec : case_specs(o, mode)) results.push_back(run_case(o, mode, spec));
   }
   return results;
@@ -271,15 +282,18 @@ int main(int argc, char** argv) {
   if (!options) return 2;
   try {
     const std::vector<CaseResult> cases = run_all(*options);
-    const CheckedOptions checked_options{binaries(), options->connections, options->duration,
-                                         options->reloads, options->rounds};
+    const PairOptions pair_options{binaries(), options->connections, options->duration,
+                                   options->reloads, options->rounds};
     const std::optional<CheckedResult> checked =
-        options->has_mode("checked") ? std::optional(run_checked(checked_options)) : std::nullopt;
+        options->has_mode("checked") ? std::optional(run_checked(pair_options)) : std::nullopt;
+    const std::optional<InstancesResult> instances =
+        options->has_mode("instances") ? std::optional(run_instances(pair_options)) : std::nullopt;
     const RunInfo info{machine_description(),
                        std::chrono::duration<double>(options->duration).count(),
                        options->connections, options->reloads};
     print_report(info, cases);
     if (checked) print_checked_report(*checked);
+    if (instances) print_instances_report(*instances);
     for (const auto& c : cases) {
       if (c.mode == "shim" && c.under_baton && c.failed > 0) {
         std::fprintf(stderr, "reload_bench: %llu requests FAILED under the shim in \"%s\"\n",
@@ -287,8 +301,9 @@ int main(int argc, char** argv) {
         for (const auto& e : c.failure_examples) std::fprintf(stderr, "  %s\n", e.c_str());
       }
     }
-    const uint64_t failed =
-        failed_under_baton(cases) + (checked ? failed_under_baton(*checked) : 0);
+    const uint64_t failed = failed_under_baton(cases) +
+                            (checked ? failed_under_baton(*checked) : 0) +
+                            (instances ? failed_under_baton(*instances) : 0);
     if (failed > 0) {
       std::fprintf(stderr,
                    "reload_bench: %llu requests FAILED under baton (see \"Failed requests\")\n",

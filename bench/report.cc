@@ -201,7 +201,9 @@ LatencySummary summarize_latencies(std::vector<microseconds> latencies) {
   s.count = latencies.size();
   if (latencies.empty()) return s;
   std::sort(latencies.begin(), latencies.end());
+  s.min_ms = static_cast<double>(latencies.front().count()) / 1000.0;
   s.p50_ms = nearest_rank(latencies, 0.50);
+  s.p90_ms = nearest_rank(latencies, 0.90);
   s.p99_ms = nearest_rank(latencies, 0.99);
   s.max_ms = static_cast<double>(latencies.back().count()) / 1000.0;
   return s;
@@ -210,6 +212,11 @@ LatencySummary summarize_latencies(std::vector<microseconds> latencies) {
 std::string latency_cell(const LatencySummary& s) {
   if (s.count == 0) return "–";
   return fmt::format("{} / {} / {}", ms(s.p50_ms), ms(s.p99_ms), ms(s.max_ms));
+}
+
+std::string distribution_cell(const LatencySummary& s) {
+  if (s.count == 0) return "–";
+  return fmt::format("{} / {} / {} / {}", ms(s.min_ms), ms(s.p50_ms), ms(s.p90_ms), ms(s.max_ms));
 }
 
 CaseResult summarize_case(std::string mode, std::string name, load::LoadResult&& load,

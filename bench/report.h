@@ -18,14 +18,17 @@ namespace bench {
 /// Latency percentiles of a set of requests (nearest rank), in milliseconds.
 struct LatencySummary {
   size_t count = 0;
-  double p50_ms = 0, p99_ms = 0, max_ms = 0;
+  double min_ms = 0, p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0;
 };
 
-/// Nearest-rank p50 and p99, and the maximum, of `latencies`.
+/// Nearest-rank p50, p90 and p99, and the minimum and maximum, of `latencies`.
 LatencySummary summarize_latencies(std::vector<std::chrono::microseconds> latencies);
 
 /// "p50 / p99 / max" in ms, with precision by magnitude; "–" if there are none.
 std::string latency_cell(const LatencySummary& s);
+
+/// "min / p50 / p90 / max" in ms, likewise: a distribution of a few samples.
+std::string distribution_cell(const LatencySummary& s);
 
 /// From the reload request until shortly after `baton reload` returned.
 struct Window {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -141,6 +142,11 @@ void wait_until_serving(const std::string& address, Clock::time_point deadline,
     if (Clock::now() >= deadline) throw BenchError(address + " did not answer a request in time");
     sleep_until(Clock::now() + 50ms);
   }
+}
+
+std::string BackgroundCommand::output() const {
+  std::ifstream in(output_path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 // ---- HelloAlone --------------------------------------------------------------
@@ -286,6 +292,10 @@ std::string BatonService::write_config(const HelloConfig& hello, int shim_port) 
   }
   std::string top = "drain_timeout = \"10s\"\nready_timeout = \"60s\"\n";
   if (!hello.listeners.empty()) top += "listeners = " + toml_string(hello.listeners) + "\n";
+  if (hello.instances > 0) top += fmt::format("instances = {}\n", hello.instances);
+  if (!hello.strategy.empty()) top += "strategy = " + toml_string(hello.strategy) + "\n";
+  if (hello.max_surge > 0) top += fmt::format("max_surge = {}\n", hello.max_surge);
+  if (!hello.standby.empty()) top += "standby = " + toml_string(hello.standby) + "\n";
   return fmt::format(
       "# Written by reload_bench.\n"
       "name = \"reload-bench\"\ncommand = [{}]\ncontrol = \"control.sock\"\n{}\n"
@@ -390,6 +400,26 @@ ReloadTiming BatonService::reload() {
   ReloadOutcome o = try_reload(false);
   if (!o.ok) fail("`baton reload` exited with code 1; it printed:\n" + indent(o.output));
   return o.timing;
+}
+
+BackgroundCommand BatonService::start_command(const std::string& verb) {
+  const std::string output_path = dir_.file(verb + ".out");
+  UniqueFd out(open(output_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!out.valid()) throw BenchError("cannot create " + output_path + ": " + std::strerror(errno));
+  const Clock::time_point started = Clock::now();
+  return {Child::spawn({.argv = {bins_.baton, verb, "-c", config_},
+                        .env = env_,
+                        .stdout_fd = out.get(),
+                        .stderr_fd = out.get(),
+                        .close_other_fds = true}),
+          started, output_path};
+}
+
+nlohmann::json BatonService::status() {
+  check_alive();
+  std::optional<nlohmann::json> status = try_status();
+  if (!status) fail("`baton status --json` did not answer");
+  return *std::move(status);
 }
 
 void BatonService::wait_drained(ReloadTiming& t) {

@@ -110,16 +110,31 @@ struct HelloConfig {
   std::string listeners{};       ///< `listeners = ...`; "" keeps baton's default
   std::string ready_http{};      ///< `[ready] http = ...` (a path); "" configures no probe
   std::string ready_interval{};  ///< `[ready] interval`, with ready_http ("" = default)
+  int instances = 0;             ///< `instances = N`; 0 keeps baton's default (1)
+  std::string strategy{};        ///< `strategy = ...` ("rolling"); "" keeps the default
+  int max_surge = 0;             ///< `max_surge = S`, with strategy "rolling"; 0: not written
+  std::string standby{};         ///< `standby = ...` ("1m"); "" keeps the default (none)
+};
+
+/// A `baton VERB -c CONFIG` started in the background (BatonService::start_command).
+/// Its destructor SIGKILLs and reaps it if it has not been reaped.
+struct BackgroundCommand {
+  support::Child child;
+  Clock::time_point started;  // just before fork
+  std::string output_path;    // its stdout and stderr
+  /// What it printed so far ("" if the file cannot be read).
+  std::string output() const;
 };
 
 /// hello, or legacy under the shim, under `baton run -c CONFIG`.
 class BatonService {
  public:
   /// Writes the config (hello as `hello` says: boot delay, notify or not,
-  /// readiness probe, listener mode), starts baton and waits until its first
-  /// generation is ready and answers. With `shim_port` > 0 the app is
-  /// examples/legacy instead, run with `shim = true` on 127.0.0.1:shim_port
-  /// (`hello` ignored). Throws BenchError naming what failed.
+  /// readiness probe, listener mode, instances and reload strategy, standby
+  /// window), starts baton and waits until its first generation is ready
+  /// and answers. With `shim_port` > 0 the app is examples/legacy instead,
+  /// run with `shim = true` on 127.0.0.1:shim_port (`hello` ignored). Throws
+  /// BenchError naming what failed.
   BatonService(const Binaries& bins, const HelloConfig& hello, int shim_port = 0);
   ~BatonService();
   BatonService(const BatonService&) = delete;
@@ -135,11 +150,18 @@ class BatonService {
   /// refused or rolled back) is an outcome; a timeout, any other status or an
   /// unreadable success message throws.
   ReloadOutcome try_reload(bool wait_for_drain);
+  /// Starts `baton VERB -c CONFIG` (e.g. "rollback") without waiting for it.
+  BackgroundCommand start_command(const std::string& verb);
+  /// `baton status --json`; throws, with the end of baton's log, if baton
+  /// died or does not answer.
+  nlohmann::json status();
   /// Waits for the replaced generation to exit and fills in baton's own
   /// step timings from `baton status --json`.
   void wait_drained(ReloadTiming& timing);
   /// SIGTERM to baton, and wait for it to drain the app and exit 0.
   void stop();
+  /// Throws BenchError: `what`, and the end of baton's log.
+  [[noreturn]] void fail(const std::string& what);
 
  private:
   std::string write_config(const HelloConfig& hello, int shim_port) const;
@@ -148,7 +170,6 @@ class BatonService {
   /// `baton status --json`, or nullopt if baton does not answer (yet).
   std::optional<nlohmann::json> try_status();
   void check_alive();
-  [[noreturn]] void fail(const std::string& what);
   void remember_app_pids(const nlohmann::json& status);
   /// Stops baton if it still runs: SIGTERM, then SIGKILL and kill_apps().
   void shut_down() noexcept;

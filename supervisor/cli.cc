@@ -11,12 +11,12 @@ const char kUsage[] = R"(usage:
   baton run -c FILE [--shim]
   baton run --listen NAME=URL [--listen NAME=URL ...] [--control PATH] [--shim]
             [CHECK OPTIONS] -- COMMAND [ARGS...]
-  baton reload [-c FILE | --control PATH] [--wait] [--canary SHARE]
+  baton reload   [-c FILE | --control PATH] [--wait] [--canary SHARE]
   baton promote  [-c FILE | --control PATH] [--wait]
   baton rollback [-c FILE | --control PATH]
-  baton status [-c FILE | --control PATH] [--json]
-  baton stop   [-c FILE | --control PATH]
-  baton check  -c FILE
+  baton status   [-c FILE | --control PATH] [--json]
+  baton stop     [-c FILE | --control PATH]
+  baton check    -c FILE
   baton help | --help | --version
 
 Binds the listening sockets itself, keeps them open for as long as it runs,

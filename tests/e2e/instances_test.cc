@@ -224,7 +224,8 @@ TEST_CASE("instances = 4: the 3rd new instance failing rolls the reload back, 0 
     load::LoadResult result = finish_without_failures(*load);
     std::set<pid_t> old_pids;
     for (const auto& [slot, pid] : old) old_pids.insert(pid);
-    for (const auto& [pid, count] : result.pids) {
+    for (const auto& served : result.pids) {
+      int pid = served.first;
       CAPTURE(pid);
       CHECK(old_pids.count(pid) == 1);  // no new instance was ever reached
     }
@@ -312,7 +313,9 @@ TEST_CASE("canary 10%: its share of 20,000 requests is 7-13%; promote moves ever
   std::set<pid_t> canary = fleet.pids_of(2);
   REQUIRE(canary.size() == 2);
 
-  auto [by_canary, result] = served_by(fleet.address(), canary, 20'000);
+  auto measured = served_by(fleet.address(), canary, 20'000);
+  uint64_t by_canary = measured.first;
+  const load::LoadResult& result = measured.second;
   double share = static_cast<double>(by_canary) / static_cast<double>(result.ok);
   CAPTURE(by_canary);
   CAPTURE(result.ok);

@@ -162,8 +162,9 @@ TEST_CASE("only run takes a command after --") {
 
 TEST_CASE("the usage text lists every command") {
   std::string usage = baton::kUsage;
-  for (const char* line : {"baton run -c FILE", "baton reload", "baton status", "baton stop",
-                           "baton check  -c FILE", "baton help | --help | --version"}) {
+  for (const char* line :
+       {"baton run -c FILE", "baton reload", "baton promote", "baton rollback", "baton status",
+        "baton stop", "baton check    -c FILE", "baton help | --help | --version"}) {
     CAPTURE(line);
     CHECK(usage.find(line) != std::string::npos);
   }
