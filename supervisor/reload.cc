@@ -780,12 +780,20 @@ void Supervisor::restore_done() {
   report_status();
 }
 
-void Supervisor::settle_unshare(const std::string&) {
+std::optional<bool> Supervisor::queues_settled(const std::vector<SharedSocket>& sockets,
+                                               int& queued) {
   Clock::time_point now = os_.now();
-  int queued = os_.queued(reload_->gen->sockets).value_or(0);
+  queued = os_.queued(sockets).value_or(0);
   if (queued > 0) last_queued_at_ = now;
-  bool settled = now - last_queued_at_ >= kSwitchSettle;
-  if (!settled && now - switched_at_ < kSwitchSettleMax) return arm_hold(kSwitchPoll);
+  if (now - last_queued_at_ >= kSwitchSettle) return true;
+  if (now - switched_at_ >= kSwitchSettleMax) return false;
+  arm_hold(kSwitchPoll);
+  return std::nullopt;
+}
+
+void Supervisor::settle_unshare(const std::string&) {
+  int queued = 0;
+  if (!queues_settled(reload_->gen->sockets, queued)) return;
   reload_->phase = ReloadPhase::kFailed;
   std::vector<Instance*> served = reload_->gen->instances;
   for (Instance* i : served) dispatch(*i, InstanceEvent::kDrain);
@@ -794,12 +802,10 @@ void Supervisor::settle_unshare(const std::string&) {
 }
 
 void Supervisor::settle_switch(const std::string&) {
-  Clock::time_point now = os_.now();
-  int queued = os_.queued(reload_->replaced->sockets).value_or(0);
-  if (queued > 0) last_queued_at_ = now;
-  bool settled = now - last_queued_at_ >= kSwitchSettle;
-  if (!settled && now - switched_at_ < kSwitchSettleMax) return arm_hold(kSwitchPoll);
-  if (!settled) {
+  int queued = 0;
+  std::optional<bool> settled = queues_settled(reload_->replaced->sockets, queued);
+  if (!settled) return;
+  if (!*settled) {
     spdlog::warn(
         "reload: {} connection(s) still queued on generation {}'s listeners {} after the switch; "
         "telling it to drain anyway (they are reset when its listeners close, unless "

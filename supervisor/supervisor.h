@@ -442,6 +442,11 @@ class Supervisor {
   void restore_progress(const std::string&);
   void restore_done();
   void settle_unshare(const std::string&);
+  /// After a switch (or a share taken back), polls the queues of the
+  /// listeners no new connection reaches now: true once they have stayed
+  /// empty for kSwitchSettle; false once kSwitchSettleMax is over first
+  /// (`queued`: what still waits); nullopt: it polls again later.
+  std::optional<bool> queues_settled(const std::vector<SharedSocket>& sockets, int& queued);
   /// The candidate passed its checks: it gets its canary share; the
   /// reload's clients are answered.
   void start_canary();
