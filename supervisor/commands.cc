@@ -84,6 +84,7 @@ std::string format_status(const nlohmann::json& s) {
                        s["restarts"].get<int>());
   }
   if (s["instances"].empty()) out += "  no app process is running\n";
+  // The crash loop: per slot with several instances, else the one line.
   if (wanted > 1) {
     for (const auto& r : s.value("restarting", nlohmann::json::array())) {
       out += fmt::format("  instance {} restarts in {} (failure {} in a row); last exit: {}\n",

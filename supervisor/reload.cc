@@ -173,23 +173,13 @@ void Supervisor::start_reload(std::vector<ReloadRequest> requests,
     }
     return;
   }
-  reload_ = std::make_unique<Reload>();
-  reload_->requests = std::move(requests);
-  reload_->gen = make_generation(std::move(*plan));
+  begin_reload(make_generation(std::move(*plan)), std::move(requests), requested_at);
   reload_->canary = reload_->gen->config->canary;
   for (const ReloadRequest& r : reload_->requests) {
     if (!r.canary) continue;
     Millis hold = reload_->canary ? reload_->canary->hold : Millis{0};
     reload_->canary = Config::Canary{*r.canary, hold};
   }
-  ReloadRecord& record = reload_->record;
-  record.requested_at = requested_at;
-  record.generation = reload_->gen->number;
-  record.replaced_generation = current_->number;
-  record.replaced_pid = current_->instance() ? current_->instance()->pid() : 0;
-  for (const Instance* i : current_->instances) record.replaced_pids.push_back(i->pid());
-  cancel_restarts(*current_);  // the new generation takes over from a crash loop too
-  listener_.reloading();
   broadcast(fmt::format("config ok; starting generation {}", reload_->gen->number));
 
   const std::optional<CheckCommand>& hook = reload_->gen->config->pre_reload;
@@ -208,6 +198,21 @@ void Supervisor::start_reload(std::vector<ReloadRequest> requests,
         reload_event(r.passed ? ReloadEvent::kHookPassed : ReloadEvent::kHookFailed, summary);
       });
   report_status();
+}
+
+void Supervisor::begin_reload(std::shared_ptr<Generation> gen, std::vector<ReloadRequest> requests,
+                              Clock::time_point requested_at) {
+  reload_ = std::make_unique<Reload>();
+  reload_->requests = std::move(requests);
+  reload_->gen = std::move(gen);
+  ReloadRecord& record = reload_->record;
+  record.requested_at = requested_at;
+  record.generation = reload_->gen->number;
+  record.replaced_generation = current_->number;
+  record.replaced_pid = current_->instance() ? current_->instance()->pid() : 0;
+  for (const Instance* i : current_->instances) record.replaced_pids.push_back(i->pid());
+  cancel_restarts(*current_);  // the new generation takes over from a crash loop too
+  listener_.reloading();
 }
 
 void Supervisor::hook_passed(const std::string& summary) {
@@ -253,7 +258,7 @@ bool Supervisor::start_batch() {
       }
       return false;
     }
-    const Instance& inst = *slot.inst;
+    const Instance& inst = *gen->instances.back();
     if (record.pids.empty()) {
       record.exec_at = inst.started_at;
       record.pid = inst.pid();
@@ -373,10 +378,8 @@ void Supervisor::candidate_failed(const std::string& reason) {
     reload_->failure = reason;
     return restore_rollout();
   }
-  reload_->phase = ReloadPhase::kFailed;
   reload_->failure = reason;
-  reload_->command.reset();
-  hold_timer_->cancel();
+  leave_step(ReloadPhase::kFailed);
   // The rest of its generation goes with it (none of it has served).
   std::vector<Instance*> others = reload_->gen->instances;
   for (Instance* i : others) {
@@ -387,11 +390,15 @@ void Supervisor::candidate_failed(const std::string& reason) {
 
 void Supervisor::abort_reload(const std::string&) {
   // Stop drains every instance, the candidate's too.
-  stop_watch();
-  reload_->phase = ReloadPhase::kFailed;
   reload_->failure = "reload aborted: baton is stopping";
+  leave_step(ReloadPhase::kFailed);
+}
+
+void Supervisor::leave_step(ReloadPhase next) {
+  reload_->phase = next;
   reload_->command.reset();
   hold_timer_->cancel();
+  stop_watch();
 }
 
 void Supervisor::roll_back_released(const std::string&) {
@@ -533,10 +540,15 @@ std::string Supervisor::standby_obstacle(const Generation& gen) const {
   return {};
 }
 
-void Supervisor::drop_standby(const std::string& why) {
+std::shared_ptr<Generation> Supervisor::take_standby() {
   std::shared_ptr<Generation> gen = std::move(standby_);
   standby_.reset();
   standby_timer_->cancel();
+  return gen;
+}
+
+void Supervisor::drop_standby(const std::string& why) {
+  std::shared_ptr<Generation> gen = take_standby();
   std::vector<Instance*> instances = gen->instances;
   spdlog::info("standby: generation {} drains: {}", gen->number, why);
   for (Instance* i : instances) dispatch(*i, InstanceEvent::kDrain);
@@ -548,23 +560,16 @@ void Supervisor::roll_back_to_standby(ReloadRequest request) {
     drop_standby("none of its instances is left");  // nothing would accept on its listeners
     return roll_back_release(std::move(request));
   }
-  std::shared_ptr<Generation> gen = std::move(standby_);
-  standby_.reset();
-  standby_timer_->cancel();
-  reload_ = std::make_unique<Reload>();
-  reload_->requests.push_back(std::move(request));
-  reload_->gen = gen;
+  std::shared_ptr<Generation> gen = take_standby();
+  std::vector<ReloadRequest> requests;
+  requests.push_back(std::move(request));
+  begin_reload(gen, std::move(requests), os_.now());
   reload_->to_standby = true;
   reload_->phase = ReloadPhase::kHolding;  // its instances are ready: straight to the commit
   ReloadRecord& record = reload_->record;
-  record.requested_at = record.exec_at = record.ready_at = os_.now();
-  record.generation = gen->number;
-  record.replaced_generation = current_->number;
-  record.replaced_pid = current_->instance() ? current_->instance()->pid() : 0;
-  for (const Instance* i : current_->instances) record.replaced_pids.push_back(i->pid());
+  record.exec_at = record.ready_at = record.requested_at;
   for (const Instance* i : gen->instances) record.pids.push_back(i->pid());
   record.pid = record.pids.empty() ? 0 : record.pids.front();
-  cancel_restarts(*current_);
   // What waited for the rolled-back generation's old processes to be gone
   // will not run: those processes serve again.
   for (auto it = after_drained_.begin(); it != after_drained_.end();) {
@@ -581,7 +586,6 @@ void Supervisor::roll_back_to_standby(ReloadRequest request) {
     }
     it = after_drained_.erase(it);
   }
-  listener_.reloading();
   broadcast(
       fmt::format("rollback: generation {} (the standby, {} instance(s) ready) takes over again",
                   gen->number, gen->ready_count()));
@@ -727,10 +731,7 @@ void Supervisor::advance_rollout() {
 
 void Supervisor::restore_rollout() {
   Reload& r = *reload_;
-  r.phase = ReloadPhase::kRestoring;
-  stop_watch();
-  r.command.reset();
-  hold_timer_->cancel();
+  leave_step(ReloadPhase::kRestoring);
   // The new instances that never had a share go at once.
   std::vector<Instance*> fresh;
   for (Instance* i : r.gen->instances) {
@@ -747,7 +748,7 @@ void Supervisor::restore_rollout() {
   std::vector<int> slots = std::move(r.retired_slots);
   r.retired_slots.clear();
   for (int slot : slots) {
-    if (current_->slot(slot).inst) continue;
+    if (current_->in_slot(slot)) continue;
     if (Status s = spawn_instance(current_, slot); !s) {
       broadcast(fmt::format("generation {} instance {} could not be started again: {}",
                             current_->number, slot, s.error().message));

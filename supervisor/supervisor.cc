@@ -112,6 +112,12 @@ int Generation::ready_count() const {
   }));
 }
 
+Instance* Generation::in_slot(int number) const {
+  auto it = std::find_if(instances.begin(), instances.end(),
+                         [number](const Instance* i) { return i->slot == number; });
+  return it == instances.end() ? nullptr : *it;
+}
+
 int Generation::restarts() const {
   int total = 0;
   for (const InstanceSlot& s : slots) total += s.restarts;
@@ -232,7 +238,6 @@ Status Supervisor::spawn_instance(const std::shared_ptr<Generation>& gen, int sl
   }
   inst->gen = gen;
   inst->slot = slot_number;
-  slot.inst = raw;
   inst->process = std::move(*process);
   // The spawn returns once the child has exec'd (the trampoline): that is
   // when the instance starts; time spent spawning counts before it.
@@ -348,15 +353,11 @@ void Supervisor::become_ready(Instance& inst, const EventArgs&) {
   inst.timer->cancel();
   stop_probes(inst);
   arm_watchdog(inst);
-  spdlog::info(
+  std::string ready = fmt::format(
       "generation {}: pid {} ready after {}", inst.generation(), inst.pid(),
       format_duration(std::chrono::duration_cast<Millis>(inst.ready_at - inst.started_at)));
-  if (is_candidate(inst)) {
-    return reload_event(
-        ReloadEvent::kCandidateReady,
-        fmt::format("generation {}: pid {} ready after {}", inst.generation(), inst.pid(),
-                    format_duration(Millis(between_ms(inst.started_at, inst.ready_at)))));
-  }
+  spdlog::info("{}", ready);
+  if (is_candidate(inst)) return reload_event(ReloadEvent::kCandidateReady, ready);
   if (reload_ && inst.gen == current_) reload_event(ReloadEvent::kRestored);
   if (state_ == State::kBooting) tell_serving();
   report_status();
@@ -413,7 +414,6 @@ void Supervisor::end_run(Instance& inst, const std::string& reason) {
   InstanceSlot& slot = gen.slot(inst.slot);
   stop_probes(inst);
   std::erase(gen.instances, &inst);
-  if (slot.inst == &inst) slot.inst = nullptr;
   slot.last_exit = fmt::format("pid {} {}", inst.pid(), reason);
   slot.last_exit_at = os_.now();
   if (inst.process->group_alive()) inst.process->signal_group(SIGKILL);  // orphaned workers
@@ -446,8 +446,6 @@ void Supervisor::start_drain(Instance& inst, const EventArgs&) {
   inst.process->signal_group(config.drain_signal);
   inst.timer->arm(config.drain_timeout);
   std::erase(inst.gen->instances, &inst);
-  InstanceSlot& slot = inst.gen->slot(inst.slot);
-  if (slot.inst == &inst) slot.inst = nullptr;
 }
 
 void Supervisor::feed_watchdog(Instance& inst, const EventArgs&) {
@@ -580,7 +578,7 @@ void Supervisor::schedule_restart(InstanceSlot& slot, const Instance* failed) {
 
 void Supervisor::restart_due(Generation& gen, InstanceSlot& slot) {
   slot.next_start_at = {};
-  if (!running() || reload_ || &gen != current_.get() || slot.inst) return;
+  if (!running() || reload_ || &gen != current_.get() || gen.in_slot(slot.number)) return;
   slot.restarts++;
   if (!spawn_instance(current_, slot.number)) schedule_restart(slot, nullptr);
 }
@@ -588,7 +586,9 @@ void Supervisor::restart_due(Generation& gen, InstanceSlot& slot) {
 void Supervisor::restart_empty_slots() {
   if (!running()) return;
   for (InstanceSlot& slot : current_->slots) {
-    if (!slot.inst && slot.next_start_at == Clock::time_point{}) schedule_restart(slot, nullptr);
+    if (!current_->in_slot(slot.number) && slot.next_start_at == Clock::time_point{}) {
+      schedule_restart(slot, nullptr);
+    }
   }
 }
 

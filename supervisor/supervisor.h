@@ -52,9 +52,6 @@ struct Release {
 struct InstanceSlot {
   /// Its number, from 1 (BATON_INSTANCE).
   int number = 0;
-  /// Its instance while starting or ready; null while a restart is pending,
-  /// and once drained.
-  Instance* inst = nullptr;
   /// Instances started in it after the first one (crash restarts).
   int restarts = 0;
   /// Failures in a row; sets the restart delay. Reset by a run that became
@@ -90,6 +87,9 @@ struct Generation {
   /// How many of its instances are ready.
   int ready_count() const;
   InstanceSlot& slot(int number) { return slots.at(static_cast<size_t>(number - 1)); }
+  /// The instance of slot `number` that is starting or ready; null while a
+  /// restart is pending, and once drained.
+  Instance* in_slot(int number) const;
   /// Restarts over all its slots.
   int restarts() const;
   /// The slot whose instance ended last, and the one whose restart is due
@@ -409,6 +409,14 @@ class Supervisor {
   // The reload transaction (reload.cc).
   void start_reload(std::vector<ReloadRequest> requests,
                     std::optional<GenerationPlan> same = std::nullopt);
+  /// Makes `gen` the candidate of a new reload for `requests`: its record
+  /// names what it replaces; the current generation's restarts stop;
+  /// RELOADING=1.
+  void begin_reload(std::shared_ptr<Generation> gen, std::vector<ReloadRequest> requests,
+                    Clock::time_point requested_at);
+  /// Stops what the reload's step runs (its hook or smoke check, its timer,
+  /// the canary's probe) and moves it to `next`.
+  void leave_step(ReloadPhase next);
   void reload_event(ReloadEvent event, const std::string& reason = {});
   void hold_or_commit(const std::string&);
   void candidate_failed(const std::string& reason);
@@ -466,6 +474,8 @@ class Supervisor {
   /// Why `gen` cannot be kept as a warm standby (a socket that cannot be
   /// steered away from it); empty when it can.
   std::string standby_obstacle(const Generation& gen) const;
+  /// Takes the standby out of its place (and cancels its window).
+  std::shared_ptr<Generation> take_standby();
   /// The standby drains (its window is over, or a reload starts: `why`).
   void drop_standby(const std::string& why);
   /// Runs smoke check `smoke_index`, or holds/commits when none is left.

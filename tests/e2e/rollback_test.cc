@@ -54,6 +54,15 @@ class Releases {
     fs::rename(next, dir_.file("current"));
   }
 
+  /// A deploy: `current` swapped to releases/v2, then `baton reload --wait`,
+  /// which must succeed.
+  CommandResult deploy_v2() {
+    point_current_at("v2");
+    CommandResult r = baton_command("reload", {"--wait"});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.out, r.err);
+    return r;
+  }
+
   CommandResult baton_command(const std::string& command, std::vector<std::string> args = {}) {
     std::vector<std::string> argv = {baton_bin(), command, "-c", config_};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -94,10 +103,8 @@ TEST_CASE("release rollback after a `current` symlink swap runs the previous rel
     auto load = start_load(service.address(), mode);
     REQUIRE(traffic_flows(*load));
 
-    service.point_current_at("v2");
-    CommandResult deploy = service.baton_command("reload", {"--wait"});
+    CommandResult deploy = service.deploy_v2();
     INFO(deploy.out, deploy.err);
-    REQUIRE(deploy.exit_code == 0);
     CHECK(service.version() == "v2");
     status = service.baton().status();
     CHECK(status["release"]["executable"] == service.real("releases/v2/app"));
@@ -135,8 +142,7 @@ TEST_CASE("release rollback after a `current` symlink swap runs the previous rel
 
 TEST_CASE("release rollback is refused, with nothing changed, when the release is gone") {
   Releases service;
-  service.point_current_at("v2");
-  REQUIRE(service.baton_command("reload").exit_code == 0);
+  service.deploy_v2();
   std::string v1 = service.real("releases/v1/app");
   REQUIRE(fs::remove(v1));
   CommandResult back = service.baton_command("rollback");
@@ -155,10 +161,8 @@ TEST_CASE("standby rollback: every new connection goes to the old pid at once, n
     pid_t old = service.baton().instance_pid("ready");
     auto load = start_load(service.address(), mode);
     REQUIRE(traffic_flows(*load));
-    service.point_current_at("v2");
-    CommandResult deploy = service.baton_command("reload", {"--wait"});
+    CommandResult deploy = service.deploy_v2();
     INFO(deploy.out, deploy.err);
-    REQUIRE(deploy.exit_code == 0);
     CHECK(deploy.out.find("baton: generation 1 stays up as a warm standby for 1m0s") !=
           std::string::npos);
     auto status = service.baton().status();
