@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include <fmt/format.h>
 
@@ -11,12 +12,17 @@ const char kUsage[] = R"(usage:
   baton run -c FILE [--shim]
   baton run --listen NAME=URL [--listen NAME=URL ...] [--control PATH] [--shim]
             [CHECK OPTIONS] -- COMMAND [ARGS...]
-  baton reload   [-c FILE | --control PATH] [--wait] [--canary SHARE]
+  baton reload   [-c FILE | --control PATH] [--wait] [--canary SHARE] [--logs]
   baton promote  [-c FILE | --control PATH] [--wait]
   baton rollback [-c FILE | --control PATH]
   baton status   [-c FILE | --control PATH] [--json]
   baton stop     [-c FILE | --control PATH]
+  baton logs     [-c FILE | --control PATH] [-f] [-n N] [--generation G]
+  baton metrics  [-c FILE | --control PATH]
+  baton verify   [-c FILE | --control PATH] [--reloads N] [--duration DUR]
+                 [--connections N | --rate N] [--path PATH] [--keepalive] [--socket NAME]
   baton check    -c FILE
+  baton completion bash
   baton help | --help | --version
 
 Binds the listening sockets itself, keeps them open for as long as it runs,
@@ -47,6 +53,14 @@ commands:
            symlinks resolved when it started) starts again through a normal
            checked reload
   status   show sockets, generations and app processes (--json: as JSON)
+  logs     print the lines baton keeps (the app's output with generation and pid,
+           and baton's own events); -f: then follow new ones as they are written
+  metrics  print baton's counters and gauges in Prometheus text format
+  verify   drive HTTP load at the service's public socket while it reloads, and
+           report every failed request by kind; exit 1 on any failure
+  completion bash
+           print a bash completion script (source it, or put it in
+           /usr/share/bash-completion/completions/baton)
   stop     drain the app (drain_signal, then SIGKILL after drain_timeout) and exit
   check    validate a config file and exit
 
@@ -66,6 +80,20 @@ options:
   --json                machine-readable status
   --wait                reload, promote: also wait until the old generation has exited
   --canary SHARE        reload: a canary with this share of new connections ("10%")
+  --logs                reload: also show the new generation's output as it is written
+  -f, --follow          logs: keep printing new lines until interrupted
+  -n, --lines N         logs: only the last N lines kept (default: every one)
+  --generation G        logs: only lines of generation G (its app output and
+                        baton's lines about it)
+
+verify options (the load goes to the service's own public socket, loopback only):
+  --reloads N           reloads during the run, evenly spaced (default 3; 0: none)
+  --duration DUR        how long the load runs (default 10s)
+  --connections N       concurrent closed-loop clients (default 8)
+  --rate N              or: N requests a second, open loop
+  --path PATH           the request target (default /)
+  --keepalive           reuse connections (default: a new connection per request)
+  --socket NAME         which tcp or unix socket to load (default: the first one)
 
 check options (run without -c; a config has [ready], [[smoke]], [hooks] and
 listeners instead). Every probe given must pass; CMD is run as sh -c CMD:
@@ -94,8 +122,21 @@ exit codes:
 
 namespace {
 
-constexpr std::string_view kCommands[] = {"run",  "reload", "promote", "rollback", "status",
-                                          "stop", "check",  "help",    "version"};
+constexpr std::string_view kCommands[] = {"run",  "reload",     "promote", "rollback", "status",
+                                          "stop", "check",      "logs",    "verify",   "metrics",
+                                          "help", "completion", "version"};
+
+/// verify's options that take a value.
+constexpr std::pair<std::string_view, std::string VerifyFlags::*> kVerifyValues[] = {
+    {"--reloads", &VerifyFlags::reloads}, {"--duration", &VerifyFlags::duration},
+    {"--rate", &VerifyFlags::rate},       {"--connections", &VerifyFlags::connections},
+    {"--path", &VerifyFlags::path},       {"--socket", &VerifyFlags::socket},
+};
+
+bool is_verify_value(std::string_view option) {
+  return std::any_of(std::begin(kVerifyValues), std::end(kVerifyValues),
+                     [&](const auto& entry) { return entry.first == option; });
+}
 
 /// The check options that take a value; each may be given once (--smoke,
 /// which repeats, is apart).
@@ -123,7 +164,8 @@ bool is_check_option(std::string_view option) {
 
 /// Options that take no value.
 bool is_switch(std::string_view option) {
-  return option == "--json" || option == "--wait" || option == "--shim" ||
+  return option == "--json" || option == "--wait" || option == "--shim" || option == "--logs" ||
+         option == "--follow" || option == "--keepalive" ||
          std::any_of(std::begin(kCheckSwitches), std::end(kCheckSwitches),
                      [&](const auto& entry) { return entry.first == option; });
 }
@@ -134,13 +176,20 @@ Error usage(std::string_view message) {
 
 /// Which options each command accepts.
 bool accepts(std::string_view command, std::string_view option) {
-  if (option == "--config") return command != "help" && command != "version";
-  if (option == "--control") return command != "check" && command != "help" && command != "version";
+  bool client = command != "run" && command != "check" && command != "help" &&
+                command != "version" && command != "completion";
+  if (option == "--config") return client || command == "run" || command == "check";
+  if (option == "--control") return client || command == "run";
   if (option == "--listen") return command == "run";
   if (option == "--json") return command == "status";
   if (option == "--wait") return command == "reload" || command == "promote";
   if (option == "--canary") return command == "reload";
   if (option == "--shim") return command == "run";
+  if (option == "--logs") return command == "reload";
+  if (option == "--follow" || option == "--lines" || option == "--generation") {
+    return command == "logs";
+  }
+  if (option == "--keepalive" || is_verify_value(option)) return command == "verify";
   if (is_check_option(option)) return command == "run";
   return false;
 }
@@ -149,6 +198,9 @@ void set_switch(CommandLine& cl, std::string_view option) {
   if (option == "--json") cl.json = true;
   if (option == "--wait") cl.wait = true;
   if (option == "--shim") cl.shim = true;
+  if (option == "--logs") cl.logs = true;
+  if (option == "--follow") cl.follow = true;
+  if (option == "--keepalive") cl.verify.keepalive = true;
   for (auto [name, member] : kCheckSwitches) {
     if (name == option) cl.checks.*member = true;
   }
@@ -166,11 +218,25 @@ Status set_value(CommandLine& cl, const std::string& option, const std::string& 
   } else if (option == "--canary") {
     if (auto share = parse_share(value); !share) return usage(share.error().message);
     cl.canary = value;
+  } else if (option == "--lines" || option == "--generation") {
+    int n = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    bool positive = option == "--generation" ? n >= 1 : n >= 0;
+    if (ec != std::errc() || end != value.data() + value.size() || !positive) {
+      return usage(fmt::format("{} must be a whole number{}, not \"{}\"", typed,
+                               option == "--generation" ? " from 1" : "", value));
+    }
+    (option == "--lines" ? cl.lines : cl.generation) = n;
   } else if (value.empty()) {
     // A check option with an empty value would read as not given.
     return usage(fmt::format("{} needs a value", typed));
   } else if (option == "--smoke") {
     cl.checks.smoke.push_back(value);
+  }
+  for (auto [name, member] : kVerifyValues) {
+    if (name != option) continue;
+    if (value.empty()) return usage(fmt::format("{} needs a value", typed));
+    cl.verify.*member = value;
   }
   for (auto [name, member] : kCheckValues) {
     if (name != option) continue;
@@ -184,6 +250,11 @@ Status set_value(CommandLine& cl, const std::string& option, const std::string& 
 /// `first_check` is the first check option given ("" for none).
 Status check_combination(const CommandLine& cl, std::string_view first_check) {
   if (cl.command == "check" && cl.config_file.empty()) return usage("check needs -c FILE");
+  if (cl.command == "completion" && cl.shell.empty())
+    return usage("completion needs a shell: bash");
+  if (!cl.verify.rate.empty() && !cl.verify.connections.empty()) {
+    return usage("give either --rate or --connections, not both");
+  }
   if (cl.command != "run") {
     if (!cl.config_file.empty() && !cl.control_path.empty()) {
       return usage("give either -c FILE or --control PATH, not both");
@@ -237,8 +308,18 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args) {
       arg = arg.substr(0, eq);
       has_inline = true;
     }
+    if (cl.command == "completion" && !arg.starts_with("-")) {
+      if (!cl.shell.empty()) return usage("completion takes one shell");
+      if (arg != "bash") {
+        return usage(fmt::format("no completion for \"{}\": only bash is supported", arg));
+      }
+      cl.shell = arg;
+      continue;
+    }
     const std::string typed = arg;
     if (arg == "-c") arg = "--config";
+    if (arg == "-f") arg = "--follow";
+    if (arg == "-n") arg = "--lines";
     if (!accepts(cl.command, arg)) {
       return usage(fmt::format("{} does not take {}", cl.command, args[i]));
     }

@@ -9,9 +9,15 @@
 
 namespace baton {
 
+/// `baton verify`'s options, as typed; empty: the default.
+struct VerifyFlags {
+  std::string reloads, duration, rate, connections, path, socket;
+  bool keepalive = false;
+};
+
 struct CommandLine {
   /// "run", "reload", "promote", "rollback", "status", "stop", "check",
-  /// "help" or "version".
+  /// "logs", "metrics", "verify", "completion", "help" or "version".
   std::string command;
   std::string config_file;
   std::string control_path;
@@ -25,6 +31,18 @@ struct CommandLine {
   bool wait = false;
   /// reload --canary SHARE, as typed ("10%"; checked here).
   std::string canary;
+  /// reload --logs: show the new generation's output while it runs.
+  bool logs = false;
+  /// logs -f: keep following new lines.
+  bool follow = false;
+  /// logs -n N: the last N lines (-1: every line kept).
+  int lines = -1;
+  /// logs --generation G: only lines of generation G (0: every line).
+  int generation = 0;
+  /// verify's options, as typed (checked by the verify command).
+  VerifyFlags verify;
+  /// completion SHELL.
+  std::string shell;
   /// run without -c: --ready-*, --probe-timeout, --smoke, --pre-reload,
   /// --after-drained and --listeners, as typed.
   CheckFlags checks;

@@ -192,7 +192,7 @@ void print_reload_result(const nlohmann::json& reply, bool wait) {
 }  // namespace
 
 int command_reload(const std::string& control_path, const std::string& command, bool wait,
-                   const std::string& canary) {
+                   const std::string& canary, bool) {
   nlohmann::json request = {{"command", command}, {"wait", wait}};
   if (!canary.empty()) request["canary"] = canary;
   auto reply = control_request(control_path, request, [](const nlohmann::json& ev) {
@@ -218,6 +218,16 @@ int command_reload(const std::string& control_path, const std::string& command, 
       std::fprintf(stderr, "  %s\n", line.get<std::string>().c_str());
     }
   }
+  return kExitFailed;
+}
+
+int command_logs(const std::string&, bool, int, int) {
+  std::fputs("baton: logs is not built yet\n", stderr);
+  return kExitFailed;
+}
+
+int command_metrics(const std::string&) {
+  std::fputs("baton: metrics is not built yet\n", stderr);
   return kExitFailed;
 }
 

@@ -14,8 +14,13 @@ int command_status(const std::string& control_path, bool json);
 int command_stop(const std::string& control_path);
 /// `reload`, `promote` and `rollback` (`command`); `canary`: reload
 /// --canary's share as typed ("10%"), empty for none.
+/// `logs`: the new generation's output lines as they are written.
 int command_reload(const std::string& control_path, const std::string& command, bool wait,
-                   const std::string& canary = "");
+                   const std::string& canary = "", bool logs = false);
+/// `baton logs`: `lines` < 0 for every line kept, `generation` 0 for all.
+int command_logs(const std::string& control_path, bool follow, int lines, int generation);
+/// `baton metrics`: Prometheus text format.
+int command_metrics(const std::string& control_path);
 int command_check(const std::string& config_file);
 
 /// `baton status` for people: sockets and instances with their states.

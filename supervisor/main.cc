@@ -9,10 +9,12 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "completion.h"
 #include "config.h"
 #include "daemon.h"
 #include "exec_app.h"
 #include "exit_codes.h"
+#include "verify.h"
 
 namespace {
 
@@ -64,14 +66,21 @@ int main(int argc, char** argv) {
   }
   if (cl->command == "run") return run(*cl);
   if (cl->command == "check") return command_check(cl->config_file);
+  if (cl->command == "completion") {
+    std::fputs(completion_script(cl->shell).c_str(), stdout);
+    return kExitOk;
+  }
   auto control = control_path_for(*cl);
   if (!control) {
     std::fprintf(stderr, "baton: %s\n", control.error().message.c_str());
     return kExitFailed;
   }
   if (cl->command == "status") return command_status(*control, cl->json);
+  if (cl->command == "logs") return command_logs(*control, cl->follow, cl->lines, cl->generation);
+  if (cl->command == "metrics") return command_metrics(*control);
+  if (cl->command == "verify") return command_verify(*control, cl->verify);
   if (cl->command == "reload" || cl->command == "promote" || cl->command == "rollback") {
-    return command_reload(*control, cl->command, cl->wait, cl->canary);
+    return command_reload(*control, cl->command, cl->wait, cl->canary, cl->logs);
   }
   return command_stop(*control);
 }
