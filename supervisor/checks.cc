@@ -140,6 +140,7 @@ void Supervisor::probe_done(Instance& inst, const EventArgs& args) {
     spdlog::info("generation {}: pid {} {}", inst.generation(), inst.pid(), result);
   }
   if (!args.passed) {
+    counters_.probe_failures[probe]++;
     auto next = config.ready.interval - (os_.now() - inst.probe_started_at);
     inst.probe_timer->arm(std::max(Millis{0}, std::chrono::ceil<Millis>(next)));
     return;

@@ -4,8 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <ctime>
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -192,12 +195,18 @@ void print_reload_result(const nlohmann::json& reply, bool wait) {
 }  // namespace
 
 int command_reload(const std::string& control_path, const std::string& command, bool wait,
-                   const std::string& canary, bool) {
+                   const std::string& canary, bool logs) {
   nlohmann::json request = {{"command", command}, {"wait", wait}};
   if (!canary.empty()) request["canary"] = canary;
+  if (logs) request["logs"] = true;
   auto reply = control_request(control_path, request, [](const nlohmann::json& ev) {
     std::string kind = ev.value("event", "");
-    if (kind == "draining") {
+    if (kind == "log") {
+      std::printf("  %s\n", format_log_line(ev).c_str());
+    } else if (kind == "dropped") {
+      std::printf("baton: %s lines of the new generation's output dropped: not keeping up\n",
+                  ev["lines"].dump().c_str());
+    } else if (kind == "draining") {
       std::puts("baton: waiting for the old generation to exit");
     } else {
       std::printf("baton: %s%s\n", kind == "queued" ? "queued: " : "",
@@ -221,14 +230,52 @@ int command_reload(const std::string& control_path, const std::string& command, 
   return kExitFailed;
 }
 
-int command_logs(const std::string&, bool, int, int) {
-  std::fputs("baton: logs is not built yet\n", stderr);
-  return kExitFailed;
+std::string format_log_line(const nlohmann::json& line) {
+  auto ms = std::chrono::milliseconds(line.value("time", int64_t{0}));
+  std::time_t t = std::chrono::duration_cast<std::chrono::seconds>(ms).count();
+  std::tm local{};
+  localtime_r(&t, &local);
+  std::string time = fmt::format("{:%Y-%m-%d %H:%M:%S}.{:03}", local, ms.count() % 1000);
+  std::string text = line.value("text", "");
+  std::string source = line.value("source", "baton");
+  if (source != "baton") {
+    return fmt::format("{} [gen {} pid {}] {}", time, line.value("generation", 0),
+                       line.value("pid", 0), text);
+  }
+  std::string level = line.value("level", "info");
+  return fmt::format("{} baton{}: {}", time, level == "info" ? "" : " " + level, text);
 }
 
-int command_metrics(const std::string&) {
-  std::fputs("baton: metrics is not built yet\n", stderr);
-  return kExitFailed;
+int command_logs(const std::string& control_path, bool follow, int lines, int generation) {
+  nlohmann::json request = {{"command", "logs"}, {"follow", follow}};
+  if (lines >= 0) request["lines"] = lines;
+  if (generation > 0) request["generation"] = generation;
+  auto reply = control_request(control_path, request, [](const nlohmann::json& ev) {
+    std::string kind = ev.value("event", "");
+    if (kind == "log") {
+      std::puts(format_log_line(ev).c_str());
+    } else if (kind == "dropped") {
+      std::printf("baton: %s lines dropped here: this reader was not keeping up\n",
+                  ev["lines"].dump().c_str());
+    }
+    std::fflush(stdout);
+  });
+  if (!reply) return report_failure(reply.error());
+  if (!(*reply)["ok"].get<bool>()) {
+    return report_failure(error((*reply).value("error", "logs failed")));
+  }
+  if (reply->value("event", "") == "stopped") std::fputs("baton: stopped\n", stderr);
+  return kExitOk;
+}
+
+int command_metrics(const std::string& control_path) {
+  auto reply = control_request(control_path, {{"command", "metrics"}}, [](const auto&) {});
+  if (!reply) return report_failure(reply.error());
+  if (!(*reply)["ok"].get<bool>()) {
+    return report_failure(error((*reply).value("error", "metrics failed")));
+  }
+  std::fputs((*reply)["metrics"].get<std::string>().c_str(), stdout);
+  return kExitOk;
 }
 
 int command_check(const std::string& config_file) {

@@ -23,6 +23,10 @@ int command_logs(const std::string& control_path, bool follow, int lines, int ge
 int command_metrics(const std::string& control_path);
 int command_check(const std::string& config_file);
 
+/// A log event as `baton logs` prints it: "2026-12-02 18:59:01.123 [gen 2
+/// pid 9455] text", or "... baton: text" ("baton warning: ..." above info).
+std::string format_log_line(const nlohmann::json& line);
+
 /// `baton status` for people: sockets and instances with their states.
 std::string format_status(const nlohmann::json& status);
 

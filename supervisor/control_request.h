@@ -13,14 +13,21 @@
 
 namespace baton {
 
-/// A well-formed request: {"command": "status"|"reload"|"promote"|"rollback"|"stop",
-/// "wait": bool, "canary": "10%"}.
+/// A well-formed request: {"command": "status"|"reload"|"promote"|"rollback"|"stop"|
+/// "logs"|"metrics", "wait": bool, "canary": "10%", "logs": bool, "follow": bool,
+/// "lines": N, "generation": G}.
 struct ControlRequest {
   std::string command;
   /// reload, promote: also wait until the replaced generation has exited.
   bool wait = false;
   /// reload only: a canary reload with this share (parts of 10,000).
   std::optional<uint32_t> canary;
+  /// reload only: also stream the new generation's output lines.
+  bool logs = false;
+  /// logs only: keep sending new lines; the last `lines` kept (none: all),
+  /// only those of `generation` (none: all).
+  bool follow = false;
+  std::optional<int> lines, generation;
 };
 
 /// Checks a decoded request. The error says what is wrong with it

@@ -134,6 +134,11 @@ class ControlConnection : public ControlReply,
   bool holds_fd() const { return !released_; }
 
   void event(const nlohmann::json& event) override { write(event); }
+  bool open() const override { return !closed_ && !peer_gone_; }
+  size_t queued_bytes() const override {
+    return closed_ ? 0
+                   : uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&pipe_));
+  }
 
   void finish(const nlohmann::json& reply) override {
     write(reply);
@@ -169,10 +174,18 @@ class ControlConnection : public ControlReply,
     if (closed_) return;
     auto* w = new WriteReq{{}, encode_control_message(message) + "\n"};
     uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-    if (uv_write(&w->req, stream(), &buf, 1,
-                 [](uv_write_t* r, int) noexcept { delete reinterpret_cast<WriteReq*>(r); }) != 0) {
+    if (uv_write(&w->req, stream(), &buf, 1, on_written) != 0) {
+      peer_gone_ = true;
       delete w;
     }
+  }
+
+  /// A write that failed (EPIPE, ECONNRESET) means the client is gone; one
+  /// cancelled by the close (ECANCELED) says nothing new.
+  static void on_written(uv_write_t* req, int status) noexcept {
+    auto* holder = static_cast<Holder*>(req->handle->data);
+    if (status < 0 && status != UV_ECANCELED) holder->self->peer_gone_ = true;
+    delete reinterpret_cast<WriteReq*>(req);
   }
 
   static void on_shutdown(uv_shutdown_t* req, int) noexcept {
@@ -198,6 +211,7 @@ class ControlConnection : public ControlReply,
       // The client went away (or half-closed). A pending request keeps its
       // reply object; writes to a closed connection are dropped.
       uv_read_stop(stream);
+      if (n != UV_EOF) self->peer_gone_ = true;
       if (n != UV_EOF || !self->dispatched_) self->close();
       return;
     }
@@ -250,6 +264,8 @@ class ControlConnection : public ControlReply,
   std::string input_;
   bool dispatched_ = false;
   bool closed_ = false;
+  /// The client reset the connection (not a half-close after its request).
+  bool peer_gone_ = false;
   bool released_ = false;
   char read_buf_[4096];
 };

@@ -29,6 +29,10 @@ class ControlReply {
   virtual void event(const nlohmann::json& event) = 0;
   /// Sends the final reply (it must contain "ok") and closes the connection.
   virtual void finish(const nlohmann::json& reply) = 0;
+  /// True until the final reply is sent or the client has gone.
+  virtual bool open() const { return true; }
+  /// Bytes sent but not yet taken by the client (waiting in baton).
+  virtual size_t queued_bytes() const { return 0; }
 };
 
 class ControlConnection;

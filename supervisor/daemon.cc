@@ -21,7 +21,10 @@
 #include "exit_codes.h"
 #include "leftover_app.h"
 #include "log_queue.h"
+#include "log_ring.h"
+#include "log_stream.h"
 #include "manager_notifier.h"
+#include "metrics.h"
 #include "notify_server.h"
 #include "orphan_reaper.h"
 #include "reload_reply.h"
@@ -33,6 +36,9 @@ extern char** environ;
 
 namespace baton {
 namespace {
+
+/// Lines stderr's queue dropped so far (defined beside the sink, below).
+uint64_t log_lines_dropped_to_stderr();
 
 /// Everything one `baton run` owns, closed in order when the supervisor
 /// stops. It tells the service manager what the lifecycle reports.
@@ -324,8 +330,21 @@ void Daemon::handle_control(const nlohmann::json& json, std::shared_ptr<ControlR
   }
   if (request->command == "status") {
     reply->finish({{"ok", true}, {"status", status_json(supervisor_->snapshot(), getpid())}});
+  } else if (request->command == "logs") {
+    int generation = request->generation.value_or(0);
+    for (const LogLine& line : log_ring().last(request->lines.value_or(-1), generation)) {
+      reply->event(log_event(line));
+    }
+    if (!request->follow) return reply->finish({{"ok", true}});
+    follow_logs(std::move(reply), LogFilter{generation, 0, false});
+  } else if (request->command == "metrics") {
+    reply->finish({{"ok", true},
+                   {"metrics", metrics_text(supervisor_->snapshot(), log_lines_dropped_to_stderr(),
+                                            log_lines_dropped_for_followers())}});
   } else if (request->command == "reload") {
     spdlog::info("reload requested on the control socket");
+    // The new generation's lines: those of any generation after the newest now.
+    if (request->logs) follow_logs(reply, LogFilter{0, supervisor_->newest_generation() + 1, true});
     supervisor_->reload(ReloadRequest{std::make_shared<ReloadReply>(std::move(reply)),
                                       request->wait, request->canary});
   } else if (request->command == "promote") {
@@ -378,6 +397,7 @@ void Daemon::on_stopped() {
 
 void Daemon::shutdown() {
   stopping_ = true;
+  stop_log_followers();
   if (control_) {
     control_->close();
     control_->close_connections();
@@ -424,11 +444,19 @@ bool stderr_is_journal() {
 /// The sink every log line goes through; shut down when `baton run` ends.
 std::shared_ptr<QueuedStderrSink> log_sink;
 
+uint64_t log_lines_dropped_to_stderr() {
+  return log_sink ? log_sink->dropped() : 0;
+}
+
 }  // namespace
 
 void setup_logging() {
   log_sink = std::make_shared<QueuedStderrSink>(STDERR_FILENO);
-  auto logger = std::make_shared<spdlog::logger>("baton", log_sink);
+  spdlog::sinks_init_list sinks = {log_sink, std::make_shared<RingSink>()};
+  auto logger = std::make_shared<spdlog::logger>("baton", sinks);
+  // The app's output: the same sinks, named for the ring by its stream.
+  auto out = std::make_shared<spdlog::logger>("stdout", sinks);
+  auto err = std::make_shared<spdlog::logger>("stderr", sinks);
   if (stderr_is_journal()) {
     auto formatter = std::make_unique<spdlog::pattern_formatter>();
     formatter->add_flag<SyslogPriority>('*').set_pattern("%*%v");
@@ -437,6 +465,7 @@ void setup_logging() {
     logger->set_pattern("%Y-%m-%d %H:%M:%S.%e baton[%P] %^%l%$: %v");
   }
   spdlog::set_default_logger(logger);
+  set_app_loggers(std::move(out), std::move(err));
 }
 
 int run_daemon(const Config& config) {

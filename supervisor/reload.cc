@@ -168,6 +168,7 @@ void Supervisor::start_reload(std::vector<ReloadRequest> requests,
     record.result = "refused";
     record.error = why;
     last_reload_ = record;
+    counters_.reload_ended(record.result);
     for (ReloadRequest& r : requests) {
       if (r.client) r.client->finished(ReloadOutcome::failure(why, record));
     }
@@ -478,6 +479,7 @@ void Supervisor::rollback(ReloadRequest request) {
     if (request.client) request.client->finished(ReloadOutcome::failure("baton is stopping"));
     return;
   }
+  counters_.rollbacks[!reload_ ? (standby_ ? "standby" : "release") : "canary"]++;
   if (!reload_ && standby_) return roll_back_to_standby(std::move(request));
   if (!reload_) return roll_back_release(std::move(request));
   if (reload_->phase != ReloadPhase::kCanary) {
@@ -854,6 +856,7 @@ void Supervisor::finish_commit(const std::string&) {
   record.result = "ok";
   ++reloads_;
   last_reload_ = record;
+  count_committed(record);
   const Generation& old = *reload_->replaced;
   past_releases_.insert(past_releases_.begin(), PastRelease{old.number, old.config, old.release});
   if (past_releases_.size() > kPastReleases) past_releases_.resize(kPastReleases);
@@ -935,6 +938,17 @@ void Supervisor::run_after_drained() {
   });
 }
 
+void Supervisor::count_committed(const ReloadRecord& record) {
+  counters_.reload_ended(record.result);
+  if (auto s = seconds_between(record.requested_at, record.exec_at))
+    counters_.request_to_exec.observe(*s);
+  if (auto s = seconds_between(record.exec_at, record.ready_at))
+    counters_.exec_to_ready.observe(*s);
+  if (auto s = seconds_between(record.ready_at, record.drain_sent_at)) {
+    counters_.ready_to_drain.observe(*s);
+  }
+}
+
 void Supervisor::roll_back() {
   Reload& r = *reload_;
   r.record.result = running() ? "rolled back" : "aborted";
@@ -946,6 +960,7 @@ void Supervisor::roll_back() {
   spdlog::error("reload rolled back: {}; {}", r.record.error, serving);
   std::vector<std::string> tail = r.failure_output.empty() ? r.failed_stderr : r.failure_output;
   last_reload_ = r.record;
+  counters_.reload_ended(r.record.result);
   for (ReloadRequest& req : r.requests) {
     if (!req.client) continue;
     req.client->finished(
@@ -1006,6 +1021,9 @@ void Supervisor::note_drained(const Instance& inst, const std::string& how) {
   }
   last_reload_->drained_at = os_.now();
   last_reload_->drain_result = how;
+  if (auto s = seconds_between(last_reload_->drain_sent_at, last_reload_->drained_at)) {
+    counters_.drain.observe(*s);
+  }
 }
 
 void Supervisor::answer_drain_waiters() {

@@ -13,6 +13,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "instance.h"
+#include "metrics.h"
 #include "os.h"
 
 namespace baton {
@@ -143,6 +144,8 @@ struct StatusSnapshot {
     Clock::time_point until{};
   };
   std::optional<StandbyView> standby;
+  /// What baton has done since it started.
+  Counters counters;
 };
 
 /// Milliseconds from `from` to `to`; -1 when either is unset.

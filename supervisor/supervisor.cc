@@ -580,6 +580,7 @@ void Supervisor::restart_due(Generation& gen, InstanceSlot& slot) {
   slot.next_start_at = {};
   if (!running() || reload_ || &gen != current_.get() || gen.in_slot(slot.number)) return;
   slot.restarts++;
+  counters_.restarts++;
   if (!spawn_instance(current_, slot.number)) schedule_restart(slot, nullptr);
 }
 
@@ -719,6 +720,7 @@ StatusSnapshot Supervisor::snapshot() const {
   if (const Instance* i = current_->instance()) s.serving = view(*i);
   if (reload_ && reload_gen()->instance()) s.candidate = view(*reload_gen()->instance());
   s.last_reload = last_reload_;
+  s.counters = counters_;
   const InstanceSlot* last = current_->last_failed();
   const InstanceSlot* next = current_->next_restart();
   if (last) {

@@ -225,6 +225,8 @@ class Supervisor {
   bool spawned(pid_t pid) const;
   /// Everything `baton status` shows.
   StatusSnapshot snapshot() const;
+  /// The number of the newest generation started so far (0: none).
+  int newest_generation() const { return next_generation_ - 1; }
 
  private:
   /// Dispatches `event` to `inst` through kInstanceTable.
@@ -490,6 +492,8 @@ class Supervisor {
   void commit_reload();
   /// Ends a failed reload once its candidate instances are released.
   void roll_back();
+  /// Counts a committed reload and its step durations for `baton metrics`.
+  void count_committed(const ReloadRecord& record);
   void end_reload();
   /// Who serves after a failed reload, for its messages.
   std::string serving_after_rollback() const;
@@ -517,6 +521,8 @@ class Supervisor {
   /// draining: the generation's number and the request.
   std::vector<std::pair<int, ReloadRequest>> drain_waiters_;
   std::optional<ReloadRecord> last_reload_;
+  /// For `baton metrics`.
+  Counters counters_;
   /// The releases a rollback can go back to, the latest first (at most
   /// kPastReleases): the generations reloads replaced.
   std::vector<PastRelease> past_releases_;

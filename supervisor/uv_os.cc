@@ -2,6 +2,8 @@
 // closed; timers on the loop; the escaped-holder sweep.
 #include "uv_os.h"
 
+#include "log_ring.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -11,6 +13,7 @@
 
 #include "command_runner.h"
 #include "listen_socket.h"
+#include "log_ring.h"
 #include "probe.h"
 #include "proc_stat.h"
 #include "socket_holders.h"
@@ -288,7 +291,7 @@ void UvProcess::on_handle_closed(uv_handle_t* handle) noexcept {
 }
 
 void UvProcess::emit_line(bool is_stderr, std::string_view line) {
-  spdlog::info("[gen {} pid {}] {}", generation_, pid_, line);
+  app_logger(is_stderr).info("[gen {} pid {}] {}", generation_, pid_, line);
   if (!is_stderr) return;
   stderr_tail_.emplace_back(line);
   if (stderr_tail_.size() > kStderrTail) stderr_tail_.pop_front();

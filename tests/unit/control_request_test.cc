@@ -45,7 +45,7 @@ TEST_CASE("control request: wrong types are errors, not exceptions") {
   CHECK(parse_control_request(json{{"command", "reload"}, {"wait", 1}}).error().message ==
         "\"wait\" must be true or false, not a number");
   CHECK(parse_control_request(json{{"command", "nap"}}).error().message ==
-        "unknown command \"nap\" (known: status, reload, promote, rollback, stop)");
+        "unknown command \"nap\" (known: status, reload, promote, rollback, stop, logs, metrics)");
   CHECK(parse_control_request(json::object()).error().message == "the request has no \"command\"");
   CHECK(parse_control_request(json{{"command", "stop"}, {"force", true}}).error().message ==
         "unknown key \"force\" in the request");
