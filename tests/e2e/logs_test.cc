@@ -79,11 +79,12 @@ TEST_CASE("logs: -f shows a reload's candidate lines as they are written; reload
   Fd out(open(followed.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
   REQUIRE(out.valid());
   support::SpawnOptions options;
-  options.argv = {baton_bin(), "logs", "-f", "-n", "0", "--control", baton->control()};
+  options.argv = {baton_bin(), "logs", "-f", "-n", "1", "--control", baton->control()};
   options.stdout_fd = out.get();
   support::Child follower = support::Child::spawn(options);
-  // The follower is on once its request is answered by a line: a status
-  // request logs nothing, so wait for the reload's own request line.
+  // It follows from the moment its request is served, which its first
+  // line (the last one kept) shows.
+  REQUIRE(support::eventually([&] { return !followed_text(followed).empty(); }));
   CommandResult reload =
       run_command({baton_bin(), "reload", "--logs", "--control", baton->control()});
   CHECK(reload.exit_code == 0);
