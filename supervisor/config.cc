@@ -43,7 +43,7 @@ constexpr std::string_view kTopKeys[] = {
     "listeners",     "notify_socket", "ready",
     "smoke",         "hooks",         "instances",
     "strategy",      "max_surge",     "canary",
-    "standby",
+    "notify_access", "standby",
 };
 constexpr std::string_view kCanaryKeys[] = {"share", "hold"};
 constexpr std::string_view kSocketKeys[] = {"name", "listen",    "backlog",    "v6only",
@@ -355,6 +355,20 @@ void read_int(const toml::table& table, std::string_view key, int min, int max, 
   out = static_cast<int>(v->get());
 }
 
+void read_notify_access(const toml::table& table, Config& config, Problems& problems) {
+  auto access = get_string(table, "notify_access", problems);
+  if (!access) return;
+  if (*access == "main" || *access == "exec" || *access == "all") {
+    config.notify_access = *access == "main"   ? Config::NotifyAccess::kMain
+                           : *access == "exec" ? Config::NotifyAccess::kExec
+                                               : Config::NotifyAccess::kAll;
+  } else {
+    problems.add(table.get("notify_access")->source(),
+                 "'notify_access' must be \"main\" (the main pid's messages), \"exec\" (also "
+                 "those of the processes it started) or \"all\" (any process of its group)");
+  }
+}
+
 void read_instances(const toml::table& table, Config& config, Problems& problems) {
   read_int(table, "instances", 1, kMaxInstances, config.instances, problems);
   if (auto strategy = get_string(table, "strategy", problems)) {
@@ -430,6 +444,7 @@ void read_settings(const toml::table& table, Config& config, ReadyOrigins& origi
   read_restart_delay(table, "restart_delay", config.restart_delay, problems);
   read_restart_delay(table, "restart_delay_max", config.restart_delay_max, problems);
   read_instances(table, config, problems);
+  read_notify_access(table, config, problems);
   read_canary(table, config, problems);
   read_checks(table, config, origins, problems);
 }

@@ -161,6 +161,12 @@ struct Config {
   /// `notify_socket = "abstract"`, an abstract name only libraries that
   /// know the '@' form (libsystemd, python's, systemd-notify) can.
   bool abstract_notify_socket = false;
+  /// `notify_access`, with systemd's meanings: whose notify messages count
+  /// for an instance: its main pid (or the pid it names with MAINPID=)
+  /// only; also the processes the main pid started (a wrapper script's
+  /// children); or any process of its process group.
+  enum class NotifyAccess { kMain, kExec, kAll };
+  NotifyAccess notify_access = NotifyAccess::kMain;
 };
 
 /// Where the notify socket file of a baton with this control socket is:

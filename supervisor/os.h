@@ -146,6 +146,8 @@ class Os {
                                                  Process::Events events) = 0;
   /// The process group of `pid`; -1 if it is gone.
   virtual pid_t process_group_of(pid_t pid) const = 0;
+  /// The parent of `pid`; -1 if it is gone.
+  virtual pid_t parent_of(pid_t pid) const = 0;
   /// Its command name, for messages; empty if it is gone.
   virtual std::string command_name(pid_t pid) const = 0;
   virtual std::unique_ptr<Timer> timer(std::function<void()> fired) = 0;

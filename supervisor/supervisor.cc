@@ -271,9 +271,12 @@ Instance* Supervisor::find_live(pid_t pid) {
     if (!i->exited() && i->notify_pid == pid && group == i->pid()) return i.get();
   }
   for (auto& i : instances_) {
-    if (!i->exited() && i->gen->protocol->any_member_may_notify() && group == i->pid()) {
+    if (i->exited() || group != i->pid()) continue;
+    auto access = i->gen->config->notify_access;
+    if (i->gen->protocol->any_member_may_notify() || access == Config::NotifyAccess::kAll) {
       return i.get();
     }
+    if (access == Config::NotifyAccess::kExec && os_.parent_of(pid) == i->pid()) return i.get();
   }
   return nullptr;
 }
@@ -333,10 +336,12 @@ void Supervisor::foreign_notify(pid_t pid, const NotifyMessage& msg) {
   std::string what = msg.ready ? "READY=1" : "a message";
   if (member) {
     spdlog::info(
-        "[gen {} pid {}] ignored {} from {}, another process of its group: only the main pid's "
-        "messages count (the main pid can name another with MAINPID=; which processes may "
-        "notify will be configurable as notify_access){}",
-        member->generation(), member->pid(), what, sender, *more);
+        "[gen {} pid {}] ignored {} from {}, another process of its group: with notify_access = "
+        "\"{}\" only the main pid's messages count (the main pid can name another with "
+        "MAINPID=; notify_access = \"exec\" also counts the processes it started, \"all\" "
+        "any process of its group){}",
+        member->generation(), member->pid(), what, sender,
+        member->gen->config->notify_access == Config::NotifyAccess::kExec ? "exec" : "main", *more);
   } else {
     spdlog::info(
         "notify: ignored {} from {}: only an instance's main pid, or the pid it names with "

@@ -309,6 +309,11 @@ pid_t UvOs::process_group_of(pid_t pid) const {
   return st ? st->pgrp : -1;
 }
 
+pid_t UvOs::parent_of(pid_t pid) const {
+  auto st = read_proc_stat(pid);
+  return st ? st->ppid : -1;
+}
+
 std::string UvOs::command_name(pid_t pid) const {
   return baton::command_name(pid);
 }

@@ -18,6 +18,7 @@ class UvOs final : public Os {
   Result<std::unique_ptr<Process>> spawn(const SpawnSpec& spec, int generation,
                                          Process::Events events) override;
   pid_t process_group_of(pid_t pid) const override;
+  pid_t parent_of(pid_t pid) const override;
   std::string command_name(pid_t pid) const override;
   std::unique_ptr<Timer> timer(std::function<void()> fired) override;
   void watch_escaped(std::function<EscapeScope()> scope, std::function<void()> on_empty) override;

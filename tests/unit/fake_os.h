@@ -80,6 +80,10 @@ class FakeOs final : public Os {
     auto it = groups.find(pid);
     return it == groups.end() ? -1 : it->second;
   }
+  pid_t parent_of(pid_t pid) const override {
+    auto it = parents.find(pid);
+    return it == parents.end() ? -1 : it->second;
+  }
   std::string command_name(pid_t pid) const override { return live(pid) ? "app" : ""; }
   std::unique_ptr<Timer> timer(std::function<void()> fired) override {
     return std::make_unique<FakeTimer>(*this, std::move(fired));
@@ -222,6 +226,8 @@ class FakeOs final : public Os {
   int spawn_failures_after = -1;
   std::map<pid_t, FakeProcess*> processes;
   std::map<pid_t, pid_t> groups;
+  /// Parents by pid (notify_access = "exec").
+  std::map<pid_t, pid_t> parents;
   std::vector<FakeTimer*> timers;
   std::vector<SpawnSpec> specs;
   std::vector<std::string> sweeps;
