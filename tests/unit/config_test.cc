@@ -967,6 +967,17 @@ TEST_CASE("notify_socket: a path beside the control socket by default, or abstra
         "control socket) or \"abstract\"");
 }
 
+TEST_CASE("notify_access: main by default; exec and all; anything else is refused") {
+  CHECK(parse_ok(with_app("")).notify_access == Config::NotifyAccess::kMain);
+  CHECK(parse_ok(with_app("notify_access = \"exec\"\n")).notify_access ==
+        Config::NotifyAccess::kExec);
+  CHECK(parse_ok(with_app("notify_access = \"all\"\n")).notify_access ==
+        Config::NotifyAccess::kAll);
+  CHECK(config_error(with_app("notify_access = \"none\"\n")) ==
+        "/etc/baton/test.toml:2:17: 'notify_access' must be \"main\" (the main pid's messages), "
+        "\"exec\" (also those of the processes it started) or \"all\" (any process of its group)");
+}
+
 TEST_CASE("instances, strategy and max_surge: one instance all at once by default") {
   Config d = parse_ok(with_app(""));
   CHECK(d.instances == 1);
