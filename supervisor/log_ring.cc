@@ -56,14 +56,16 @@ void LogRing::append(LogLine line) {
   line.seq = next_seq_++;
   bytes_ += line.text.size();
   lines_.push_back(std::move(line));
-  // A follower may unfollow (itself or another) while being called: the
-  // entry is emptied then, and erased once every follower has been called.
+  // A follower may unfollow (itself or another) or add one while being
+  // called: an entry unfollowed meanwhile keeps its function (which may be
+  // the one running) with id 0 until every follower has been called, and
+  // one added meanwhile gets its first line next time.
   calling_ = true;
-  for (auto& [id, follower] : followers_) {
-    if (follower) follower(lines_.back());
+  for (size_t i = 0, n = followers_.size(); i < n; ++i) {
+    if (followers_[i].first != 0) followers_[i].second(lines_.back());
   }
   calling_ = false;
-  std::erase_if(followers_, [](const auto& f) { return !f.second; });
+  std::erase_if(followers_, [](const auto& f) { return f.first == 0; });
   while (lines_.size() > max_lines_ || (bytes_ > max_bytes_ && lines_.size() > 1)) {
     bytes_ -= lines_.front().text.size();
     lines_.pop_front();
@@ -87,10 +89,10 @@ uint64_t LogRing::follow(Follower follower) {
 }
 
 void LogRing::unfollow(uint64_t id) {
-  for (auto& [fid, follower] : followers_) {
-    if (fid == id) follower = nullptr;
+  for (auto& follower : followers_) {
+    if (follower.first == id) follower.first = 0;
   }
-  if (!calling_) std::erase_if(followers_, [](const auto& f) { return !f.second; });
+  if (!calling_) std::erase_if(followers_, [](const auto& f) { return f.first == 0; });
 }
 
 LogRing& log_ring() {

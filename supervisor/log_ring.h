@@ -4,7 +4,9 @@
 // every new line to its followers as it is logged. A follower decides for
 // itself what to do with a line it cannot send yet: the ring never waits.
 // Traps: followers are called from inside spdlog's sink, so a follower must
-// not log (the sink's lock is held); everything runs on baton's loop thread.
+// not log (the sink's lock is held), nor add a follower; it may unfollow,
+// itself included, and its captures live until it returns. Everything runs
+// on baton's loop thread.
 #pragma once
 
 #include <sys/types.h>

@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include <memory>
+
 #include <nlohmann/json.hpp>
 
 using namespace baton;
@@ -68,9 +70,12 @@ TEST_CASE("log ring: followers get each new line; one may unfollow while called"
   LogRing ring(2, 1000);
   std::vector<std::string> first, second;
   uint64_t a = 0;
-  a = ring.follow([&](const LogLine& l) {
+  auto name = std::make_shared<std::string>("first");
+  a = ring.follow([&, name](const LogLine& l) {
     first.push_back(l.text);
     if (l.text == "2") ring.unfollow(a);
+    // Its captures outlive the unfollow until it returns.
+    first.back() += *name == "first" ? "" : "?";
   });
   ring.follow([&](const LogLine& l) { second.push_back(l.text); });
   for (const char* t : {"1", "2", "3"}) ring.append(line(t));
