@@ -325,6 +325,13 @@ void Supervisor::foreign_notify(pid_t pid, const NotifyMessage& msg) {
   // From a process of a starting instance's group: its READY=1 is why the
   // instance may time out, so the timeout says so.
   pid_t group = os_.process_group_of(pid);
+  if (group == -1 && command.empty()) {
+    // Gone before its message was read (an app's STOPPING=1 as it exits):
+    // nothing to tell whom it came from, and the 10 s line is kept for a
+    // sender the operator can do something about.
+    spdlog::debug("notify: ignored a message from pid {}, which is gone", pid);
+    return;
+  }
   Instance* member = nullptr;
   for (auto& i : instances_) {
     if (!i->exited() && group == i->pid()) member = i.get();
