@@ -20,7 +20,8 @@ const char kUsage[] = R"(usage:
   baton logs     [-c FILE | --control PATH] [-f] [-n N] [--generation G]
   baton metrics  [-c FILE | --control PATH]
   baton verify   [-c FILE | --control PATH] [--reloads N] [--duration DUR]
-                 [--connections N | --rate N] [--path PATH] [--keepalive] [--socket NAME]
+                 [--connections N | --rate N] [--path PATH] [--keepalive]
+                 [--socket NAME | --address ADDR]
   baton check    -c FILE
   baton completion bash
   baton help | --help | --version
@@ -86,14 +87,21 @@ options:
   --generation G        logs: only lines of generation G (its app output and
                         baton's lines about it)
 
-verify options (the load goes to the service's own public socket, loopback only):
+verify options (HTTP GETs at the service's own public socket, loopback only;
+a reload's window is from its request to baton's answer; "hung": connected but
+no whole answer within 5s; exit 1 if a request or a reload failed):
   --reloads N           reloads during the run, evenly spaced (default 3; 0: none)
-  --duration DUR        how long the load runs (default 10s)
+  --duration DUR        how long the load runs at least (default 10s; longer if
+                        a reload is still running then)
   --connections N       concurrent closed-loop clients (default 8)
-  --rate N              or: N requests a second, open loop
+  --rate N              or: N requests a second, each due at a fixed time whatever
+                        the answers (open loop), from up to max(8, N/50) clients
+                        (256 at most)
   --path PATH           the request target (default /)
   --keepalive           reuse connections (default: a new connection per request)
   --socket NAME         which tcp or unix socket to load (default: the first one)
+  --address ADDR        load ADDR instead (127.0.0.1:PORT, [::1]:PORT, a unix
+                        path): e.g. a proxy on this host in front of the service
 
 check options (run without -c; a config has [ready], [[smoke]], [hooks] and
 listeners instead). Every probe given must pass; CMD is run as sh -c CMD:
@@ -131,6 +139,7 @@ constexpr std::pair<std::string_view, std::string VerifyFlags::*> kVerifyValues[
     {"--reloads", &VerifyFlags::reloads}, {"--duration", &VerifyFlags::duration},
     {"--rate", &VerifyFlags::rate},       {"--connections", &VerifyFlags::connections},
     {"--path", &VerifyFlags::path},       {"--socket", &VerifyFlags::socket},
+    {"--address", &VerifyFlags::address},
 };
 
 bool is_verify_value(std::string_view option) {

@@ -11,7 +11,7 @@ namespace baton {
 
 /// `baton verify`'s options, as typed; empty: the default.
 struct VerifyFlags {
-  std::string reloads, duration, rate, connections, path, socket;
+  std::string reloads, duration, rate, connections, path, socket, address;
   bool keepalive = false;
 };
 

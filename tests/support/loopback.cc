@@ -27,53 +27,6 @@
 namespace support {
 namespace {
 
-std::optional<uint16_t> parse_port(std::string_view s) {
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  if (value == 0 || value > 65535) return std::nullopt;
-  return static_cast<uint16_t>(value);
-}
-
-std::variant<Endpoint, std::string> unix_endpoint(const std::string& path) {
-  Endpoint ep;
-  auto* sun = reinterpret_cast<sockaddr_un*>(&ep.addr);
-  if (path.size() >= sizeof sun->sun_path) return "unix socket path too long: " + path;
-  sun->sun_family = AF_UNIX;
-  std::memcpy(sun->sun_path, path.data(), path.size());
-  ep.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
-  ep.text = path;
-  return ep;
-}
-
-std::variant<Endpoint, std::string> inet6_endpoint(std::string_view host, uint16_t port) {
-  Endpoint ep;
-  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ep.addr);
-  sin6->sin6_family = AF_INET6;
-  sin6->sin6_port = htons(port);
-  if (inet_pton(AF_INET6, std::string(host).c_str(), &sin6->sin6_addr) != 1) {
-    return fmt::format("invalid IPv6 address [{}]", host);
-  }
-  if (!IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)) return fmt::format("[{}] is not loopback", host);
-  ep.len = sizeof(sockaddr_in6);
-  return ep;
-}
-
-std::variant<Endpoint, std::string> inet4_endpoint(std::string_view host, uint16_t port) {
-  Endpoint ep;
-  auto* sin = reinterpret_cast<sockaddr_in*>(&ep.addr);
-  sin->sin_family = AF_INET;
-  sin->sin_port = htons(port);
-  const std::string name = host == "localhost" ? "127.0.0.1" : std::string(host);
-  if (inet_pton(AF_INET, name.c_str(), &sin->sin_addr) != 1) {
-    return fmt::format("invalid IPv4 address {} (names other than localhost are not resolved)",
-                       host);
-  }
-  if ((ntohl(sin->sin_addr.s_addr) >> 24) != 127) return fmt::format("{} is not loopback", host);
-  ep.len = sizeof(sockaddr_in);
-  return ep;
-}
-
 Response failure(const std::string& what, int err) {
   Response r;
   r.error = fmt::format("{}: {}", what, err == EAGAIN ? "timeout" : std::strerror(err));
@@ -120,24 +73,6 @@ Response parse_http(const std::string& raw) {
 }
 
 }  // namespace
-
-std::variant<Endpoint, std::string> parse_endpoint(const std::string& address) {
-  if (address.find('/') != std::string::npos) return unix_endpoint(address);
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return "address " + address + " has no :port";
-  const auto port = parse_port(std::string_view(address).substr(colon + 1));
-  if (!port) return "invalid port in address " + address;
-  std::string_view host = std::string_view(address).substr(0, colon);
-  std::variant<Endpoint, std::string> ep;
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    ep = inet6_endpoint(host.substr(1, host.size() - 2), *port);
-  } else {
-    ep = inet4_endpoint(host, *port);
-  }
-  if (auto* e = std::get_if<Endpoint>(&ep)) e->text = address;
-  if (auto* msg = std::get_if<std::string>(&ep)) *msg = "address " + address + ": " + *msg;
-  return ep;
-}
 
 int connect_stream(const std::string& address, Millis timeout) {
   Response ignored;

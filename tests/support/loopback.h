@@ -10,23 +10,15 @@
 #include <variant>
 #include <vector>
 
+#include "endpoint.h"
 #include "support/wait.h"
 
 namespace support {
 
-/// A validated loopback address to connect() to.
-struct Endpoint {
-  sockaddr_storage addr{};
-  /// The meaningful length of `addr`.
-  socklen_t len = 0;
-  /// As the user wrote it, for messages.
-  std::string text;
-};
-
-/// Parses "127.0.0.1:80", "[::1]:80", "localhost:80" (= 127.0.0.1) or a unix
-/// socket path (anything containing '/'); an error message for anything
-/// malformed or not loopback ("address 10.0.0.1:80: 10.0.0.1 is not loopback").
-std::variant<Endpoint, std::string> parse_endpoint(const std::string& address);
+// The load client's loopback addresses ("127.0.0.1:80", "[::1]:80",
+// "localhost:80", a unix socket path or "@name"; anything else refused).
+using load::Endpoint;
+using load::parse_endpoint;
 
 /// What one request got back.
 struct Response {

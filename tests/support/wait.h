@@ -5,17 +5,18 @@
 #include <chrono>
 #include <functional>
 
+#include "deadline.h"
+
 namespace support {
 
-using Clock = std::chrono::steady_clock;
+using Clock = load::Clock;
 using Millis = std::chrono::milliseconds;
 using namespace std::chrono_literals;
 
-/// Milliseconds left until `deadline`, rounded up so poll() never spins at 0.
-int remaining_ms(Clock::time_point deadline);
-
-/// Waits for `events` on `fd` until `deadline`: 1 ready, 0 timed out, -1 error (errno set).
-int wait_fd(int fd, short events, Clock::time_point deadline);
+// The load client's deadline waits: remaining_ms(deadline) and
+// wait_fd(fd, events, deadline).
+using load::remaining_ms;
+using load::wait_fd;
 
 /// Checks `check` every `interval` until it holds (true) or `timeout` has
 /// passed (false), for conditions that no event announces (another

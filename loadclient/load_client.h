@@ -1,6 +1,7 @@
-// load_client: a closed-loop HTTP/1.1 load generator for baton's reload tests
-// and benchmarks. It talks only to loopback (127.0.0.0/8, ::1, unix sockets),
-// counts every failed request by kind and records which server pid answered.
+// load_client: an HTTP/1.1 load generator for `baton verify`, baton's reload
+// tests and benchmarks, closed-loop or paced to a rate. It talks only to
+// loopback (127.0.0.0/8, ::1, unix sockets), counts every failed request by
+// kind and records which server pid answered.
 #pragma once
 
 #include <chrono>
@@ -29,9 +30,16 @@ struct LoadOptions {
   /// The request target; must start with '/' and contain no whitespace.
   std::string path = "/";
   Mode mode = Mode::kConnectionPerRequest;
-  /// Concurrent client threads, each closed-loop (one request in flight). 1..4096.
+  /// Concurrent client threads, each with one request in flight at most. 1..4096.
   int connections = 4;
-  /// How long to run; 0 = until stop(). Never longer than max_duration.
+  /// 0: closed loop (each thread sends its next request as soon as the last
+  /// one ends). Else requests a second, due at fixed times (request k at
+  /// started + k / rate) whatever the answers, taken by whichever thread is
+  /// free: `connections` is then the most requests in flight. A request's
+  /// latency counts from when it was due, so a server that falls behind
+  /// shows in the latencies rather than as a lower rate. 0..1000000.
+  int rate = 0;
+  /// How long to run; 0 = until stop() or end_at(). Never longer than max_duration.
   std::chrono::milliseconds duration{0};
   /// Hard bound on the run (> 0). A request in flight when it ends is finished.
   std::chrono::milliseconds max_duration{120000};
@@ -47,8 +55,12 @@ enum class Failure {
   kRefused,
   /// Connection reset, EPIPE or EOF before any byte of the response.
   kReset,
-  /// The per-request deadline passed (connect, send or receive).
+  /// No connection within the per-request deadline (connect did not complete).
   kTimeout,
+  /// Connected, but the request was not taken or not answered whole within
+  /// the per-request deadline: the server accepted and went silent, or the
+  /// connection sits in an accept queue nobody serves.
+  kHung,
   /// Reset or EOF after part of the response arrived.
   kShortResponse,
   /// Malformed status line or headers, unsupported framing, junk after the body.
@@ -59,15 +71,17 @@ enum class Failure {
   kOther,
 };
 
-/// "refused", "reset", "timeout", "short_response", "invalid_response", "non_2xx", "other".
+/// "refused", "reset", "timeout", "hung", "short_response", "invalid_response",
+/// "non_2xx", "other".
 std::string_view to_string(Failure failure);
 
 /// Every Failure, in enum order (for reports that list all kinds).
-extern const Failure kAllFailures[7];
+extern const Failure kAllFailures[8];
 
 /// One request, for latency analysis.
 struct Sample {
-  /// Just before connect() (or send() on a reused keep-alive connection).
+  /// Just before connect() (or send() on a reused keep-alive connection);
+  /// with a rate, when the request was due.
   std::chrono::steady_clock::time_point start;
   /// From `start` to the last byte of the response (or to the failure).
   std::chrono::microseconds latency;
@@ -111,11 +125,19 @@ class LoadRun {
 
   /// Asks every thread to finish its current request and exit. Idempotent.
   void stop();
+  /// Ends the run at `end` (at most started() + max_duration) instead: a
+  /// request in flight then is finished; with a rate, the requests due
+  /// before `end` are made. An `end` already past ends the run now.
+  void end_at(std::chrono::steady_clock::time_point end);
+  /// When the run started (as LoadResult::started).
+  std::chrono::steady_clock::time_point started() const;
   /// Joins the threads (after the duration, max_duration or stop()) and
   /// returns the merged result. Later calls return the same result.
   LoadResult wait();
   /// Requests finished so far (ok + failed), for tests waiting for traffic.
   uint64_t completed() const;
+  /// Requests failed so far, for progress lines.
+  uint64_t failed() const;
   /// True once a response from server `pid` has been received.
   bool has_served(int pid) const;
 

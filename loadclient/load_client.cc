@@ -29,19 +29,15 @@
 
 #include <fmt/format.h>
 
-#include "support/loopback.h"
+#include "deadline.h"
+#include "endpoint.h"
+#include "http_response.h"
 
 namespace load {
 
-using support::Clock;
-using support::Endpoint;
-using support::parse_endpoint;
-using support::remaining_ms;
-using support::wait_fd;
-
-const Failure kAllFailures[7] = {
-    Failure::kRefused,         Failure::kReset,  Failure::kTimeout, Failure::kShortResponse,
-    Failure::kInvalidResponse, Failure::kNon2xx, Failure::kOther};
+const Failure kAllFailures[8] = {
+    Failure::kRefused,       Failure::kReset,           Failure::kTimeout, Failure::kHung,
+    Failure::kShortResponse, Failure::kInvalidResponse, Failure::kNon2xx,  Failure::kOther};
 
 std::string_view to_string(Failure failure) {
   switch (failure) {
@@ -51,6 +47,8 @@ std::string_view to_string(Failure failure) {
       return "reset";
     case Failure::kTimeout:
       return "timeout";
+    case Failure::kHung:
+      return "hung";
     case Failure::kShortResponse:
       return "short_response";
     case Failure::kInvalidResponse:
@@ -73,8 +71,8 @@ namespace {
 
 constexpr size_t kMaxExamples = 10;
 constexpr size_t kMaxHeadBytes = 64 * 1024;
-constexpr uint64_t kMaxBodyBytes = 64 * 1024 * 1024;
 constexpr int kMaxConnections = 4096;
+constexpr int kMaxRate = 1000000;
 
 // ---------------------------------------------------------------------------
 // Small system helpers.
@@ -207,126 +205,6 @@ std::optional<Fault> open_connection(const Endpoint& ep, Clock::time_point deadl
 }
 
 // ---------------------------------------------------------------------------
-// HTTP response parsing.
-
-/// A parsed response head.
-struct ResponseHead {
-  int status = 0;
-  /// The connection may carry another request after this response.
-  bool keep_alive = false;
-  /// Body length; nullopt means the body runs until EOF.
-  std::optional<uint64_t> content_length;
-};
-
-bool is_token_char(unsigned char c) {
-  return std::isalnum(c) || (c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
-}
-
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-/// A short printable excerpt of protocol text for error messages.
-std::string excerpt(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 60)) {
-    out += std::isprint(static_cast<unsigned char>(c)) ? std::string(1, c)
-                                                       : fmt::format("\\x{:02x}", c & 0xff);
-  }
-  return out;
-}
-
-/// "HTTP/1.x SSS reason" -> status and the version's default keep-alive.
-bool parse_status_line(std::string_view line, ResponseHead& head) {
-  if (line.size() < 12 || !line.starts_with("HTTP/1.") || line[8] != ' ') return false;
-  if (line[7] != '0' && line[7] != '1') return false;
-  if (line.size() > 12 && line[12] != ' ') return false;
-  const std::string_view code = line.substr(9, 3);
-  if (!std::all_of(code.begin(), code.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return false;
-  }
-  head.status = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
-  head.keep_alive = line[7] == '1';
-  return head.status >= 100;
-}
-
-void apply_connection_header(std::string_view value, ResponseHead& head) {
-  while (!value.empty()) {
-    const size_t comma = value.find(',');
-    const std::string token = lowercase(trim(value.substr(0, comma)));
-    if (token == "close") head.keep_alive = false;
-    if (token == "keep-alive") head.keep_alive = true;
-    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-  }
-}
-
-/// Applies one "Name: value" line; false (with `why`) if it is malformed or unsupported.
-bool parse_header(std::string_view line, ResponseHead& head, std::string& why) {
-  const size_t colon = line.find(':');
-  const std::string_view raw_name = line.substr(0, colon);
-  if (colon == std::string_view::npos || raw_name.empty() ||
-      !std::all_of(raw_name.begin(), raw_name.end(),
-                   [](char c) { return is_token_char(static_cast<unsigned char>(c)); })) {
-    why = "malformed header line \"" + excerpt(line) + "\"";
-    return false;
-  }
-  const std::string name = lowercase(raw_name);
-  const std::string_view value = trim(line.substr(colon + 1));
-  if (name == "connection") apply_connection_header(value, head);
-  if (name == "transfer-encoding" && lowercase(value) != "identity") {
-    why = "unsupported Transfer-Encoding \"" + excerpt(value) + "\"";
-    return false;
-  }
-  if (name != "content-length") return true;
-  uint64_t length = 0;
-  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
-  if (value.empty() || ec != std::errc() || end != value.data() + value.size() ||
-      (head.content_length && *head.content_length != length) || length > kMaxBodyBytes) {
-    why = "bad Content-Length \"" + excerpt(value) + "\"";
-    return false;
-  }
-  head.content_length = length;
-  return true;
-}
-
-/// Parses a response head (without its final CRLFCRLF).
-bool parse_head(std::string_view text, ResponseHead& head, std::string& why) {
-  size_t eol = text.find("\r\n");
-  if (!parse_status_line(text.substr(0, eol), head)) {
-    why = "bad status line \"" + excerpt(text.substr(0, eol)) + "\"";
-    return false;
-  }
-  while (eol != std::string_view::npos) {
-    text.remove_prefix(eol + 2);
-    eol = text.find("\r\n");
-    if (!parse_header(text.substr(0, eol), head, why)) return false;
-  }
-  const bool no_body = head.status < 200 || head.status == 204 || head.status == 304;
-  if (no_body) head.content_length = 0;
-  if (!head.content_length) head.keep_alive = false;  // the body is delimited by EOF
-  return true;
-}
-
-/// The N in "... pid N ..." ("hello from pid N", "legacy pid N"), or 0.
-int parse_pid(std::string_view body) {
-  constexpr std::string_view kMarker = "pid ";
-  const size_t at = body.find(kMarker);
-  if (at == std::string_view::npos) return 0;
-  const std::string_view digits = body.substr(at + kMarker.size());
-  int pid = 0;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
-  return ec == std::errc() && end != digits.data() ? pid : 0;
-}
-
-// ---------------------------------------------------------------------------
 // One request/response on a connected, non-blocking socket.
 
 /// What a receive attempt produced.
@@ -398,10 +276,11 @@ class Exchange {
                  fmt::format("{} after {} bytes", text, received_)};
   }
 
+  /// Connected, but the server did not take the request or answer it in time.
   Fault timeout_fault(const char* what) const {
-    return Fault{Failure::kTimeout, fmt::format("{}: no complete response within {} ms ({} bytes "
-                                                "received)",
-                                                what, timeout_.count(), received_)};
+    return Fault{Failure::kHung, fmt::format("{}: no complete response within {} ms ({} bytes "
+                                             "received)",
+                                             what, timeout_.count(), received_)};
   }
 
   Outcome read_response() {
@@ -467,9 +346,16 @@ struct Shared {
   std::string request;
   Clock::time_point started;
   /// started + min(duration or max_duration, max_duration).
-  Clock::time_point end;
+  /// The bound on the run's end; end_at() may bring it forward.
+  Clock::time_point limit;
+  /// When the run ends: `limit` at first.
+  std::atomic<Clock::time_point> end;
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> completed{0};
+  std::atomic<uint64_t> failed{0};
+  /// With a rate: the next request to be made, numbered from 0; request k is
+  /// due at started + k / rate.
+  std::atomic<uint64_t> next_request{0};
   /// Every pid that has served a response so far. Threads add a pid only
   /// when it differs from their previous one, so the lock is rarely taken.
   mutable std::mutex seen_mutex;
@@ -502,8 +388,12 @@ class Worker {
   /// The thread body; never throws.
   void run() noexcept {
     try {
-      while (!shared_.stop.load(std::memory_order_relaxed) && Clock::now() < shared_.end) {
-        one_request();
+      while (running()) {
+        if (shared_.options.rate == 0) {
+          one_request(Clock::now());
+        } else if (auto due = next_due()) {
+          one_request(*due);
+        }
       }
     } catch (const std::exception& e) {
       record_fault(Clock::now(), Fault{Failure::kOther, fmt::format("thread: {}", e.what())},
@@ -516,7 +406,41 @@ class Worker {
   const Tally& tally() const { return tally_; }
 
  private:
-  void one_request() {
+  bool running() const {
+    return !shared_.stop.load(std::memory_order_relaxed) && Clock::now() < end();
+  }
+
+  Clock::time_point end() const { return shared_.end.load(std::memory_order_relaxed); }
+
+  /// Paced: takes the next request's number and sleeps until it is due; its
+  /// due time, or nullopt if the run ended first. Sleeps in short steps so
+  /// that stop() is seen soon even at a low rate.
+  std::optional<Clock::time_point> next_due() {
+    const uint64_t k = shared_.next_request.fetch_add(1, std::memory_order_relaxed);
+    const auto offset = std::chrono::duration<double>(static_cast<double>(k) /
+                                                      static_cast<double>(shared_.options.rate));
+    const auto due = shared_.started + std::chrono::duration_cast<Clock::duration>(offset);
+    // Due after the end: this thread only waits for the end. The end is
+    // read again after the sleep, since end_at() may have moved it.
+    for (;;) {
+      if (!sleep_until(std::min(due, end()))) return std::nullopt;
+      if (due < end() && Clock::now() >= due) return due;
+      if (Clock::now() >= end()) return std::nullopt;
+    }
+  }
+
+  /// Sleeps until `t` or the end of the run; false if the run ended first.
+  bool sleep_until(Clock::time_point t) const {
+    while (Clock::now() < t) {
+      if (!running()) return false;
+      std::this_thread::sleep_until(std::min(t, Clock::now() + std::chrono::milliseconds(20)));
+    }
+    return !shared_.stop.load(std::memory_order_relaxed);
+  }
+
+  /// One request; `due` is when it should have started (now, unless paced),
+  /// where its latency is measured from.
+  void one_request(Clock::time_point due) {
     const auto t0 = Clock::now();
     const auto deadline = t0 + shared_.options.request_timeout;
     const bool reused = conn_.valid();
@@ -528,10 +452,11 @@ class Worker {
     if (!out.fault) {
       out = Exchange(conn_.get(), deadline, shared_.options.request_timeout).run(shared_.request);
     }
-    record(t0, Clock::now(), out, reused);
+    record(due, Clock::now(), out, reused);
     if (!out.reusable || shared_.options.mode != Mode::kKeepAlive) conn_.reset();
     const bool backoff =
-        out.fault && (out.fault->kind == Failure::kRefused || out.fault->kind == Failure::kOther);
+        shared_.options.rate == 0 && out.fault &&
+        (out.fault->kind == Failure::kRefused || out.fault->kind == Failure::kOther);
     if (backoff) std::this_thread::sleep_for(std::chrono::milliseconds(1));  // don't spin
   }
 
@@ -542,6 +467,7 @@ class Worker {
     }
     if (out.fault) {
       record_fault(t0, *out.fault, reused);
+      shared_.failed.fetch_add(1, std::memory_order_relaxed);
     } else {
       ++tally_.ok;
       ++tally_.pids[out.pid];
@@ -588,6 +514,9 @@ std::string validate(const LoadOptions& o) {
   if (o.duration.count() < 0) return "duration must not be negative";
   if (o.max_duration.count() <= 0) return "max_duration must be positive";
   if (o.request_timeout.count() <= 0) return "request_timeout must be positive";
+  if (o.rate < 0 || o.rate > kMaxRate) {
+    return fmt::format("rate must be 0..{} requests a second, not {}", kMaxRate, o.rate);
+  }
   const bool bad_char = std::any_of(o.path.begin(), o.path.end(), [](char c) {
     return static_cast<unsigned char>(c) <= ' ' || c == '\x7f';
   });
@@ -671,7 +600,8 @@ StartResult LoadRun::start(LoadOptions options) {
   const auto limit = s.options.duration.count() > 0
                          ? std::min(s.options.duration, s.options.max_duration)
                          : s.options.max_duration;
-  s.end = s.started + limit;
+  s.limit = s.started + limit;
+  s.end = s.limit;
   std::unique_ptr<LoadRun> run(new LoadRun(std::move(state)));
   if (int err = run->state_->spawn(); err != 0) {
     return StartResult{nullptr, fmt::format("cannot start threads: {}", errno_text(err)), err};
@@ -690,8 +620,20 @@ void LoadRun::stop() {
   state_->shared.stop.store(true);
 }
 
+void LoadRun::end_at(std::chrono::steady_clock::time_point end) {
+  state_->shared.end.store(std::min(end, state_->shared.limit));
+}
+
+std::chrono::steady_clock::time_point LoadRun::started() const {
+  return state_->shared.started;
+}
+
 uint64_t LoadRun::completed() const {
   return state_->shared.completed.load(std::memory_order_relaxed);
+}
+
+uint64_t LoadRun::failed() const {
+  return state_->shared.failed.load(std::memory_order_relaxed);
 }
 
 bool LoadRun::has_served(int pid) const {
