@@ -53,7 +53,8 @@ commands:
            otherwise the release the last reload replaced (the files it ran,
            symlinks resolved when it started) starts again through a normal
            checked reload
-  status   show sockets, generations and app processes (--json: as JSON)
+  status   show sockets, instances by generation, the reload in progress with its
+           checks, and the last reloads (--json: every fact, as JSON)
   logs     print the lines baton keeps (the app's output with generation and pid,
            and baton's own events); -f: then follow new ones as they are written
   metrics  print baton's counters and gauges in Prometheus text format

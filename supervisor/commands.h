@@ -27,7 +27,4 @@ int command_check(const std::string& config_file);
 /// pid 9455] text", or "... baton: text" ("baton warning: ..." above info).
 std::string format_log_line(const nlohmann::json& line);
 
-/// `baton status` for people: sockets and instances with their states.
-std::string format_status(const nlohmann::json& status);
-
 }  // namespace baton

@@ -75,11 +75,11 @@ constexpr size_t kPastReleases = 5;
 /// A canary whose http probe fails this many times in a row is rolled back.
 constexpr int kCanaryProbeFailures = 3;
 
-std::string command_name(const CheckCommand& c) {
+}  // namespace
+
+std::string check_name(const CheckCommand& c) {
   return c.name.empty() ? fmt::format("{}", fmt::join(c.command, " ")) : c.name;
 }
-
-}  // namespace
 
 using S = Supervisor;
 /// A "-" cell: the event changes nothing in that state.
@@ -167,7 +167,7 @@ void Supervisor::start_reload(std::vector<ReloadRequest> requests,
     record.requested_at = requested_at;
     record.result = "refused";
     record.error = why;
-    last_reload_ = record;
+    keep_reload(record);
     counters_.reload_ended(record.result);
     for (ReloadRequest& r : requests) {
       if (r.client) r.client->finished(ReloadOutcome::failure(why, record));
@@ -186,7 +186,7 @@ void Supervisor::start_reload(std::vector<ReloadRequest> requests,
   const std::optional<CheckCommand>& hook = reload_->gen->config->pre_reload;
   if (!hook) return start_candidate();
   reload_->phase = ReloadPhase::kPreReload;
-  std::string name = command_name(*hook);
+  std::string name = check_name(*hook);
   broadcast(
       fmt::format("pre_reload {}: running (timeout {})", name, format_duration(hook->timeout)));
   reload_->command = os_.run(
@@ -196,6 +196,7 @@ void Supervisor::start_reload(std::vector<ReloadRequest> requests,
         std::string summary =
             fmt::format("pre_reload {}: {} in {}", name, r.outcome, format_duration(r.took));
         if (!r.passed) reload_->failure_output = r.output;
+        reload_->smoke_results.push_back({r.passed, summary});
         reload_event(r.passed ? ReloadEvent::kHookPassed : ReloadEvent::kHookFailed, summary);
       });
   report_status();
@@ -309,7 +310,7 @@ void Supervisor::run_smoke() {
     return hold_or_commit({});
   }
   const CheckCommand& check = smoke[reload_->smoke_index];
-  std::string name = command_name(check);
+  std::string name = check_name(check);
   broadcast(fmt::format("smoke {}: running against generation {} (timeout {})", name,
                         reload_->gen->number, format_duration(check.timeout)));
   reload_->command = os_.run(
@@ -319,6 +320,7 @@ void Supervisor::run_smoke() {
         std::string summary =
             fmt::format("smoke {}: {} in {}", name, r.outcome, format_duration(r.took));
         if (!r.passed) reload_->failure_output = r.output;
+        reload_->smoke_results.push_back({r.passed, summary});
         reload_event(r.passed ? ReloadEvent::kSmokePassed : ReloadEvent::kSmokeFailed, summary);
       });
   report_status();
@@ -855,7 +857,7 @@ void Supervisor::finish_commit(const std::string&) {
   }
   record.result = "ok";
   ++reloads_;
-  last_reload_ = record;
+  keep_reload(record);
   count_committed(record);
   const Generation& old = *reload_->replaced;
   past_releases_.insert(past_releases_.begin(), PastRelease{old.number, old.config, old.release});
@@ -902,7 +904,7 @@ void Supervisor::run_after_drained() {
     if (i->gen->number < next.generation) return;  // an older process is still there
   }
   const CheckCommand& hook = *next.config->after_drained;
-  std::string name = command_name(hook);
+  std::string name = check_name(hook);
   auto tell = [this](const std::string& message) {
     spdlog::info("after_drained: {}", message);
     for (ReloadRequest& r : after_drained_.front().waiters) r.client->progress(message);
@@ -959,7 +961,7 @@ void Supervisor::roll_back() {
   std::string serving = serving_after_rollback();
   spdlog::error("reload rolled back: {}; {}", r.record.error, serving);
   std::vector<std::string> tail = r.failure_output.empty() ? r.failed_stderr : r.failure_output;
-  last_reload_ = r.record;
+  keep_reload(r.record);
   counters_.reload_ended(r.record.result);
   for (ReloadRequest& req : r.requests) {
     if (!req.client) continue;
@@ -1007,11 +1009,36 @@ void Supervisor::end_reload() {
   start_reload(std::move(next));
 }
 
+void Supervisor::keep_reload(const ReloadRecord& record) {
+  if (last_reload_) {
+    earlier_reloads_.push_front(std::move(*last_reload_));
+    if (earlier_reloads_.size() >= kReloadHistory) earlier_reloads_.pop_back();
+  }
+  last_reload_ = record;
+}
+
 void Supervisor::note_drained(const Instance& inst, const std::string& how) {
   spdlog::info("generation {}: pid {} {}", inst.generation(), inst.pid(), how);
-  if (!last_reload_ || last_reload_->replaced_generation != inst.generation()) return;
-  const auto& replaced = last_reload_->replaced_pids;
-  if (std::find(replaced.begin(), replaced.end(), inst.pid()) == replaced.end()) return;
+  // The reload that replaced the instance's generation: the last one, or
+  // (another began while it drained) one before.
+  ReloadRecord* record = nullptr;
+  auto replaced_it = [&](const ReloadRecord& r) {
+    return r.replaced_generation == inst.generation() &&
+           std::find(r.replaced_pids.begin(), r.replaced_pids.end(), inst.pid()) !=
+               r.replaced_pids.end();
+  };
+  if (last_reload_ && replaced_it(*last_reload_)) {
+    record = &*last_reload_;
+  } else {
+    for (ReloadRecord& r : earlier_reloads_) {
+      if (replaced_it(r)) {
+        record = &r;
+        break;
+      }
+    }
+  }
+  if (!record) return;
+  const auto& replaced = record->replaced_pids;
   // Drained once the last of them is.
   for (const auto& i : instances_) {
     if (i.get() != &inst && i->state != InstanceState::kExited &&
@@ -1019,9 +1046,9 @@ void Supervisor::note_drained(const Instance& inst, const std::string& how) {
       return;
     }
   }
-  last_reload_->drained_at = os_.now();
-  last_reload_->drain_result = how;
-  if (auto s = seconds_between(last_reload_->drain_sent_at, last_reload_->drained_at)) {
+  record->drained_at = os_.now();
+  record->drain_result = how;
+  if (auto s = seconds_between(record->drain_sent_at, record->drained_at)) {
     counters_.drain.observe(*s);
   }
 }

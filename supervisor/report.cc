@@ -138,6 +138,23 @@ nlohmann::json status_json(const StatusSnapshot& s, pid_t pid) {
          {"consecutive_failures", r.consecutive_failures}});
   }
   out["restarting"] = std::move(restarting);
+  // The last reloads, newest first: last_reload, then those before it.
+  json recent = json::array();
+  if (s.last_reload) recent.push_back(reload_record_json(*s.last_reload, s.now));
+  for (const ReloadRecord& r : s.earlier_reloads) recent.push_back(reload_record_json(r, s.now));
+  out["recent_reloads"] = std::move(recent);
+  out["candidate"] = nullptr;
+  if (s.reloading) {
+    json checks = json::array();
+    for (const StatusSnapshot::CheckView& c : s.candidate_checks) {
+      checks.push_back({{"name", c.name}, {"state", c.state}, {"detail", c.detail}});
+    }
+    json candidate = {{"generation", *s.reloading},
+                      {"step", s.reload_step},
+                      {"share_percent", s.candidate_share / 100.0},
+                      {"checks", std::move(checks)}};
+    out["candidate"] = std::move(candidate);
+  }
   return out;
 }
 

@@ -18,6 +18,9 @@
 
 namespace baton {
 
+/// How many reloads `status` keeps: the last one and those before it.
+inline constexpr size_t kReloadHistory = 5;
+
 /// The timings and outcome of one reload, kept for `status`.
 struct ReloadRecord {
   int generation = 0;
@@ -119,6 +122,16 @@ struct StatusSnapshot {
   /// The serving generation's instance, and the reload candidate, if any.
   std::optional<InstanceView> serving, candidate;
   std::optional<ReloadRecord> last_reload;
+  /// The reloads before it, newest first (kReloadHistory - 1 at most).
+  std::vector<ReloadRecord> earlier_reloads;
+  /// The reload candidate's checks, in the order they run: the pre_reload
+  /// hook, readiness, each smoke check, the min_ready hold. `state` is
+  /// "pending", "running", "passed", "failed" or "skipped"; `detail` what
+  /// it waits for or how it ended ("smoke home: exited with status 0 in 35ms").
+  struct CheckView {
+    std::string name, state, detail;
+  };
+  std::vector<CheckView> candidate_checks;
   /// The serving generation's slots: the last exit (of any slot) and the
   /// restart due first, with that slot's failures in a row.
   int consecutive_failures = 0;

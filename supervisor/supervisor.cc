@@ -684,6 +684,71 @@ void Supervisor::report_status() {
 
 // ---- Status ----------------------------------------------------------------
 
+std::vector<StatusSnapshot::CheckView> Supervisor::candidate_checks() const {
+  std::vector<StatusSnapshot::CheckView> out;
+  const Reload& r = *reload_;
+  if (r.to_standby) return out;  // its instances passed their checks when they started
+  const Config& config = *r.gen->config;
+  const ReloadRecord& record = r.record;
+  const bool failed = r.phase == ReloadPhase::kFailed;
+  const bool started = record.exec_at != Clock::time_point{};
+  const bool ready = record.ready_at != Clock::time_point{};
+  const Clock::time_point now = os_.now();
+  if (config.pre_reload) {
+    std::string name = "pre_reload " + check_name(*config.pre_reload);
+    if (r.phase == ReloadPhase::kPreReload) {
+      out.push_back({name, "running", ""});
+    } else {
+      out.push_back({name, started ? "passed" : "failed", started ? "" : r.failure});
+    }
+  }
+  std::string readiness;
+  for (const Instance* i : r.gen->instances) {
+    if (i->state != InstanceState::kStarting) continue;
+    readiness = fmt::format("waiting for {}", fmt::join(waiting_for(*i), ", "));
+    break;
+  }
+  if (ready) {
+    out.push_back({"ready", "passed",
+                   fmt::format("after {}", format_duration(std::chrono::duration_cast<Millis>(
+                                               record.ready_at - record.exec_at)))});
+  } else if (failed) {
+    out.push_back({"ready", started ? "failed" : "skipped", started ? r.failure : ""});
+  } else {
+    out.push_back({"ready", started ? "running" : "pending", readiness});
+  }
+  for (size_t k = 0; k < config.smoke.size(); ++k) {
+    std::string name = "smoke " + check_name(config.smoke[k]);
+    if (k < r.smoke_results.size()) {
+      const Reload::SmokeResult& result = r.smoke_results[k];
+      // "smoke home: exited with status 0 in 35ms": the part after the name.
+      std::string_view detail = result.summary;
+      if (detail.starts_with(name + ": ")) detail.remove_prefix(name.size() + 2);
+      out.push_back({name, result.passed ? "passed" : "failed", std::string(detail)});
+    } else if (r.phase == ReloadPhase::kSmoking && k == r.smoke_index) {
+      out.push_back({name, "running", ""});
+    } else {
+      out.push_back({name, failed ? "skipped" : "pending", ""});
+    }
+  }
+  if (config.min_ready.count() > 0) {
+    std::string name = fmt::format("min_ready {}", format_duration(config.min_ready));
+    if (r.phase == ReloadPhase::kHolding) {
+      auto left = config.min_ready - std::chrono::duration_cast<Millis>(now - r.hold_from);
+      out.push_back(
+          {name, "running", fmt::format("{} left", format_duration(std::max(left, Millis(0))))});
+    } else if (failed) {
+      bool held = r.hold_from != Clock::time_point{};
+      out.push_back({name, held ? "failed" : "skipped", held ? r.failure : ""});
+    } else if (r.hold_from != Clock::time_point{}) {
+      out.push_back({name, "passed", ""});
+    } else {
+      out.push_back({name, "pending", ""});
+    }
+  }
+  return out;
+}
+
 StatusSnapshot Supervisor::snapshot() const {
   auto view = [](const Instance& i) {
     InstanceView v{i.generation(),     i.slot,        i.pid(), i.state, i.started_at, i.ready_at,
@@ -732,6 +797,8 @@ StatusSnapshot Supervisor::snapshot() const {
   if (const Instance* i = current_->instance()) s.serving = view(*i);
   if (reload_ && reload_gen()->instance()) s.candidate = view(*reload_gen()->instance());
   s.last_reload = last_reload_;
+  s.earlier_reloads.assign(earlier_reloads_.begin(), earlier_reloads_.end());
+  if (reload_) s.candidate_checks = candidate_checks();
   s.counters = counters_;
   const InstanceSlot* last = current_->last_failed();
   const InstanceSlot* next = current_->next_restart();

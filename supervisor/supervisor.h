@@ -7,6 +7,7 @@
 // daemon turns into sd_notify messages and control-socket JSON.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -31,6 +32,8 @@ std::string probe_label(const std::string& probe, const ReadyChecks& ready);
 /// and the last result of each probe tried.
 std::vector<std::string> waiting_for(const Instance& inst);
 std::vector<std::string> last_probe_results(const Instance& inst);
+/// How a hook or smoke check is named in messages: its `name`, else its command.
+std::string check_name(const CheckCommand& check);
 /// The socket http and tcp probes connect to: ready.socket, or the first
 /// stream socket.
 std::optional<size_t> probed_socket_index(const Config& config);
@@ -287,6 +290,12 @@ class Supervisor {
     /// The hook or smoke check running, and which smoke check it is.
     std::unique_ptr<Pending> command;
     size_t smoke_index = 0;
+    /// How each smoke check run so far ended, in order, for `status`.
+    struct SmokeResult {
+      bool passed = false;
+      std::string summary;
+    };
+    std::vector<SmokeResult> smoke_results;
     /// When its min_ready hold began.
     Clock::time_point hold_from{};
     /// The generation it replaces, once committed.
@@ -497,6 +506,10 @@ class Supervisor {
   void end_reload();
   /// Who serves after a failed reload, for its messages.
   std::string serving_after_rollback() const;
+  /// Makes `record` the last reload; the one before joins the history.
+  void keep_reload(const ReloadRecord& record);
+  /// The reload candidate's checks and where each stands, for `status`.
+  std::vector<StatusSnapshot::CheckView> candidate_checks() const;
   void note_drained(const Instance& inst, const std::string& how);
   void broadcast(const std::string& message);
   /// Answers who waited for generations of which no instance is left.
@@ -521,6 +534,8 @@ class Supervisor {
   /// draining: the generation's number and the request.
   std::vector<std::pair<int, ReloadRequest>> drain_waiters_;
   std::optional<ReloadRecord> last_reload_;
+  /// The reloads before last_reload_, newest first (status's history).
+  std::deque<ReloadRecord> earlier_reloads_;
   /// For `baton metrics`.
   Counters counters_;
   /// The releases a rollback can go back to, the latest first (at most

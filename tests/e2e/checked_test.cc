@@ -247,6 +247,43 @@ TEST_CASE("checked deploy: smoke checks that pass let the switch happen") {
   CHECK(read_file(log) == fmt::format("hello from pid {} version 2\n", now));
 }
 
+TEST_CASE("checked deploy: status shows the candidate's checks while its smoke check runs") {
+  ProbedService service;
+  // The smoke check waits for the test's go (a file), 30s at most.
+  std::string go = service.dir().file("go");
+  service.write("HELLO_VERSION = \"2\"",
+                fmt::format("[[smoke]]\nname = \"gate\"\ncommand = [\"sh\", \"-c\", \"i=0; "
+                            "while [ ! -e {} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); "
+                            "done; [ -e {} ]\"]\n",
+                            go, go));
+  auto reload = service.reload_async();
+  nlohmann::json s;
+  REQUIRE(eventually([&] {
+    s = service.baton().status();
+    return s["reload_step"] == "smoke";
+  }));
+  const nlohmann::json& checks = s["candidate"]["checks"];
+  REQUIRE(checks.size() == 2);
+  CHECK(checks[0]["name"] == "ready");
+  CHECK(checks[0]["state"] == "passed");
+  CHECK(checks[0]["detail"].get<std::string>().starts_with("after "));
+  CHECK(checks[1] == nlohmann::json{{"name", "smoke gate"}, {"state", "running"}, {"detail", ""}});
+  CommandResult text = run_command({baton_bin(), "status", "-c", service.dir().file("baton.toml")});
+  CHECK(text.out.find(fmt::format("\nreload in progress: generation {} (smoke)\n",
+                                  s["reloading"].get<int>())) != std::string::npos);
+  CHECK(text.out.find("\n  smoke gate  running\n") != std::string::npos);
+
+  service.dir().write("go", "");
+  CommandResult r = reload.get();
+  INFO(r.out, r.err);
+  REQUIRE(r.exit_code == 0);
+  s = service.baton().status();
+  CHECK(s["candidate"].is_null());
+  REQUIRE(s["recent_reloads"].size() == 1);
+  CHECK(s["recent_reloads"][0]["result"] == "ok");
+  CHECK(s["recent_reloads"][0] == s["last_reload"]);
+}
+
 TEST_CASE("checked deploy: a failing pre_reload hook starts nothing") {
   ProbedService service;
   pid_t old = service.baton().instance_pid("ready");

@@ -464,11 +464,11 @@ TEST_CASE("a crash loop shows its last exit and next start, and its failures cou
   CommandResult text;
   CHECK(eventually([&] {
     text = run_command({baton_bin(), "status", "-c", config});
-    return text.out.find("  no app process is running\n") != std::string::npos;
+    return text.out.find("\nno app process is running\n") != std::string::npos;
   }));
   INFO(text.out);
   CHECK(text.out.find("exited with status 4 before READY=1\n") != std::string::npos);
-  CHECK(text.out.find("  next start in ") != std::string::npos);
+  CHECK(text.out.find("\nnext start in ") != std::string::npos);
 }
 
 TEST_CASE("a command that is neither ELF nor #! script is not run under /bin/sh") {

@@ -825,6 +825,70 @@ TEST_CASE("reload: smoke checks run in order after readiness and before the swit
   }
 }
 
+TEST_CASE("status: the candidate's checks, where each stands as the reload runs") {
+  Fixture f;
+  f.boot();
+  f.config.smoke = {command("./smoke-home")};
+  f.config.min_ready = 500ms;
+  auto checks = [&] {
+    Log out;
+    for (const StatusSnapshot::CheckView& c : f.sup->snapshot().candidate_checks)
+      out.push_back(fmt::format("{}: {}; {}", c.name, c.state, c.detail));
+    return out;
+  };
+  auto client = f.reload();
+  CHECK(checks() == Log{"ready: running; waiting for READY=1", "smoke ./smoke-home: pending; ",
+                        "min_ready 500ms: pending; "});
+  f.os.advance(20ms);
+  f.notify(1001, "READY=1");
+  CHECK(checks() == Log{"ready: passed; after 20ms", "smoke ./smoke-home: running; ",
+                        "min_ready 500ms: pending; "});
+  SUBCASE("they pass: the checks go with the reload") {
+    f.os.finish_command(1, true);
+    f.os.advance(100ms);
+    CHECK(checks() == Log{"ready: passed; after 20ms",
+                          "smoke ./smoke-home: passed; exited with status 0 in 0ms",
+                          "min_ready 500ms: running; 400ms left"});
+    f.os.advance(400ms);
+    CHECK(client->events == Log{"ok"});
+    CHECK(f.sup->snapshot().candidate_checks.empty());
+  }
+  SUBCASE("the smoke check fails: what came after it is skipped") {
+    f.os.finish_command(1, false, "exited with status 1");
+    CHECK(checks() == Log{"ready: passed; after 20ms",
+                          "smoke ./smoke-home: failed; exited with status 1 in 0ms",
+                          "min_ready 500ms: skipped; "});
+  }
+}
+
+TEST_CASE("status: the last reloads, newest first; a drain ending late lands on its own") {
+  Fixture f;
+  pid_t first = f.boot();
+  for (int k = 0; k < 6; ++k) {
+    auto client = f.reload();
+    f.notify(1001 + k, "READY=1");
+    CHECK(client->events == Log{"ok"});
+  }
+  f.os.exit(first, 0);  // generation 1 drains only now, five reloads later
+  f.os.release(first);
+  StatusSnapshot s = f.sup->snapshot();
+  REQUIRE(s.last_reload);
+  CHECK(s.last_reload->generation == 7);
+  REQUIRE(s.earlier_reloads.size() == kReloadHistory - 1);
+  std::vector<int> generations;
+  for (const ReloadRecord& r : s.earlier_reloads) generations.push_back(r.generation);
+  CHECK(generations == std::vector<int>{6, 5, 4, 3});
+  // The reload 1 -> 2 is no longer kept: nothing else took its drain.
+  for (const ReloadRecord& r : s.earlier_reloads) CHECK(r.drain_result.empty());
+  // One still kept: its record gets the drain.
+  f.os.exit(1002, 0);  // generation 3, replaced by the reload to 4
+  f.os.release(1002);
+  s = f.sup->snapshot();
+  CHECK(s.earlier_reloads[2].generation == 4);
+  CHECK(s.earlier_reloads[2].drain_result.starts_with("exited with status 0"));
+  CHECK(s.last_reload->drain_result.empty());
+}
+
 TEST_CASE("reload: pre_reload runs before anything starts") {
   Fixture f;
   pid_t old = f.boot();

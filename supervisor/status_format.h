@@ -1,0 +1,19 @@
+// `baton status` for people: the JSON of `status --json` laid out as a few
+// aligned tables (sockets, instances, the reload candidate's checks, the
+// last reloads), coloured only when asked to (a terminal).
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace baton {
+
+/// `colour`: ANSI colours for states and results, bold headings.
+std::string format_status(const nlohmann::json& status, bool colour = false);
+
+/// Whether output to `fd` should be coloured: a terminal, NO_COLOR unset
+/// and TERM not "dumb".
+bool colour_output(int fd);
+
+}  // namespace baton
