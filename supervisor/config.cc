@@ -43,9 +43,10 @@ constexpr std::string_view kTopKeys[] = {
     "listeners",     "notify_socket", "ready",
     "smoke",         "hooks",         "instances",
     "strategy",      "max_surge",     "canary",
-    "notify_access", "standby",
+    "notify_access", "standby",       "metrics",
 };
 constexpr std::string_view kCanaryKeys[] = {"share", "hold"};
+constexpr std::string_view kMetricsKeys[] = {"file", "interval"};
 constexpr std::string_view kSocketKeys[] = {"name", "listen",    "backlog",    "v6only",
                                             "mode", "reuseport", "nonblocking"};
 
@@ -410,6 +411,38 @@ void read_canary(const toml::table& top, Config& config, Problems& problems) {
   config.canary = canary;
 }
 
+void read_metrics(const toml::table& top, Config& config, Problems& problems) {
+  const toml::node* node = top.get("metrics");
+  if (!node) return;
+  const toml::table* t = node->as_table();
+  if (!t) return problems.add(node->source(), "'metrics' must be a table ([metrics])");
+  check_keys(*t, kMetricsKeys, "[metrics]", problems);
+  Config::MetricsFile metrics;
+  auto file = get_string(*t, "file", problems, "metrics.file");
+  if (!file) {
+    if (!t->get("file")) {
+      problems.add(node->source(),
+                   "[metrics] needs a file, e.g. file = "
+                   "\"/var/lib/prometheus/node-exporter/baton.prom\"");
+    }
+    return;
+  }
+  // node_exporter's textfile collector reads only *.prom files.
+  if (!file->ends_with(".prom") || file->size() == 5) {
+    return problems.add(t->get("file")->source(),
+                        fmt::format("metrics.file \"{}\" must be named NAME.prom (the textfile "
+                                    "collector reads only *.prom files)",
+                                    *file));
+  }
+  metrics.path = resolve(config.base_dir, *file);
+  if (const toml::node* n =
+          read_duration(*t, "interval", metrics.interval, problems, "metrics.interval")) {
+    if (metrics.interval < Millis(1000))
+      problems.add(n->source(), "'metrics.interval' must be at least 1s");
+  }
+  config.metrics_file = metrics;
+}
+
 void read_settings(const toml::table& table, Config& config, ReadyOrigins& origins,
                    Problems& problems) {
   check_keys(table, kTopKeys, "the top level", problems);
@@ -446,6 +479,7 @@ void read_settings(const toml::table& table, Config& config, ReadyOrigins& origi
   read_instances(table, config, problems);
   read_notify_access(table, config, problems);
   read_canary(table, config, problems);
+  read_metrics(table, config, problems);
   read_checks(table, config, origins, problems);
 }
 

@@ -138,6 +138,15 @@ struct Config {
   };
   std::optional<Canary> canary;
 
+  /// `[metrics]`: baton writes what `baton metrics` prints to `path` every
+  /// `interval`, each time whole (a temporary file renamed over it), for
+  /// node_exporter's textfile collector; removed when baton stops.
+  struct MetricsFile {
+    std::string path;
+    Millis interval{15'000};
+  };
+  std::optional<MetricsFile> metrics_file;
+
   /// After a reload, the replaced generation stays up this long, steered
   /// away from, as a warm standby `baton rollback` switches back to at once
   /// (`standby`). Zero: it drains at once.

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -80,6 +81,14 @@ Status check_runnable(const Config& config) {
       problems.add(fmt::format("working_directory {}: {}", dir, std::strerror(errno)));
     else if (!S_ISDIR(st.st_mode))
       problems.add(fmt::format("working_directory {} is not a directory", dir));
+  }
+  if (config.metrics_file) {
+    std::string dir = std::filesystem::path(config.metrics_file->path).parent_path().string();
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0)
+      problems.add(fmt::format("metrics.file's directory {}: {}", dir, std::strerror(errno)));
+    else if (!S_ISDIR(st.st_mode))
+      problems.add(fmt::format("metrics.file's directory {} is not a directory", dir));
   }
   const std::string program = config.command.empty() ? "" : config.command[0];
   if (find_executable(program).empty()) {

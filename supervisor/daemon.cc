@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <random>
 
 #include <fmt/format.h>
@@ -17,8 +19,10 @@
 #include "control_client.h"
 #include "control_request.h"
 #include "control_server.h"
+#include "duration.h"
 #include "environment.h"
 #include "exit_codes.h"
+#include "file_util.h"
 #include "leftover_app.h"
 #include "log_queue.h"
 #include "log_ring.h"
@@ -64,6 +68,8 @@ class Daemon final : public LifecycleListener {
   void drain_leftover(std::function<void()> then);
   void store_sockets(const std::vector<SharedSocket>& sockets, bool serving);
   void switched(const std::vector<SharedSocket>& serving) override { store_sockets(serving, true); }
+  /// [metrics] file: writes it, and again every interval.
+  void write_metrics_file();
 
   // LifecycleListener
   void serving(bool first) override;
@@ -95,6 +101,9 @@ class Daemon final : public LifecycleListener {
   /// Set when baton stops: its sockets then stay in systemd's fd store, so
   /// a restarted baton gets them back.
   bool stopping_ = false;
+  std::unique_ptr<Timer> metrics_timer_;
+  /// The last failure to write the metrics file, logged once until it changes.
+  std::string metrics_error_;
 };
 
 std::string notify_socket_name() {
@@ -150,6 +159,15 @@ Result<GenerationPlan> Daemon::load_plan(std::shared_ptr<const Config> snapshot)
       spdlog::warn("control: the new path {} takes effect when baton restarts; still using {}",
                    config.control_path, config_.control_path);
       config.control_path = config_.control_path;
+    }
+    auto metrics_path = [](const Config& c) {
+      return c.metrics_file ? fmt::format("{} every {}", c.metrics_file->path,
+                                          format_duration(c.metrics_file->interval))
+                            : std::string("none");
+    };
+    if (metrics_path(config) != metrics_path(config_)) {
+      spdlog::warn("metrics: the new file ({}) takes effect when baton restarts; still using {}",
+                   metrics_path(config), metrics_path(config_));
     }
     // The same refusals as `baton check` and `baton run` (which checked
     // the first config), before anything is bound or started.
@@ -295,7 +313,27 @@ Status Daemon::start() {
     watch_signal(sigchld_, SIGCHLD);
   }
   supervisor_->start();
+  if (config_.metrics_file) {
+    spdlog::info("metrics: writing {} every {}", config_.metrics_file->path,
+                 format_duration(config_.metrics_file->interval));
+    metrics_timer_ = os_.timer([this] { write_metrics_file(); });
+    write_metrics_file();
+  }
   return {};
+}
+
+void Daemon::write_metrics_file() {
+  const Config::MetricsFile& m = *config_.metrics_file;
+  std::string text = metrics_text(supervisor_->snapshot(), log_lines_dropped_to_stderr(),
+                                  log_lines_dropped_for_followers());
+  if (Status s = replace_file(m.path, text, "metrics file"); !s) {
+    if (s.error().message != metrics_error_) spdlog::warn("metrics: {}", s.error().message);
+    metrics_error_ = s.error().message;
+  } else if (!metrics_error_.empty()) {
+    spdlog::info("metrics: {} written again", m.path);
+    metrics_error_.clear();
+  }
+  metrics_timer_->arm(m.interval);
 }
 
 void Daemon::watch_signal(uv_signal_t& handle, int signum) {
@@ -397,6 +435,14 @@ void Daemon::on_stopped() {
 
 void Daemon::shutdown() {
   stopping_ = true;
+  // A stopped baton's numbers would read as current: the file goes with it.
+  if (metrics_timer_) {
+    metrics_timer_.reset();
+    if (::unlink(config_.metrics_file->path.c_str()) != 0 && errno != ENOENT) {
+      spdlog::warn("metrics: cannot remove {}: {}", config_.metrics_file->path,
+                   std::strerror(errno));
+    }
+  }
   stop_log_followers();
   if (control_) {
     control_->close();

@@ -1,7 +1,10 @@
-// Reading whole files, and the bounded start of files that may be too long.
+// Reading whole files, the bounded start of files that may be too long, and
+// replacing a file whole.
 #include "file_util.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -45,6 +48,35 @@ Result<FileHead> read_file_head(const std::string& path, const std::string& what
   if (failed) return sys_error(fmt::format("cannot read {} {}", what, path), err);
   head.complete = head.text.size() <= limit;
   return head;
+}
+
+Status replace_file(const std::string& path, const std::string& text, const std::string& what) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return sys_error(fmt::format("cannot write {} {}", what, tmp));
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Error e = sys_error(fmt::format("cannot write {} {}", what, tmp));
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return e;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0) {
+    Error e = sys_error(fmt::format("cannot write {} {}", what, tmp));
+    ::unlink(tmp.c_str());
+    return e;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    Error e = sys_error(fmt::format("cannot rename {} to {} {}", tmp, what, path));
+    ::unlink(tmp.c_str());
+    return e;
+  }
+  return {};
 }
 
 }  // namespace baton

@@ -1,4 +1,5 @@
-// Small file helpers shared by the config reader and the shim checks.
+// Small file helpers shared by the config reader, the shim checks and the
+// metrics file.
 #pragma once
 
 #include <cstdint>
@@ -26,5 +27,10 @@ struct FileHead {
 /// Reads `path` up to `limit` + 1 bytes, never more, so a huge file or an
 /// endless device costs no more than the limit. Errors as read_whole_file.
 Result<FileHead> read_file_head(const std::string& path, const std::string& what, size_t limit);
+
+/// Replaces `path` with `text` whole: written to PATH.tmp, then renamed
+/// over it, so a reader sees the old file or the new one, never a part.
+/// The error names `what` and the path.
+Status replace_file(const std::string& path, const std::string& text, const std::string& what);
 
 }  // namespace baton

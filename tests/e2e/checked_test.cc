@@ -121,13 +121,6 @@ int probe_attempts(const nlohmann::json& status, int generation) {
   return 0;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 }  // namespace
 
 TEST_CASE("checked deploy: the switch comes after the candidate's first passing /healthz") {

@@ -102,6 +102,8 @@ StatusCheck generation_reached(int generation);
 int accept_queue_length(int port);
 /// True if a file (of any kind) exists at `path`.
 bool path_exists(const std::string& path);
+/// The whole content of the file at `path`; empty if it cannot be read.
+std::string read_file(const std::string& path);
 
 std::string baton_bin();
 std::string hello_bin();

@@ -194,6 +194,33 @@ TEST_CASE("baton stop drains the app and leaves no process and no socket file be
         std::string::npos);
 }
 
+TEST_CASE("[metrics] file: written at start, rewritten with a reload's count, gone at stop") {
+  TempDir dir;
+  std::string prom = dir.file("baton.prom");
+  std::string config = write_config(dir, hello_command(), {{"http", "tcp://127.0.0.1:0"}},
+                                    "[metrics]\nfile = \"baton.prom\"\ninterval = \"1s\"\n");
+  Baton baton(dir, {"-c", config}, dir.file("control.sock"));
+  REQUIRE(baton.wait_ready());
+  REQUIRE(path_exists(prom));  // written as baton starts, before the app is ready
+  CHECK(read_file(prom).find("baton_reloads_total{result=\"ok\"} 0\n") != std::string::npos);
+  REQUIRE(run_command({baton_bin(), "reload", "-c", config}).exit_code == 0);
+  // Rewritten within the interval (1s), never seen half written.
+  std::string text;
+  CHECK(eventually(
+      [&] {
+        text = read_file(prom);
+        REQUIRE(text.ends_with("\n"));
+        return text.find("baton_reloads_total{result=\"ok\"} 1\n") != std::string::npos;
+      },
+      5s));
+  CHECK(text.find("baton_generation 2\n") != std::string::npos);
+  CHECK(baton.log().find(fmt::format("metrics: writing {} every 1s", prom)) != std::string::npos);
+  CHECK(run_command({baton_bin(), "stop", "-c", config}).exit_code == 0);
+  CHECK(baton.wait_exit() == 0);
+  CHECK_FALSE(path_exists(prom));
+  CHECK_FALSE(path_exists(prom + ".tmp"));
+}
+
 TEST_CASE("notify_socket = \"abstract\": the app gets an abstract NOTIFY_SOCKET, no file") {
   TempDir dir;
   std::string report = dir.file("report");

@@ -978,6 +978,27 @@ TEST_CASE("notify_access: main by default; exec and all; anything else is refuse
         "\"exec\" (also those of the processes it started) or \"all\" (any process of its group)");
 }
 
+TEST_CASE("[metrics]: a .prom file beside the config, every 15s by default; refusals") {
+  CHECK_FALSE(parse_ok(with_app("")).metrics_file);
+  Config c = parse_ok(with_app("", "[metrics]\nfile = \"run/baton.prom\"\n"));
+  REQUIRE(c.metrics_file);
+  CHECK(c.metrics_file->path == "/etc/baton/run/baton.prom");
+  CHECK(c.metrics_file->interval == Millis(15'000));
+  c = parse_ok(with_app("", "[metrics]\nfile = \"/var/lib/x/b.prom\"\ninterval = \"1s\"\n"));
+  CHECK(c.metrics_file->path == "/var/lib/x/b.prom");
+  CHECK(c.metrics_file->interval == Millis(1'000));
+  CHECK(config_error(with_app("", "[metrics]\ninterval = \"5s\"\n")) ==
+        "/etc/baton/test.toml:5:1: [metrics] needs a file, e.g. file = "
+        "\"/var/lib/prometheus/node-exporter/baton.prom\"");
+  CHECK(config_error(with_app("", "[metrics]\nfile = \"baton.txt\"\n")) ==
+        "/etc/baton/test.toml:6:8: metrics.file \"baton.txt\" must be named NAME.prom (the "
+        "textfile collector reads only *.prom files)");
+  CHECK(config_error(with_app("", "[metrics]\nfile = \"b.prom\"\ninterval = \"500ms\"\n")) ==
+        "/etc/baton/test.toml:7:12: 'metrics.interval' must be at least 1s");
+  CHECK(config_error(with_app("metrics = \"b.prom\"\n")) ==
+        "/etc/baton/test.toml:2:11: 'metrics' must be a table ([metrics])");
+}
+
 TEST_CASE("instances, strategy and max_surge: one instance all at once by default") {
   Config d = parse_ok(with_app(""));
   CHECK(d.instances == 1);
