@@ -104,7 +104,7 @@ say "checking /usr/bin/baton --version"
 got=$(/usr/bin/baton --version)
 [ "$got" = "baton $version" ] || fail "baton --version printed \"$got\", not \"baton $version\""
 
-say "checking the installed shim is the one baton finds"
+say "checking baton's libraries resolve and the shim is where baton looks (/usr/lib/$multiarch/baton)"
 ldd /usr/bin/baton | grep -q "not found" && fail "baton has a library not found: $(ldd /usr/bin/baton)"
 [ "$(readlink -f /usr/lib/"$multiarch"/baton/libbaton_shim.so)" = /usr/lib/"$multiarch"/baton/libbaton_shim.so ] ||
   fail "the shim is not at /usr/lib/$multiarch/baton/libbaton_shim.so"
