@@ -9,7 +9,7 @@
 namespace baton {
 
 const char kUsage[] = R"(usage:
-  baton run -c FILE [--shim]
+  baton run -c FILE
   baton run --listen NAME=URL [--listen NAME=URL ...] [--control PATH] [--shim]
             [CHECK OPTIONS] -- COMMAND [ARGS...]
   baton reload   [-c FILE | --control PATH] [--wait] [--canary SHARE] [--logs]
