@@ -90,7 +90,7 @@ TEST_CASE("status: a reload's candidate with its checks, and the last reloads") 
   s["instances"].push_back(instance(3, 1, 4500, "starting", 2'000));
   s["instances"][1]["substate"] = "failing";
   s["instances"][1].erase("ready_after_ms");
-  s["instances"][1]["waiting_for"] = {"READY=1"};
+  s["instances"][1]["waiting_for"] = json::array({"READY=1"});
   s["instances"][1]["probes"] = json::array();
   s["instances"][0]["status"] = "caf\xc3\xa9";
   s["candidate"] = {
@@ -100,7 +100,8 @@ TEST_CASE("status: a reload's candidate with its checks, and the last reloads") 
       {"checks", json::array({{{"name", "ready"}, {"state", "passed"}, {"detail", "after 180ms"}},
                               {{"name", "smoke home"}, {"state", "running"}, {"detail", ""}},
                               {{"name", "min_ready 5s"}, {"state", "pending"}, {"detail", ""}}})}};
-  s["recent_reloads"] = {reload("rolled back", 1, 2, 60'000), reload("refused", 0, 0, 120'000)};
+  s["recent_reloads"] =
+      json::array({reload("rolled back", 1, 2, 60'000), reload("refused", 0, 0, 120'000)});
   s["recent_reloads"][1]["error"] = "refused, nothing was changed: baton.toml: no [[socket]]";
   for (const char* k : {"request_to_exec_ms", "exec_to_ready_ms"})
     s["recent_reloads"][1][k] = nullptr;
@@ -155,7 +156,7 @@ TEST_CASE("status: several instances get an INSTANCE column; an empty generation
 
 TEST_CASE("status: colour marks states and results, and headings; none without it") {
   json s = serving();
-  s["recent_reloads"] = {reload("ok", 1, 2, 1'000)};
+  s["recent_reloads"] = json::array({reload("ok", 1, 2, 1'000)});
   std::string plain = format_status(s, false);
   std::string coloured = format_status(s, true);
   CHECK(plain.find('\033') == std::string::npos);
