@@ -7,7 +7,8 @@
 # Needs root: it installs into /usr. It refuses to run when a baton package
 # or a /usr/bin/baton is there already, so it only ever removes its own; a
 # trap kills what it started (by pid) and purges the package on any exit.
-# Extra arguments go to scripts/package (and so to cmake).
+# Extra arguments go to scripts/package (and so to cmake); with
+# BATON_PACKAGE_BUILD=DIR it packs that build tree instead.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
