@@ -15,7 +15,7 @@ const char kUsage[] = R"(usage:
   baton reload   [-c FILE | --control PATH] [--wait] [--canary SHARE] [--logs]
   baton promote  [-c FILE | --control PATH] [--wait]
   baton rollback [-c FILE | --control PATH]
-  baton status   [-c FILE | --control PATH] [--json]
+  baton status   [-c FILE | --control PATH] [--json | --ready]
   baton stop     [-c FILE | --control PATH]
   baton logs     [-c FILE | --control PATH] [-f] [-n N] [--generation G]
   baton metrics  [-c FILE | --control PATH]
@@ -54,7 +54,8 @@ commands:
            symlinks resolved when it started) starts again through a normal
            checked reload
   status   show sockets, instances by generation, the reload in progress with its
-           checks, and the last reloads (--json: every fact, as JSON)
+           checks, and the last reloads (--json: every fact, as JSON; --ready:
+           one line, exit 0 only while a generation serves with a ready instance)
   logs     print the lines baton keeps (the app's output with generation and pid,
            and baton's own events); -f: then follow new ones as they are written
   metrics  print baton's counters and gauges in Prometheus text format
@@ -80,6 +81,8 @@ options:
                         configured address gets baton's socket, and it is made ready and
                         drained without code changes
   --json                machine-readable status
+  --ready               status: exit 0 while baton serves with a ready instance, else 1
+                        (a container's readiness probe)
   --wait                reload, promote: also wait until the old generation has exited
   --canary SHARE        reload: a canary with this share of new connections ("10%")
   --logs                reload: also show the new generation's output as it is written
@@ -174,8 +177,8 @@ bool is_check_option(std::string_view option) {
 
 /// Options that take no value.
 bool is_switch(std::string_view option) {
-  return option == "--json" || option == "--wait" || option == "--shim" || option == "--logs" ||
-         option == "--follow" || option == "--keepalive" ||
+  return option == "--json" || option == "--ready" || option == "--wait" || option == "--shim" ||
+         option == "--logs" || option == "--follow" || option == "--keepalive" ||
          std::any_of(std::begin(kCheckSwitches), std::end(kCheckSwitches),
                      [&](const auto& entry) { return entry.first == option; });
 }
@@ -191,7 +194,7 @@ bool accepts(std::string_view command, std::string_view option) {
   if (option == "--config") return client || command == "run" || command == "check";
   if (option == "--control") return client || command == "run";
   if (option == "--listen") return command == "run";
-  if (option == "--json") return command == "status";
+  if (option == "--json" || option == "--ready") return command == "status";
   if (option == "--wait") return command == "reload" || command == "promote";
   if (option == "--canary") return command == "reload";
   if (option == "--shim") return command == "run";
@@ -206,6 +209,7 @@ bool accepts(std::string_view command, std::string_view option) {
 
 void set_switch(CommandLine& cl, std::string_view option) {
   if (option == "--json") cl.json = true;
+  if (option == "--ready") cl.ready = true;
   if (option == "--wait") cl.wait = true;
   if (option == "--shim") cl.shim = true;
   if (option == "--logs") cl.logs = true;
@@ -265,6 +269,7 @@ Status check_combination(const CommandLine& cl, std::string_view first_check) {
   if (!cl.verify.rate.empty() && !cl.verify.connections.empty()) {
     return usage("give either --rate or --connections, not both");
   }
+  if (cl.json && cl.ready) return usage("give either --json or --ready, not both");
   if (cl.command != "run") {
     if (!cl.config_file.empty() && !cl.control_path.empty()) {
       return usage("give either -c FILE or --control PATH, not both");

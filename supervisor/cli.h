@@ -25,6 +25,8 @@ struct CommandLine {
   /// The app's argv, after "--" (run only).
   std::vector<std::string> app_command;
   bool json = false;
+  /// status --ready: exit 0 only while a generation serves with a ready instance.
+  bool ready = false;
   /// run --shim: run the app under the LD_PRELOAD shim.
   bool shim = false;
   /// reload, promote --wait: also wait until the replaced generation has exited.

@@ -31,13 +31,18 @@ std::string ms_text(const nlohmann::json& v) {
 
 }  // namespace
 
-int command_status(const std::string& control_path, bool json) {
+int command_status(const std::string& control_path, bool json, bool ready) {
   auto reply = control_request(control_path, {{"command", "status"}}, [](const auto&) {});
   if (!reply) return report_failure(reply.error());
   if (!(*reply)["ok"].get<bool>()) {
     return report_failure(error((*reply).value("error", "status failed")));
   }
   const nlohmann::json& status = (*reply)["status"];
+  if (ready) {
+    Readiness r = readiness(status);
+    std::puts(r.line.c_str());
+    return r.ready ? kExitOk : kExitFailed;
+  }
   std::string text =
       json ? status.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"
            : format_status(status, colour_output(STDOUT_FILENO));

@@ -10,7 +10,8 @@
 
 namespace baton {
 
-int command_status(const std::string& control_path, bool json);
+/// `ready`: status --ready (one line; exit 0 only while ready).
+int command_status(const std::string& control_path, bool json, bool ready = false);
 int command_stop(const std::string& control_path);
 /// `reload`, `promote` and `rollback` (`command`); `canary`: reload
 /// --canary's share as typed ("10%"), empty for none.

@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "baton: %s\n", control.error().message.c_str());
     return kExitFailed;
   }
-  if (cl->command == "status") return command_status(*control, cl->json);
+  if (cl->command == "status") return command_status(*control, cl->json, cl->ready);
   if (cl->command == "logs") return command_logs(*control, cl->follow, cl->lines, cl->generation);
   if (cl->command == "metrics") return command_metrics(*control);
   if (cl->command == "verify") return command_verify(*control, cl->verify);

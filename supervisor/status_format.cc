@@ -295,6 +295,29 @@ std::string format_status(const json& s, bool colour) {
   return out;
 }
 
+Readiness readiness(const json& s) {
+  int generation = num(s, "generation");
+  int ready = num(s, "ready_instances");
+  int wanted = num(s, "wanted_instances", 1);
+  if (str(s, "state") != "running")
+    return {false, fmt::format("not ready: baton is {}", str(s, "state"))};
+  if (ready > 0) {
+    return {true, fmt::format("ready: generation {}, {} of {} ready", generation, ready,
+                              plural(wanted, "instance", "instances"))};
+  }
+  std::string why = fmt::format("not ready: generation {} has no ready instance", generation);
+  for (const json& i : s["instances"]) {
+    if (num(i, "generation") != generation || !i.contains("waiting_for") ||
+        i["waiting_for"].empty())
+      continue;
+    why += fmt::format(" (waiting for {})", fmt::join(i["waiting_for"], ", "));
+    break;
+  }
+  const json& last = s.value("last_exit", json());
+  if (last.is_object()) why += "; last exit: " + str(last, "reason");
+  return {false, why};
+}
+
 bool colour_output(int fd) {
   if (isatty(fd) != 1) return false;
   const char* no_colour = std::getenv("NO_COLOR");

@@ -84,6 +84,10 @@ TEST_CASE("fault: as PID 1 baton reaps the orphans its app leaves, and SIGTERM d
   REQUIRE(inner.size() == 1);
   pid_t baton_pid = inner[0];
   CHECK(baton.status()["pid"] == 1);
+  // The container's readiness probe.
+  CommandResult ready = run_command({baton_bin(), "status", "--ready", "-c", config});
+  CHECK(ready.exit_code == 0);
+  CHECK(ready.out == "ready: generation 1, 1 of 1 instance ready\n");
 
   auto load = start_load(address_of(baton));
   REQUIRE(traffic_flows(*load));
@@ -101,6 +105,10 @@ TEST_CASE("fault: as PID 1 baton reaps the orphans its app leaves, and SIGTERM d
 
   REQUIRE(kill(baton_pid, SIGTERM) == 0);
   CHECK(baton.wait_exit(15s) == std::optional<int>(0));
+  // Gone: a probe that cannot reach baton fails too.
+  CommandResult gone = run_command({baton_bin(), "status", "--ready", "-c", config});
+  CHECK(gone.exit_code == 111);
+  CHECK(gone.out.empty());
 }
 
 TEST_CASE("fault: a reader of baton's stderr that stops reading does not stall reloads") {

@@ -496,6 +496,13 @@ TEST_CASE("a crash loop shows its last exit and next start, and its failures cou
   INFO(text.out);
   CHECK(text.out.find("exited with status 4 before READY=1\n") != std::string::npos);
   CHECK(text.out.find("\nnext start in ") != std::string::npos);
+  // A readiness probe's answer: not ready, and why.
+  CommandResult ready = run_command({baton_bin(), "status", "--ready", "-c", config});
+  CHECK(ready.exit_code == 1);
+  CHECK(ready.out.starts_with("not ready: generation 1 has no ready instance"));
+  INFO(ready.out);
+  CHECK(ready.out.find("; last exit: ") != std::string::npos);
+  CHECK(ready.out.find("exited with status 4 before READY=1\n") != std::string::npos);
 }
 
 TEST_CASE("a command that is neither ELF nor #! script is not run under /bin/sh") {

@@ -66,6 +66,13 @@ TEST_CASE("status, stop and check take their options") {
   CHECK(status.config_file == "");
   CHECK(status.control_path == "");
 
+  CommandLine ready = parse_ok({"status", "--ready", "-c", "app.toml"});
+  CHECK(ready.ready);
+  CHECK_FALSE(ready.json);
+  CHECK(usage_error({"status", "--ready", "--json"}) ==
+        "give either --json or --ready, not both (see baton --help)");
+  CHECK(usage_error({"reload", "--ready"}) == "reload does not take --ready (see baton --help)");
+
   CommandLine stop = parse_ok({"stop", "--control", "/run/baton/app.sock"});
   CHECK(stop.command == "stop");
   CHECK(stop.control_path == "/run/baton/app.sock");

@@ -174,3 +174,26 @@ TEST_CASE("status: colour marks states and results, and headings; none without i
   }
   CHECK(stripped == plain);
 }
+
+TEST_CASE("status --ready: ready while the serving generation has a ready instance") {
+  json s = serving();
+  baton::Readiness r = baton::readiness(s);
+  CHECK(r.ready);
+  CHECK(r.line == "ready: generation 1, 1 of 1 instance ready");
+
+  s["state"] = "stopping";
+  r = baton::readiness(s);
+  CHECK_FALSE(r.ready);
+  CHECK(r.line == "not ready: baton is stopping");
+
+  s = serving();
+  s["ready_instances"] = 0;
+  s["instances"][0]["state"] = "starting";
+  s["instances"][0]["waiting_for"] = json::array({"READY=1", "http /health"});
+  s["last_exit"] = {{"reason", "exited with status 3 before READY=1"}, {"ago_ms", 20}};
+  r = baton::readiness(s);
+  CHECK_FALSE(r.ready);
+  CHECK(r.line ==
+        "not ready: generation 1 has no ready instance (waiting for READY=1, http /health); last "
+        "exit: exited with status 3 before READY=1");
+}
