@@ -196,7 +196,6 @@ void Supervisor::start_reload(std::vector<ReloadRequest> requests,
         std::string summary =
             fmt::format("pre_reload {}: {} in {}", name, r.outcome, format_duration(r.took));
         if (!r.passed) reload_->failure_output = r.output;
-        reload_->smoke_results.push_back({r.passed, summary});
         reload_event(r.passed ? ReloadEvent::kHookPassed : ReloadEvent::kHookFailed, summary);
       });
   report_status();
@@ -317,10 +316,10 @@ void Supervisor::run_smoke() {
       command_spec(*reload_->gen, check),
       [this](const std::string& line) { broadcast(fmt::format("smoke: {}", line)); },
       [this, name](CommandResult r) {
-        std::string summary =
-            fmt::format("smoke {}: {} in {}", name, r.outcome, format_duration(r.took));
+        std::string outcome = fmt::format("{} in {}", r.outcome, format_duration(r.took));
+        std::string summary = fmt::format("smoke {}: {}", name, outcome);
         if (!r.passed) reload_->failure_output = r.output;
-        reload_->smoke_results.push_back({r.passed, summary});
+        reload_->smoke_results.push_back({r.passed, outcome});
         reload_event(r.passed ? ReloadEvent::kSmokePassed : ReloadEvent::kSmokeFailed, summary);
       });
   report_status();

@@ -702,12 +702,6 @@ std::vector<StatusSnapshot::CheckView> Supervisor::candidate_checks() const {
       out.push_back({name, started ? "passed" : "failed", started ? "" : r.failure});
     }
   }
-  std::string readiness;
-  for (const Instance* i : r.gen->instances) {
-    if (i->state != InstanceState::kStarting) continue;
-    readiness = fmt::format("waiting for {}", fmt::join(waiting_for(*i), ", "));
-    break;
-  }
   if (ready) {
     out.push_back({"ready", "passed",
                    fmt::format("after {}", format_duration(std::chrono::duration_cast<Millis>(
@@ -715,16 +709,19 @@ std::vector<StatusSnapshot::CheckView> Supervisor::candidate_checks() const {
   } else if (failed) {
     out.push_back({"ready", started ? "failed" : "skipped", started ? r.failure : ""});
   } else {
-    out.push_back({"ready", started ? "running" : "pending", readiness});
+    std::string waiting;  // what the first instance still starting waits for
+    for (const Instance* i : r.gen->instances) {
+      if (i->state != InstanceState::kStarting) continue;
+      waiting = fmt::format("waiting for {}", fmt::join(waiting_for(*i), ", "));
+      break;
+    }
+    out.push_back({"ready", started ? "running" : "pending", waiting});
   }
   for (size_t k = 0; k < config.smoke.size(); ++k) {
     std::string name = "smoke " + check_name(config.smoke[k]);
     if (k < r.smoke_results.size()) {
       const Reload::SmokeResult& result = r.smoke_results[k];
-      // "smoke home: exited with status 0 in 35ms": the part after the name.
-      std::string_view detail = result.summary;
-      if (detail.starts_with(name + ": ")) detail.remove_prefix(name.size() + 2);
-      out.push_back({name, result.passed ? "passed" : "failed", std::string(detail)});
+      out.push_back({name, result.passed ? "passed" : "failed", result.outcome});
     } else if (r.phase == ReloadPhase::kSmoking && k == r.smoke_index) {
       out.push_back({name, "running", ""});
     } else {

@@ -290,10 +290,11 @@ class Supervisor {
     /// The hook or smoke check running, and which smoke check it is.
     std::unique_ptr<Pending> command;
     size_t smoke_index = 0;
-    /// How each smoke check run so far ended, in order, for `status`.
+    /// How each smoke check run so far ended, in order, for `status`
+    /// ("exited with status 0 in 35ms").
     struct SmokeResult {
       bool passed = false;
-      std::string summary;
+      std::string outcome;
     };
     std::vector<SmokeResult> smoke_results;
     /// When its min_ready hold began.

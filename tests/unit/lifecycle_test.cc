@@ -861,6 +861,29 @@ TEST_CASE("status: the candidate's checks, where each stands as the reload runs"
   }
 }
 
+TEST_CASE("status: a pre_reload hook comes first among the checks, apart from the smoke checks") {
+  Fixture f;
+  f.boot();
+  f.config.pre_reload = command("./migrate");
+  f.config.smoke = {command("./smoke-home")};
+  auto checks = [&] {
+    Log out;
+    for (const StatusSnapshot::CheckView& c : f.sup->snapshot().candidate_checks)
+      out.push_back(fmt::format("{}: {}; {}", c.name, c.state, c.detail));
+    return out;
+  };
+  auto client = f.reload();
+  CHECK(checks() == Log{"pre_reload ./migrate: running; ", "ready: pending; ",
+                        "smoke ./smoke-home: pending; "});
+  f.os.finish_command(1, true);
+  f.notify(1001, "READY=1");
+  CHECK(checks() == Log{"pre_reload ./migrate: passed; ", "ready: passed; after 0ms",
+                        "smoke ./smoke-home: running; "});
+  f.os.finish_command(2, false, "exited with status 1");
+  CHECK(checks() == Log{"pre_reload ./migrate: passed; ", "ready: passed; after 0ms",
+                        "smoke ./smoke-home: failed; exited with status 1 in 0ms"});
+}
+
 TEST_CASE("status: the last reloads, newest first; a drain ending late lands on its own") {
   Fixture f;
   pid_t first = f.boot();
