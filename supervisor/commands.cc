@@ -25,10 +25,6 @@ int report_failure(const Error& e) {
   return e.sys_errno != 0 ? kExitSystem : kExitFailed;
 }
 
-std::string ms_text(const nlohmann::json& v) {
-  return v.is_number() ? format_duration(Millis(v.get<int64_t>())) : "-";
-}
-
 }  // namespace
 
 int command_status(const std::string& control_path, bool json, bool ready) {
@@ -74,8 +70,8 @@ void print_reload_result(const nlohmann::json& reply, bool wait) {
   std::printf(
       "baton: reload done: generation %d (pid %d) serving; exec after %s, ready after %s, "
       "drain signal after %s\n",
-      r["generation"].get<int>(), r["pid"].get<int>(), ms_text(r["request_to_exec_ms"]).c_str(),
-      ms_text(r["exec_to_ready_ms"]).c_str(), ms_text(r["ready_to_drain_ms"]).c_str());
+      r["generation"].get<int>(), r["pid"].get<int>(), format_ms(r["request_to_exec_ms"]).c_str(),
+      format_ms(r["exec_to_ready_ms"]).c_str(), format_ms(r["ready_to_drain_ms"]).c_str());
   if (wait && r["replaced_pid"].get<int>() != 0) {
     size_t replaced = r.value("replaced_pids", nlohmann::json::array()).size();
     std::string who = replaced > 1 ? fmt::format(": its {} instances are gone; the last", replaced)

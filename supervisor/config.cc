@@ -427,8 +427,9 @@ void read_metrics(const toml::table& top, Config& config, Problems& problems) {
     }
     return;
   }
-  // node_exporter's textfile collector reads only *.prom files.
-  if (!file->ends_with(".prom") || file->size() == 5) {
+  // node_exporter's textfile collector reads only *.prom files (a file named
+  // ".prom" alone has no extension: refused too).
+  if (fs::path(*file).extension() != ".prom") {
     return problems.add(t->get("file")->source(),
                         fmt::format("metrics.file \"{}\" must be named NAME.prom (the textfile "
                                     "collector reads only *.prom files)",

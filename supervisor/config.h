@@ -144,6 +144,7 @@ struct Config {
   struct MetricsFile {
     std::string path;
     Millis interval{15'000};
+    bool operator==(const MetricsFile&) const = default;
   };
   std::optional<MetricsFile> metrics_file;
 

@@ -160,14 +160,13 @@ Result<GenerationPlan> Daemon::load_plan(std::shared_ptr<const Config> snapshot)
                    config.control_path, config_.control_path);
       config.control_path = config_.control_path;
     }
-    auto metrics_path = [](const Config& c) {
-      return c.metrics_file ? fmt::format("{} every {}", c.metrics_file->path,
-                                          format_duration(c.metrics_file->interval))
-                            : std::string("none");
-    };
-    if (metrics_path(config) != metrics_path(config_)) {
+    if (config.metrics_file != config_.metrics_file) {
+      auto text = [](const std::optional<Config::MetricsFile>& m) {
+        return m ? fmt::format("{} every {}", m->path, format_duration(m->interval))
+                 : std::string("none");
+      };
       spdlog::warn("metrics: the new file ({}) takes effect when baton restarts; still using {}",
-                   metrics_path(config), metrics_path(config_));
+                   text(config.metrics_file), text(config_.metrics_file));
     }
     // The same refusals as `baton check` and `baton run` (which checked
     // the first config), before anything is bound or started.

@@ -86,10 +86,6 @@ class Table {
   std::vector<Row> rows_;
 };
 
-std::string ms(const json& v) {
-  return v.is_number() ? format_duration(Millis(v.get<int64_t>())) : "-";
-}
-
 std::string str(const json& object, const char* key) {
   auto it = object.find(key);
   return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
@@ -152,15 +148,15 @@ std::string instances(const json& s, bool colour) {
     // The finer state, where it says more: "starting (failing)", "draining (lingering)".
     std::string substate = i.contains("substate") ? str(i, "substate") : state;
     std::string shown = substate != state ? fmt::format("{} ({})", state, substate) : state;
-    if (i.contains("draining_for_ms")) shown += " for " + ms(i["draining_for_ms"]);
+    if (i.contains("draining_for_ms")) shown += " for " + format_ms(i["draining_for_ms"]);
     std::string status = str(i, "status");
     std::vector<Cell> row = {{std::to_string(num(i, "generation"))},
                              {role(s, num(i, "generation"))}};
     if (several) row.push_back({std::to_string(num(i, "instance", 1))});
     row.push_back({std::to_string(num(i, "pid"))});
     row.push_back({shown, state_colour(substate == "failing" ? substate : state)});
-    row.push_back({ms(i["uptime_ms"])});
-    row.push_back({i.contains("ready_after_ms") ? ms(i["ready_after_ms"]) : "-"});
+    row.push_back({format_ms(i["uptime_ms"])});
+    row.push_back({i.contains("ready_after_ms") ? format_ms(i["ready_after_ms"]) : "-"});
     row.push_back({status.empty() ? "" : fmt::format("\"{}\"", status)});
     t.add(std::move(row));
     if (i.contains("waiting_for") && !i["waiting_for"].empty())
@@ -179,7 +175,7 @@ std::string crash_loop(const json& s) {
   if (num(s, "wanted_instances", 1) > 1) {
     for (const json& r : s.value("restarting", json::array())) {
       out += fmt::format("instance {} restarts in {} (failure {} in a row); last exit: {}\n",
-                         num(r, "instance"), ms(r["next_start_in_ms"]),
+                         num(r, "instance"), format_ms(r["next_start_in_ms"]),
                          num(r, "consecutive_failures"), str(r, "last_exit"));
     }
     return out;
@@ -187,9 +183,9 @@ std::string crash_loop(const json& s) {
   const json& last = s.value("last_exit", json());
   const json& next = s.value("next_start_in_ms", json());
   if (last.is_null() || (next.is_null() && !s["instances"].empty())) return "";
-  out += fmt::format("last exit {} ago: {}\n", ms(last["ago_ms"]), str(last, "reason"));
+  out += fmt::format("last exit {} ago: {}\n", format_ms(last["ago_ms"]), str(last, "reason"));
   if (next.is_number()) {
-    out += fmt::format("next start in {} (failure {} in a row)\n", ms(next),
+    out += fmt::format("next start in {} (failure {} in a row)\n", format_ms(next),
                        num(s, "consecutive_failures"));
   }
   return out;
@@ -205,7 +201,7 @@ std::string releases(const json& s) {
     const json& sb = s["standby"];
     out += fmt::format(
         "standby: generation {} ({} ready) for {} more: `baton rollback` switches back to it\n",
-        num(sb, "generation"), num(sb, "ready_instances"), ms(sb["drains_in_ms"]));
+        num(sb, "generation"), num(sb, "ready_instances"), format_ms(sb["drains_in_ms"]));
   } else if (s.contains("rollback_to") && !s["rollback_to"].empty()) {
     const json& r = s["rollback_to"][0];
     out +=
@@ -226,9 +222,9 @@ std::string candidate(const json& s, bool colour) {
   out += "\n";
   if (s.contains("canary") && s["canary"].is_object()) {
     const json& k = s["canary"];
-    out += fmt::format("  canary for {}; ", ms(k["for_ms"]));
+    out += fmt::format("  canary for {}; ", format_ms(k["for_ms"]));
     out += k["promote_in_ms"].is_number()
-               ? fmt::format("promoted in {} unless rolled back", ms(k["promote_in_ms"]))
+               ? fmt::format("promoted in {} unless rolled back", format_ms(k["promote_in_ms"]))
                : std::string("waiting for `baton promote` or `baton rollback`");
     if (k["last_probe"].is_string()) out += "; last probe: " + k["last_probe"].get<std::string>();
     out += "\n";
@@ -264,13 +260,13 @@ std::string reloads(const json& s, bool colour) {
     } else if (result == "ok" && num(r, "replaced_pid") != 0) {
       old = fmt::format("pid {} draining", num(r, "replaced_pid"));
     }
-    t.add({{ms(r["ago_ms"]) + " ago"},
+    t.add({{format_ms(r["ago_ms"]) + " ago"},
            {gen},
            {result, result_colour(result)},
-           {ms(r["request_to_exec_ms"])},
-           {ms(r["exec_to_ready_ms"])},
-           {ms(r["ready_to_drain_ms"])},
-           {r.contains("drain_ms") ? ms(r["drain_ms"]) : "-"},
+           {format_ms(r["request_to_exec_ms"])},
+           {format_ms(r["exec_to_ready_ms"])},
+           {format_ms(r["ready_to_drain_ms"])},
+           {r.contains("drain_ms") ? format_ms(r["drain_ms"]) : "-"},
            {old}});
     if (!str(r, "error").empty()) t.note(str(r, "error"));
   }
@@ -282,7 +278,7 @@ std::string reloads(const json& s, bool colour) {
 std::string format_status(const json& s, bool colour) {
   std::string out =
       fmt::format("baton {} (pid {}) {}, up {}, control {}\n", str(s, "name"), num(s, "pid"),
-                  str(s, "state"), ms(s["uptime_ms"]), str(s, "control"));
+                  str(s, "state"), format_ms(s["uptime_ms"]), str(s, "control"));
   int wanted = num(s, "wanted_instances", 1);
   out += fmt::format("serving: generation {}, {} of {} ready, {}\n", num(s, "generation"),
                      num(s, "ready_instances", 0), plural(wanted, "instance", "instances"),
@@ -316,6 +312,10 @@ Readiness readiness(const json& s) {
   const json& last = s.value("last_exit", json());
   if (last.is_object()) why += "; last exit: " + str(last, "reason");
   return {false, why};
+}
+
+std::string format_ms(const json& v) {
+  return v.is_number() ? format_duration(Millis(v.get<int64_t>())) : "-";
 }
 
 bool colour_output(int fd) {

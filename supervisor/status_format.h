@@ -9,6 +9,10 @@
 
 namespace baton {
 
+/// A JSON count of milliseconds as a duration ("1.2s"); "-" when it is not
+/// a number (a step that did not happen).
+std::string format_ms(const nlohmann::json& ms);
+
 /// `colour`: ANSI colours for states and results, bold headings.
 std::string format_status(const nlohmann::json& status, bool colour = false);
 

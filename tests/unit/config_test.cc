@@ -993,6 +993,9 @@ TEST_CASE("[metrics]: a .prom file beside the config, every 15s by default; refu
   CHECK(config_error(with_app("", "[metrics]\nfile = \"baton.txt\"\n")) ==
         "/etc/baton/test.toml:6:8: metrics.file \"baton.txt\" must be named NAME.prom (the "
         "textfile collector reads only *.prom files)");
+  CHECK(config_error(with_app("", "[metrics]\nfile = \"run/.prom\"\n")) ==
+        "/etc/baton/test.toml:6:8: metrics.file \"run/.prom\" must be named NAME.prom (the "
+        "textfile collector reads only *.prom files)");
   CHECK(config_error(with_app("", "[metrics]\nfile = \"b.prom\"\ninterval = \"500ms\"\n")) ==
         "/etc/baton/test.toml:7:12: 'metrics.interval' must be at least 1s");
   CHECK(config_error(with_app("metrics = \"b.prom\"\n")) ==

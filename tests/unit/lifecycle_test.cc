@@ -825,17 +825,24 @@ TEST_CASE("reload: smoke checks run in order after readiness and before the swit
   }
 }
 
+namespace {
+
+/// The reload candidate's checks as status has them: "NAME: STATE; DETAIL".
+Log candidate_checks(Fixture& f) {
+  Log out;
+  for (const StatusSnapshot::CheckView& c : f.sup->snapshot().candidate_checks)
+    out.push_back(fmt::format("{}: {}; {}", c.name, c.state, c.detail));
+  return out;
+}
+
+}  // namespace
+
 TEST_CASE("status: the candidate's checks, where each stands as the reload runs") {
   Fixture f;
   f.boot();
   f.config.smoke = {command("./smoke-home")};
   f.config.min_ready = 500ms;
-  auto checks = [&] {
-    Log out;
-    for (const StatusSnapshot::CheckView& c : f.sup->snapshot().candidate_checks)
-      out.push_back(fmt::format("{}: {}; {}", c.name, c.state, c.detail));
-    return out;
-  };
+  auto checks = [&] { return candidate_checks(f); };
   auto client = f.reload();
   CHECK(checks() == Log{"ready: running; waiting for READY=1", "smoke ./smoke-home: pending; ",
                         "min_ready 500ms: pending; "});
@@ -866,12 +873,7 @@ TEST_CASE("status: a pre_reload hook comes first among the checks, apart from th
   f.boot();
   f.config.pre_reload = command("./migrate");
   f.config.smoke = {command("./smoke-home")};
-  auto checks = [&] {
-    Log out;
-    for (const StatusSnapshot::CheckView& c : f.sup->snapshot().candidate_checks)
-      out.push_back(fmt::format("{}: {}; {}", c.name, c.state, c.detail));
-    return out;
-  };
+  auto checks = [&] { return candidate_checks(f); };
   auto client = f.reload();
   CHECK(checks() == Log{"pre_reload ./migrate: running; ", "ready: pending; ",
                         "smoke ./smoke-home: pending; "});

@@ -66,20 +66,24 @@ json reload(const char* result, int from, int to, int64_t ago_ms) {
           {"drain_result", ok ? "exited with status 0 after draining for 1.2s" : ""}};
 }
 
+/// What format_status(serving()) starts with: baton, the serving generation
+/// and the sockets.
+const std::string kServingHead =
+    "baton hello (pid 4100) running, up 5m3s, control /run/baton/hello.sock\n"
+    "serving: generation 1, 1 of 1 instance ready, 0 restarts\n"
+    "\n"
+    "SOCKET  URL                   BOUND           LISTENERS\n"
+    "http    tcp://127.0.0.1:8080  127.0.0.1:8080  per-generation\n"
+    "\n";
+
 }  // namespace
 
 TEST_CASE("status: a service with no reload yet") {
-  CHECK(format_status(serving()) ==
-        "baton hello (pid 4100) running, up 5m3s, control /run/baton/hello.sock\n"
-        "serving: generation 1, 1 of 1 instance ready, 0 restarts\n"
-        "\n"
-        "SOCKET  URL                   BOUND           LISTENERS\n"
-        "http    tcp://127.0.0.1:8080  127.0.0.1:8080  per-generation\n"
-        "\n"
-        "GEN  ROLE     PID   STATE  UP    READY AFTER  STATUS\n"
-        "1    serving  4312  ready  4m1s  180ms\n"
-        "\n"
-        "reloads: 0\n");
+  CHECK(format_status(serving()) == kServingHead +
+                                        "GEN  ROLE     PID   STATE  UP    READY AFTER  STATUS\n"
+                                        "1    serving  4312  ready  4m1s  180ms\n"
+                                        "\n"
+                                        "reloads: 0\n");
 }
 
 TEST_CASE("status: a reload's candidate with its checks, and the last reloads") {
@@ -107,29 +111,24 @@ TEST_CASE("status: a reload's candidate with its checks, and the last reloads") 
     s["recent_reloads"][1][k] = nullptr;
   s["last_reload"] = s["recent_reloads"][0];
   CHECK(format_status(s) ==
-        "baton hello (pid 4100) running, up 5m3s, control /run/baton/hello.sock\n"
-        "serving: generation 1, 1 of 1 instance ready, 0 restarts\n"
-        "\n"
-        "SOCKET  URL                   BOUND           LISTENERS\n"
-        "http    tcp://127.0.0.1:8080  127.0.0.1:8080  per-generation\n"
-        "\n"
-        "GEN  ROLE       PID   STATE               UP    READY AFTER  STATUS\n"
-        "1    serving    4312  ready               4m1s  180ms        \"caf\xc3\xa9\"\n"
-        "3    candidate  4500  starting (failing)  2s    -\n"
-        "  waiting for READY=1\n"
-        "\n"
-        "reload in progress: generation 3 (smoke)\n"
-        "  CHECK         STATE    DETAIL\n"
-        "  ready         passed   after 180ms\n"
-        "  smoke home    running\n"
-        "  min_ready 5s  pending\n"
-        "\n"
-        "reloads: 1 committed; the last 2, newest first:\n"
-        "  WHEN      GEN    RESULT       TO EXEC  TO READY  TO SWITCH  DRAIN  OLD PROCESS\n"
-        "  1m0s ago  1 \u2192 2  rolled back  2ms      180ms     -          -\n"
-        "    generation 2 pid 4400 exited with status 3 before READY=1\n"
-        "  2m0s ago  -      refused      -        -         -          -\n"
-        "    refused, nothing was changed: baton.toml: no [[socket]]\n");
+        kServingHead +
+            "GEN  ROLE       PID   STATE               UP    READY AFTER  STATUS\n"
+            "1    serving    4312  ready               4m1s  180ms        \"caf\xc3\xa9\"\n"
+            "3    candidate  4500  starting (failing)  2s    -\n"
+            "  waiting for READY=1\n"
+            "\n"
+            "reload in progress: generation 3 (smoke)\n"
+            "  CHECK         STATE    DETAIL\n"
+            "  ready         passed   after 180ms\n"
+            "  smoke home    running\n"
+            "  min_ready 5s  pending\n"
+            "\n"
+            "reloads: 1 committed; the last 2, newest first:\n"
+            "  WHEN      GEN    RESULT       TO EXEC  TO READY  TO SWITCH  DRAIN  OLD PROCESS\n"
+            "  1m0s ago  1 \u2192 2  rolled back  2ms      180ms     -          -\n"
+            "    generation 2 pid 4400 exited with status 3 before READY=1\n"
+            "  2m0s ago  -      refused      -        -         -          -\n"
+            "    refused, nothing was changed: baton.toml: no [[socket]]\n");
 }
 
 TEST_CASE("status: several instances get an INSTANCE column; an empty generation says so") {
